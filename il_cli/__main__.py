@@ -1,0 +1,3 @@
+from il_cli.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Algorithms: pure functions built from lax.scan and vmap, one module each."""

@@ -1,0 +1,71 @@
+"""Behavioral cloning: π̂ = argmax_π Σ_i log π(a*_i | s_i) (eq. 24.2), by minibatch SGD."""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from il_cli import networks
+
+
+class BCState(struct.PyTreeNode):
+    params: Any
+    opt_state: Any
+    key: jax.Array  # raw uint32 PRNG key; the minibatch of step t uses fold_in(key, t)
+    step: jax.Array
+
+
+def bc_loss(params, actor, discrete, obs, actions):
+    """Negative log-likelihood −1/B Σ_i log π_θ(a*_i | s_i)."""
+    return -jnp.mean(networks.log_prob(discrete, actor.apply(params, obs), actions))
+
+
+def make_bc(actor, discrete: bool, lr: float, batch_size: int):
+    """(tx, init(key, obs0) -> BCState, train_chunk(state, data, num_steps) -> (state, losses)).
+
+    `data` is (obs [N, ...], actions [N, ...]); each step draws a minibatch of `batch_size`
+    indices uniformly with replacement, so the result does not depend on how steps are chunked.
+    """
+    tx = optax.adam(lr)
+
+    def init(key, obs0) -> BCState:
+        init_key, train_key = jax.random.split(key)
+        params = actor.init(init_key, obs0)
+        return BCState(params, tx.init(params), train_key, jnp.zeros((), jnp.int32))
+
+    def bc_update(state: BCState, data):
+        obs, actions = data
+        idx = jax.random.randint(jax.random.fold_in(state.key, state.step), (batch_size,), 0,
+                                 obs.shape[0])
+        loss, grads = jax.value_and_grad(bc_loss)(state.params, actor, discrete, obs[idx], actions[idx])
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        return state.replace(params=optax.apply_updates(state.params, updates),
+                             opt_state=opt_state, step=state.step + 1), loss
+
+    def train_chunk(state: BCState, data, num_steps: int):
+        return jax.lax.scan(lambda s, _: bc_update(s, data), state, None, length=num_steps)
+
+    return init, train_chunk
+
+
+def make_bc_metrics(actor, discrete: bool):
+    """metrics(params, obs, expert_actions, expert_log_std, key) on held-out expert states:
+    action accuracy (discrete) or mean squared action error (continuous), mean
+    log-likelihood of the expert's action, and ε = mean TV(π̂, π*) (Theorem 24.1)."""
+
+    def metrics(params, obs, actions, expert_log_std, key):
+        out = actor.apply(params, obs)
+        result = {
+            "holdout_log_likelihood": jnp.mean(networks.log_prob(discrete, out, actions)),
+            "tv_expert_states": jnp.mean(
+                networks.tv_to_expert(discrete, out, actions, expert_log_std, key)),
+        }
+        if discrete:
+            result["action_accuracy"] = jnp.mean(networks.mode(True, out) == actions)
+        else:
+            result["action_mse"] = jnp.mean((networks.mode(False, out) - actions) ** 2)
+        return result
+
+    return metrics

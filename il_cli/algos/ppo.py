@@ -1,0 +1,143 @@
+"""PPO with the clipped surrogate objective, GAE(λ), a value loss and an entropy bonus.
+
+Used to train experts and, later, the RL step of RLHF. Truncated episodes are bootstrapped
+from V(final_observation); terminated ones are not.
+"""
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from il_cli import networks
+from il_cli.config import PPOConfig
+from il_cli.envs import EnvSpec
+
+
+class PPOState(struct.PyTreeNode):
+    params: Any  # {"actor": ..., "critic": ...}
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array
+    episode_return: jax.Array  # running undiscounted return per environment
+    key: jax.Array  # raw uint32 PRNG key; per-update keys are fold_in(key, update)
+    update: jax.Array
+
+
+class Transition(NamedTuple):
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    done: jax.Array
+    next_value: jax.Array  # V(final_observation): the state reached, before auto-reset
+
+
+def gae(tr: Transition, gamma, gae_lambda):
+    """Generalized advantage estimation over a [T, E] rollout.
+
+    δ_t = r_t + γ (1 − terminated_t) V(s'_t) − V(s_t);  A_t = δ_t + γλ (1 − done_t) A_{t+1}.
+    Returns (advantages, value targets A_t + V(s_t)).
+    """
+    delta = tr.reward + gamma * (1.0 - tr.terminated) * tr.next_value - tr.value
+
+    def backward(next_adv, x):
+        delta_t, done_t = x
+        adv = delta_t + gamma * gae_lambda * (1.0 - done_t) * next_adv
+        return adv, adv
+
+    _, adv = jax.lax.scan(backward, jnp.zeros_like(delta[0]), (delta, tr.done), reverse=True)
+    return adv, adv + tr.value
+
+
+def ppo_loss(params, batch, actor, critic, discrete, clip_eps, vf_coef, ent_coef):
+    """L = −E[min(ρA, clip(ρ, 1±ε)A)] + c_v · ½E[(V − R)²] − c_e · E[H(π)], ρ = π/π_old."""
+    tr, adv, targets = batch
+    out = actor.apply(params["actor"], tr.obs)
+    ratio = jnp.exp(networks.log_prob(discrete, out, tr.action) - tr.log_prob)
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    pg_loss = -jnp.mean(jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv))
+    value_loss = 0.5 * jnp.mean((critic.apply(params["critic"], tr.obs) - targets) ** 2)
+    ent = jnp.mean(networks.entropy(discrete, out))
+    loss = pg_loss + vf_coef * value_loss - ent_coef * ent
+    return loss, {"loss": loss, "pg_loss": pg_loss, "value_loss": value_loss, "entropy": ent}
+
+
+def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
+    """(actor, init(key) -> PPOState, train_chunk(state, num_updates) -> (state, metrics))."""
+    actor = networks.make_actor(spec, cfg.hidden)
+    critic = networks.make_critic(spec, cfg.hidden)
+    E, T, M = cfg.num_envs, cfg.num_steps, cfg.num_minibatches
+    lr = (optax.linear_schedule(cfg.lr, 0.0, cfg.num_updates * cfg.num_epochs * M)
+          if cfg.anneal_lr else cfg.lr)
+    tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, eps=1e-5))
+    step_fn = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    reset_fn = jax.vmap(env.reset, in_axes=(0, None))
+
+    def init(key) -> PPOState:
+        actor_key, critic_key, reset_key, train_key = jax.random.split(key, 4)
+        obs0 = networks.dummy_obs(spec)
+        params = {"actor": actor.init(actor_key, obs0), "critic": critic.init(critic_key, obs0)}
+        obs, env_state = reset_fn(jax.random.split(reset_key, E), env_params)
+        return PPOState(params, tx.init(params), env_state, obs, jnp.zeros(E), train_key,
+                        jnp.zeros((), jnp.int32))
+
+    def rollout(state: PPOState, key):
+        def env_step(carry, t):
+            obs, env_state, ep_ret = carry
+            act_key, step_key = jax.random.split(jax.random.fold_in(key, t))
+            out = actor.apply(state.params["actor"], obs)
+            action = networks.sample(spec.discrete, out, act_key)
+            next_obs, env_state, reward, terminated, truncated, info = step_fn(
+                jax.random.split(step_key, E), env_state, networks.clip_action(spec, action),
+                env_params)
+            done = terminated | truncated
+            ep_ret = ep_ret + reward
+            tr = Transition(
+                obs, action, networks.log_prob(spec.discrete, out, action),
+                critic.apply(state.params["critic"], obs), reward * cfg.reward_scale,
+                terminated.astype(jnp.float32), done.astype(jnp.float32),
+                critic.apply(state.params["critic"], info["final_observation"]))
+            finished = (jnp.sum(jnp.where(done, ep_ret, 0.0)), jnp.sum(done))
+            return (next_obs, env_state, jnp.where(done, 0.0, ep_ret)), (tr, finished)
+
+        (obs, env_state, ep_ret), (traj, finished) = jax.lax.scan(
+            env_step, (state.obs, state.env_state, state.episode_return), jnp.arange(T))
+        return state.replace(obs=obs, env_state=env_state, episode_return=ep_ret), traj, finished
+
+    def update(state: PPOState, _):
+        """One PPO iteration: a rollout of T steps in E envs, then epochs × minibatches of SGD."""
+        rollout_key, epoch_key = jax.random.split(jax.random.fold_in(state.key, state.update))
+        state, traj, (ret_sum, ret_count) = rollout(state, rollout_key)
+        adv, targets = gae(traj, cfg.gamma, cfg.gae_lambda)
+        data = jax.tree.map(lambda x: x.reshape(T * E, *x.shape[2:]), (traj, adv, targets))
+
+        def epoch(carry, key):
+            perm = jax.random.permutation(key, T * E)
+            batches = jax.tree.map(lambda x: x[perm].reshape(M, -1, *x.shape[1:]), data)
+
+            def minibatch(carry, batch):
+                params, opt_state = carry
+                grads, metrics = jax.grad(ppo_loss, has_aux=True)(
+                    params, batch, actor, critic, spec.discrete, cfg.clip_eps, cfg.vf_coef,
+                    cfg.ent_coef)
+                updates, opt_state = tx.update(grads, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), metrics
+
+            return jax.lax.scan(minibatch, carry, batches)
+
+        (params, opt_state), metrics = jax.lax.scan(
+            epoch, (state.params, state.opt_state), jax.random.split(epoch_key, cfg.num_epochs))
+        metrics = jax.tree.map(jnp.mean, metrics)
+        metrics.update(episode_return_sum=ret_sum, episodes=ret_count)
+        state = state.replace(params=params, opt_state=opt_state, update=state.update + 1)
+        return state, metrics
+
+    def train_chunk(state: PPOState, num_updates: int):
+        return jax.lax.scan(update, state, None, length=num_updates)
+
+    return actor, init, train_chunk

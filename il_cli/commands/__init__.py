@@ -1,0 +1,1 @@
+"""One module per subcommand: parse, validate, call a job, print. No algorithm code."""

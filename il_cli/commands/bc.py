@@ -1,0 +1,60 @@
+"""il bc: behavioral cloning."""
+
+from typing import Annotated, Optional
+
+import typer
+
+from il_cli.commands.common import (Env, EvalEpisodes, Expert, Hidden, Json, Name, Recipe, Resume, RunDir,
+                                    Seed, eval_rows, open_resumed, resume_header, start, user_errors)
+from il_cli.config import BCConfig, build_config, from_json, parse_ints
+from il_cli.ui import UI
+
+
+def bc(
+    env: Env = None, seed: Seed = None, recipe: Recipe = None,
+    demos: Annotated[Optional[str], typer.Option(help="Dataset from `il collect` (default: collect --episodes).")] = None,
+    episodes: Annotated[Optional[int], typer.Option(help="Expert episodes to collect when no --demos.", show_default="20")] = None,
+    expert: Expert = None, hidden: Hidden = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.", show_default="1e-3")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Minibatch size.", show_default="256")] = None,
+    num_steps: Annotated[Optional[int], typer.Option(help="Gradient steps.", show_default="4000")] = None,
+    eval_episodes: EvalEpisodes = None,
+    run_dir: RunDir = None, name: Name = None, resume: Resume = None, json: Json = False,
+):
+    """Behavioral cloning: maximum likelihood of the expert's actions (eq. 24.2), then evaluation."""
+    ui = UI(json)
+    with user_errors(ui, [resume or run_dir or "RUN_DIR"]):
+        if resume:
+            run, saved = open_resumed(resume, "bc")
+            cfg = from_json(BCConfig, saved)
+        else:
+            cfg = build_config(BCConfig, "bc", recipe, env=env, seed=seed, demos=demos, episodes=episodes,
+                               expert=expert, hidden=parse_ints(hidden, "hidden"), lr=lr,
+                               batch_size=batch_size, num_steps=num_steps, eval_episodes=eval_episodes)
+            if cfg.demos:
+                from il_cli.data import load_dataset
+
+                load_dataset(cfg.demos, cfg.env)  # a wrong dataset is reported before any work
+        from il_cli.jobs.bc import POLICY_PATH, run_bc
+
+        if resume:
+            resume_header(ui, "bc", run)
+        else:
+            if cfg.expert and not cfg.demos:
+                from il_cli.runs import Run
+
+                Run.open(cfg.expert)
+            run = start(ui, "bc", cfg, POLICY_PATH, run_dir, name)
+        summary = run_bc(cfg, run, ui, resume=bool(resume))
+        run.close()
+        b = summary["bc"]
+        rows = eval_rows(summary) + [
+            ("expert return", summary["expert"]["return_mean"]), ("return gap", summary["return_gap"]),
+            ("ε = TV(π̂, π*) on expert states", b["tv_expert_states"])]
+        rows += [("held-out action accuracy", b["action_accuracy"])] if "action_accuracy" in b else [
+            ("held-out action MSE", b["action_mse"])]
+        rows += [("held-out log-likelihood", b["holdout_log_likelihood"]), ("train loss", b["train_loss"]),
+                 ("demonstrations", f"{b['demos']} transitions, {b['demo_episodes']} episodes"),
+                 ("samples / s", f"{b['samples_per_s']:,.0f}"), ("wall time (s)", summary["wall_s"])]
+        ui.results("behavioral cloning", rows, run.path)
+        ui.emit_json(summary)

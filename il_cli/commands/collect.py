@@ -1,0 +1,37 @@
+"""il collect: expert demonstrations as a dataset."""
+
+from typing import Annotated, Optional
+
+import typer
+
+from il_cli.commands.common import Env, Expert, Json, Name, RunDir, Seed, Recipe, start, user_errors
+from il_cli.config import CollectConfig, build_config
+from il_cli.ui import UI
+
+
+def collect(
+    env: Env = None, seed: Seed = None, recipe: Recipe = None,
+    episodes: Annotated[Optional[int], typer.Option(help="Episodes to record.", show_default="100")] = None,
+    num_envs: Annotated[Optional[int], typer.Option(help="Environments stepped in parallel.", show_default="1024")] = None,
+    expert: Expert = None, run_dir: RunDir = None, name: Name = None, json: Json = False,
+):
+    """Record expert demonstrations on vectorized environments into run/data/demos.npz."""
+    import time
+
+    started = time.time()
+    ui = UI(json)
+    with user_errors(ui):
+        cfg = build_config(CollectConfig, "collect", recipe, env=env, seed=seed, episodes=episodes,
+                           num_envs=num_envs, expert=expert)
+        from il_cli.jobs.collect import run_collect
+        from il_cli.jobs.expert import get_expert
+
+        run = start(ui, "collect", cfg, None, run_dir, name)
+        expert_run = get_expert(cfg.env, cfg.expert, ui)
+        summary = run_collect(cfg, run, expert_run, ui, started)
+        c, d = summary["collect"], summary["dataset"]
+        ui.results("collect", [
+            ("dataset", d["path"]), ("transitions", d["count"]), ("episodes", d["episodes"]),
+            ("demo return", d["return_mean"]), ("transitions / s", f"{c['transitions_per_s']:,.0f}"),
+            ("compile (s)", c["compile_s"]), ("wall time (s)", summary["wall_s"])], run.path)
+        ui.emit_json(summary)

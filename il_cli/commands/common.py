@@ -1,0 +1,81 @@
+"""Options shared by subcommands, and the error handling every command runs under."""
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from il_cli.errors import UserError
+from il_cli.ui import UI
+
+Env = Annotated[Optional[str], typer.Option("--env", "-e", help="gymnax id or alias (CartPole, Pendulum, Breakout, ...).", show_default="CartPole-v1")]
+Seed = Annotated[Optional[int], typer.Option(help="Root PRNG seed; the same seed gives the same run.", show_default="0")]
+Recipe = Annotated[Optional[str], typer.Option(help="TOML recipe (a path, or a shipped name like cartpole); flags override it.")]
+RunDir = Annotated[Optional[Path], typer.Option("--run-dir", help="Exact run directory (default runs/<time>-<command>-<env>[-name]).")]
+Name = Annotated[Optional[str], typer.Option(help="Suffix for the run directory's name.")]
+Resume = Annotated[Optional[Path], typer.Option(help="Continue an interrupted run from its last checkpoint.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")]
+Expert = Annotated[Optional[str], typer.Option(help="Expert run directory (default: the cached expert, trained on first use).")]
+Hidden = Annotated[Optional[str], typer.Option(help="Hidden layer sizes, e.g. 64,64.", show_default="64,64")]
+EvalEpisodes = Annotated[Optional[int], typer.Option("--eval-episodes", help="Evaluation episodes.", show_default="100")]
+
+
+@contextlib.contextmanager
+def user_errors(ui: UI, run_path=None):
+    """User mistakes: one line, exit 2. Ctrl-C: say how to resume, exit 130."""
+    try:
+        yield
+    except UserError as exc:
+        ui.console.file.flush()
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        where = f"; continue with --resume {run_path[0]}" if run_path else ""
+        print(f"interrupted: the last checkpoint is kept{where}", file=sys.stderr)
+        raise typer.Exit(130) from None
+
+
+def open_resumed(path, command: str):
+    """The run to resume and its saved config; UserError if it is not an unfinished `command` run."""
+    from il_cli.runs import Run
+
+    run = Run.open(path)
+    meta = run.meta
+    if meta["command"] != command:
+        raise UserError(f"{path} is a '{meta['command']}' run; resume it with `il {meta['command']} --resume {path}`")
+    if run.summary is not None:
+        raise UserError(f"{path} already finished; nothing to resume")
+    return run, meta["config"]
+
+
+def start(ui: UI, command: str, cfg, policy_path, run_dir=None, name=None):
+    """Set up JAX (compilation cache), create the run directory, print the header."""
+    from il_cli import config as config_lib
+    from il_cli.envs import make_env
+    from il_cli.loop import device_description, setup_jax
+    from il_cli.paths import runs_root
+    from il_cli.runs import Run
+
+    setup_jax()
+    _, _, spec = make_env(cfg.env)
+    run = Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg), spec.to_json(),
+                     policy_path, run_dir=str(run_dir) if run_dir else None)
+    ui.header(command, cfg.env, run.path, device_description())
+    return run
+
+
+def resume_header(ui: UI, command: str, run):
+    from il_cli.loop import device_description, setup_jax
+
+    setup_jax()
+    ui.header(command, run.meta["env"], run.path, device_description())
+    ui.print(f"resuming from step {run.latest_step() or 0}")
+
+
+def eval_rows(summary: dict) -> list[tuple]:
+    ev = summary["eval"]
+    return [("return", f"{ev['return_mean']:.2f} ± {ev['return_std']:.2f}  "
+                       f"[{ev['return_min']:.1f}, {ev['return_max']:.1f}]  ({ev['episodes']} episodes)"),
+            ("episode length", ev["length_mean"])]

@@ -1,0 +1,36 @@
+"""il eval: evaluate a run's saved policy."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from il_cli.commands.common import Json, eval_rows, user_errors
+from il_cli.config import EvalConfig
+from il_cli.ui import UI
+
+
+def eval_(
+    run: Annotated[Path, typer.Argument(help="Run directory (bc, expert, ...).")],
+    episodes: Annotated[int, typer.Option(help="Evaluation episodes.")] = 100,
+    seed: Annotated[Optional[int], typer.Option(help="Evaluation seed (default: the run's own).")] = None,
+    gif: Annotated[Optional[Path], typer.Option(help="Render one episode to this GIF (needs the render extra).")] = None,
+    json: Json = False,
+):
+    """Evaluate a run's policy on vectorized environments (deterministic actions)."""
+    ui = UI(json)
+    with user_errors(ui):
+        cfg = EvalConfig(run=str(run), episodes=episodes, seed=seed, gif=str(gif) if gif else None)
+        from il_cli.runs import Run
+
+        Run.open(cfg.run)
+        from il_cli.jobs.evaluate import run_eval
+        from il_cli.loop import setup_jax
+
+        setup_jax()
+        summary = run_eval(cfg, ui)
+        rows = eval_rows(summary) + [("seed", summary["seed"])]
+        if "gif" in summary:
+            rows.append(("gif", summary["gif"]))
+        ui.results(f"eval of a {summary['evaluated']} run", rows, summary["run_dir"])
+        ui.emit_json(summary)

@@ -1,0 +1,42 @@
+"""il expert: train a PPO expert and save it as a run."""
+
+from typing import Annotated, Optional
+
+import typer
+
+from il_cli.commands.common import (Env, EvalEpisodes, Hidden, Json, Name, Recipe, Resume, RunDir, Seed,
+                                    eval_rows, open_resumed, resume_header, start, user_errors)
+from il_cli.config import PPOConfig, build_config, from_json, parse_ints
+from il_cli.ui import UI
+
+
+def expert(
+    env: Env = None, seed: Seed = None, recipe: Recipe = None,
+    total_timesteps: Annotated[Optional[int], typer.Option(help="Environment steps of PPO training.")] = None,
+    num_envs: Annotated[Optional[int], typer.Option(help="Parallel environments.")] = None,
+    num_steps: Annotated[Optional[int], typer.Option(help="Rollout length per update.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.")] = None,
+    ent_coef: Annotated[Optional[float], typer.Option(help="Entropy bonus coefficient.")] = None,
+    hidden: Hidden = None, eval_episodes: EvalEpisodes = None,
+    run_dir: RunDir = None, name: Name = None, resume: Resume = None, json: Json = False,
+):
+    """Train a PPO expert (GAE, clipped objective, truncation bootstrapping) and save it as a run."""
+    ui = UI(json)
+    with user_errors(ui, [resume or run_dir or "RUN_DIR"]):
+        from il_cli.jobs.expert import POLICY_PATH, train_expert
+
+        if resume:
+            run, saved = open_resumed(resume, "expert")
+            cfg = from_json(PPOConfig, saved)
+            resume_header(ui, "expert", run)
+        else:
+            cfg = build_config(PPOConfig, "expert", recipe, env=env, seed=seed,
+                               total_timesteps=total_timesteps, num_envs=num_envs, num_steps=num_steps,
+                               lr=lr, ent_coef=ent_coef, hidden=parse_ints(hidden, "hidden"),
+                               eval_episodes=eval_episodes)
+            run = start(ui, "expert", cfg, POLICY_PATH, run_dir, name)
+        summary = train_expert(cfg, run, ui, resume=bool(resume))
+        run.close()
+        ui.results("expert", eval_rows(summary) + [
+            ("timesteps", summary["expert"]["timesteps"]), ("wall time (s)", summary["wall_s"])], run.path)
+        ui.emit_json(summary)

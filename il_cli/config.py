@@ -1,0 +1,216 @@
+"""Frozen, keyword-only configs, one per command.
+
+Sources, lowest to highest priority: defaults < `--recipe` < command-line flags. A recipe
+is TOML: top-level keys apply to every command, a `[bc]`/`[expert]`/... table to that
+command only. The merged config is written to `config.json` and reproduces the run.
+This module does not import JAX.
+"""
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from il_cli.envs import resolve_env_id
+from il_cli.errors import UserError, suggest
+
+RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
+
+
+def _positive(cfg, *names):
+    for name in names:
+        value = getattr(cfg, name)
+        if value <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+def _in_unit_interval(cfg, *names, open_right=False):
+    for name in names:
+        value = getattr(cfg, name)
+        if not (0 <= value < 1 if open_right else 0 <= value <= 1):
+            bound = "[0, 1)" if open_right else "[0, 1]"
+            raise UserError(f"--{name.replace('_', '-')} must be in {bound}, got {value}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PPOConfig:
+    """PPO (clipped objective, GAE, value loss, entropy bonus) for experts."""
+
+    env: str = "CartPole-v1"
+    seed: int = 0
+    num_envs: int = 32
+    num_steps: int = 64  # rollout length per update
+    total_timesteps: int = 262_144
+    num_epochs: int = 4
+    num_minibatches: int = 4
+    lr: float = 3e-3
+    anneal_lr: bool = True
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    reward_scale: float = 1.0
+    hidden: tuple[int, ...] = (64, 64)
+    eval_episodes: int = 100
+    num_chunks: int = 8
+
+    def __post_init__(self):
+        _positive(self, "num_envs", "num_steps", "total_timesteps", "num_epochs",
+                  "num_minibatches", "lr", "eval_episodes", "num_chunks", "reward_scale")
+        _in_unit_interval(self, "gamma", "gae_lambda", "clip_eps")
+        if (self.num_envs * self.num_steps) % self.num_minibatches:
+            raise UserError(f"num_envs*num_steps ({self.num_envs * self.num_steps}) must be "
+                            f"divisible by num_minibatches ({self.num_minibatches})")
+
+    @property
+    def num_updates(self) -> int:
+        return max(1, self.total_timesteps // (self.num_envs * self.num_steps))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectConfig:
+    """Expert demonstrations on vectorized environments."""
+
+    env: str = "CartPole-v1"
+    seed: int = 0
+    episodes: int = 100
+    num_envs: int = 1024
+    expert: str | None = None
+
+    def __post_init__(self):
+        _positive(self, "episodes", "num_envs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BCConfig:
+    """Behavioral cloning by maximum likelihood (eq. 24.2)."""
+
+    env: str = "CartPole-v1"
+    seed: int = 0
+    demos: str | None = None  # a dataset file; otherwise `episodes` are collected
+    episodes: int = 20
+    expert: str | None = None
+    hidden: tuple[int, ...] = (64, 64)
+    lr: float = 1e-3
+    batch_size: int = 256
+    num_steps: int = 4000
+    holdout_frac: float = 0.1
+    eval_episodes: int = 100
+    num_chunks: int = 8
+
+    def __post_init__(self):
+        _positive(self, "episodes", "lr", "batch_size", "num_steps", "eval_episodes", "num_chunks")
+        _in_unit_interval(self, "holdout_frac", open_right=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    """Evaluation of a run's saved policy."""
+
+    run: str
+    episodes: int = 100
+    seed: int | None = None  # None: the run's own seed
+    gif: str | None = None
+
+    def __post_init__(self):
+        _positive(self, "episodes")
+
+
+def fields_of(cls) -> dict:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _coerce(cls, name, value):
+    """Turn TOML/JSON values into the field's type (lists into tuples)."""
+    if isinstance(value, list):
+        return tuple(value)
+    f = fields_of(cls)[name]
+    if f.type is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def resolve_recipe_path(recipe: str) -> Path:
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    shipped = RECIPE_DIR / f"{recipe.removesuffix('.toml')}.toml"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
+    raise UserError(f"recipe '{recipe}' not found{suggest(path.stem, names)}; "
+                    f"shipped recipes: {', '.join(names)}")
+
+
+def load_recipe(recipe: str, command: str, cls) -> dict:
+    """The keys of a recipe that apply to `command`; unknown keys are a UserError."""
+    path = resolve_recipe_path(recipe)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"recipe {path} is not valid TOML: {exc}") from None
+    known = fields_of(cls)
+    values = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            if key not in COMMANDS:
+                raise UserError(f"recipe {path}: unknown section [{key}]{suggest(key, COMMANDS)}")
+            if key == command:
+                for sub_key, sub_value in value.items():
+                    name = sub_key.replace("-", "_")
+                    if name not in known:
+                        raise UserError(f"recipe {path}: unknown key '{sub_key}' in [{key}]"
+                                        f"{suggest(name, known)}")
+                    values[name] = _coerce(cls, name, sub_value)
+            continue
+        name = key.replace("-", "_")
+        if name in known:
+            values[name] = _coerce(cls, name, value)
+        elif not any(name in fields_of(c) for c in COMMANDS.values()):
+            all_keys = set().union(*(fields_of(c) for c in COMMANDS.values()))
+            raise UserError(f"recipe {path}: unknown key '{key}'{suggest(name, all_keys)}")
+    return values
+
+
+def build_config(cls, command: str, recipe: str | None = None, **flags):
+    """defaults < recipe < flags (flags that are None were not given)."""
+    values = load_recipe(recipe, command, cls) if recipe else {}
+    values.update({k: _coerce(cls, k, v) for k, v in flags.items() if v is not None})
+    if "env" in values:
+        values["env"] = resolve_env_id(values["env"])
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise UserError(str(exc)) from None
+
+
+def to_json(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_json(cls, data: dict):
+    known = fields_of(cls)
+    return cls(**{k: _coerce(cls, k, v) for k, v in data.items() if k in known})
+
+
+def parse_ints(text: str | None, what: str) -> tuple[int, ...] | None:
+    """'64,64' -> (64, 64)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise UserError(f"--{what} must be comma-separated integers like 64,64, got '{text}'") from None
+    if any(v <= 0 for v in values):
+        raise UserError(f"--{what} sizes must be positive, got '{text}'")
+    return values
+
+
+COMMANDS = {"expert": PPOConfig, "collect": CollectConfig, "bc": BCConfig}
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False)

@@ -1,0 +1,81 @@
+"""Environment names, construction and action-space descriptions.
+
+Name resolution does not import gymnax, so a wrong name is reported at once.
+"""
+
+from dataclasses import dataclass
+
+from il_cli.errors import UserError, suggest
+
+# gymnax 1.0.1's `registered_envs` (tests check that this list matches it).
+ENV_IDS = (
+    "CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
+    "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "Seaquest-MinAtar",
+    "SpaceInvaders-MinAtar", "Catch-bsuite", "DeepSea-bsuite", "MemoryChain-bsuite",
+    "UmbrellaChain-bsuite", "DiscountingChain-bsuite", "MNISTBandit-bsuite",
+    "SimpleBandit-bsuite", "FourRooms-misc", "MetaMaze-misc", "PointRobot-misc",
+    "BernoulliBandit-misc", "GaussianBandit-misc", "Reacher-misc", "Swimmer-misc",
+    "Pong-misc", "FrozenLake-misc",
+)
+
+# Short names: the part before the first '-' ("CartPole", "Breakout", "Catch"), lower-case too.
+ALIASES = {env_id.split("-")[0].lower(): env_id for env_id in ENV_IDS}
+ALIASES["mountaincarcontinuous"] = "MountainCarContinuous-v0"
+
+
+def resolve_env_id(name: str) -> str:
+    """The gymnax id for `name` (an id or a short alias, any case); UserError otherwise."""
+    if name in ENV_IDS:
+        return name
+    by_lower = {env_id.lower(): env_id for env_id in ENV_IDS}
+    key = name.lower()
+    if key in by_lower:
+        return by_lower[key]
+    if key in ALIASES:
+        return ALIASES[key]
+    choices = list(ENV_IDS) + sorted({a.split("-")[0] for a in ENV_IDS})
+    raise UserError(f"unknown environment '{name}'{suggest(name, choices)}; `il envs` lists them all")
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What a policy needs to know about an environment."""
+
+    env_id: str
+    obs_shape: tuple
+    discrete: bool
+    action_dim: int  # number of actions (discrete) or action vector size (continuous)
+    action_low: tuple = ()
+    action_high: tuple = ()
+    max_steps: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "env_id": self.env_id, "obs_shape": list(self.obs_shape), "discrete": self.discrete,
+            "action_dim": self.action_dim, "action_low": list(self.action_low),
+            "action_high": list(self.action_high), "max_steps": self.max_steps,
+        }
+
+
+def make_env(env_id: str):
+    """(env, env_params, EnvSpec) for a gymnax id."""
+    import numpy as np
+    import gymnax
+    from gymnax.environments import spaces
+
+    try:
+        env, params = gymnax.make(env_id)
+    except Exception as exc:  # MNISTBandit downloads MNIST on construction
+        raise UserError(f"environment '{env_id}' cannot be built here: {exc}") from None
+    action_space = env.action_space(params)
+    obs_shape = tuple(env.observation_space(params).shape)
+    max_steps = int(params.max_steps_in_episode)
+    if isinstance(action_space, spaces.Discrete):
+        spec = EnvSpec(env_id, obs_shape, True, int(action_space.n), max_steps=max_steps)
+    else:
+        low = np.broadcast_to(np.asarray(action_space.low, np.float32), action_space.shape)
+        high = np.broadcast_to(np.asarray(action_space.high, np.float32), action_space.shape)
+        spec = EnvSpec(env_id, obs_shape, False, int(np.prod(action_space.shape)),
+                       tuple(float(x) for x in low.ravel()), tuple(float(x) for x in high.ravel()),
+                       max_steps)
+    return env, params, spec

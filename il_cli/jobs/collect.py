@@ -1,0 +1,65 @@
+"""`il collect`: expert demonstrations on vectorized environments, saved as a dataset."""
+
+import math
+import time
+
+import jax
+import numpy as np
+
+from il_cli import rollout
+from il_cli.data import save_dataset
+from il_cli.envs import make_env
+from il_cli.jobs.common import load_policy
+from il_cli.runs import Run
+
+
+def collect_demos(expert: Run, num_episodes: int, num_envs: int, key, ui=None):
+    """Roll the expert's deterministic policy for `num_episodes` episodes, `num_envs` at a time.
+
+    Returns (obs [N, ...], actions [N, ...], episode_returns [num_episodes], header, stats);
+    `stats` has the transitions per second of the jitted rollouts after compilation.
+    """
+    spec, actor, params = load_policy(expert)
+    env, env_params, _ = make_env(spec.env_id)
+    batch = min(num_envs, num_episodes)
+    episodes_fn = jax.jit(rollout.make_episodes(env, env_params, spec, batch,
+                                                rollout.make_policy_act(spec, actor), record=True))
+    t0 = time.perf_counter()
+    compiled = episodes_fn.lower(params, key).compile()
+    compile_s = time.perf_counter() - t0
+    obs, actions, returns, run_s, steps = [], [], [], 0.0, 0
+    for i in range(math.ceil(num_episodes / batch)):
+        t0 = time.perf_counter()
+        ep = jax.block_until_ready(compiled(params, jax.random.fold_in(key, i)))
+        run_s += time.perf_counter() - t0
+        ep = jax.device_get(ep)
+        keep = min(batch, num_episodes - i * batch)
+        valid = np.swapaxes(ep.valid, 0, 1)[:keep]  # [E, T]: each episode contiguous
+        obs.append(np.swapaxes(ep.obs, 0, 1)[:keep][valid])
+        actions.append(np.swapaxes(ep.actions, 0, 1)[:keep][valid])
+        returns.append(ep.returns[:keep])
+        steps += int(ep.valid.sum())
+    obs, actions, returns = np.concatenate(obs), np.concatenate(actions), np.concatenate(returns)
+    header = {"env_id": spec.env_id, "obs_shape": list(spec.obs_shape),
+              "action": {"discrete": spec.discrete, "dim": spec.action_dim},
+              "source": str(expert.path), "expert_return": expert.summary["eval"]["return_mean"]}
+    if not spec.discrete:
+        header["expert_action_std"] = expert.summary["expert"]["action_std"]
+    stats = {"transitions": int(len(obs)), "transitions_per_s": steps / run_s,
+             "compile_s": compile_s, "num_envs": batch}
+    return obs, actions.astype(np.int32 if spec.discrete else np.float32), returns, header, stats
+
+
+def run_collect(cfg, run: Run, expert: Run, ui, started) -> dict:
+    from il_cli.jobs.common import base_summary, root_key
+
+    obs, actions, returns, header, stats = collect_demos(expert, cfg.episodes, cfg.num_envs,
+                                                         root_key(cfg.seed), ui)
+    path = run.data_dir / "demos.npz"
+    header = save_dataset(path, obs, actions, returns, header)
+    summary = base_summary("collect", cfg.env, run, cfg.seed, started)
+    summary["dataset"] = {"path": str(path), **{k: header[k] for k in ("count", "episodes", "return_mean")}}
+    summary["collect"] = stats
+    summary["expert"] = {"run": str(expert.path), **expert.summary["eval"]}
+    run.write_summary(summary)
+    return summary

@@ -1,0 +1,70 @@
+"""`il eval`: evaluate any run's saved policy; optionally render an episode as a GIF."""
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+
+from il_cli import networks
+from il_cli.config import EvalConfig
+from il_cli.envs import make_env
+from il_cli.errors import UserError
+from il_cli.jobs.common import base_summary, eval_key, evaluate, load_policy
+from il_cli.runs import Run
+
+
+def run_eval(cfg: EvalConfig, ui) -> dict:
+    started = time.time()
+    run = Run.open(cfg.run)
+    meta = run.meta
+    if not meta.get("policy_path"):
+        raise UserError(f"{cfg.run} is a '{meta['command']}' run, which has no policy to evaluate")
+    spec, actor, params = load_policy(run)
+    seed = meta["config"]["seed"] if cfg.seed is None else cfg.seed
+    ui.header("eval", spec.env_id, run.path, base_summary("eval", spec.env_id, run, seed, started)["device"])
+    stats = evaluate(spec.env_id, meta["config"]["hidden"], params, eval_key(seed), cfg.episodes)
+    summary = base_summary("eval", spec.env_id, run, seed, started)
+    summary["eval"] = stats
+    summary["evaluated"] = meta["command"]
+    if cfg.gif:
+        summary["gif"] = render_gif(spec, actor, params, jax.random.fold_in(eval_key(seed), 1), cfg.gif)
+    with open(run.path / "evals.jsonl", "a") as f:
+        f.write(json.dumps(summary) + "\n")
+    return summary
+
+
+def render_gif(spec, actor, params, key, path) -> str:
+    """One deterministic episode rendered by gymnax's Visualizer (needs `pip install il-cli[render]`)."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        if spec.env_id in ("Acrobot-v1", "CartPole-v1", "Pendulum-v1", "MountainCar-v0",
+                           "MountainCarContinuous-v0"):
+            import pygame  # noqa: F401  (gymnax renders classic control through pygame)
+        from gymnax.visualize import Visualizer
+    except ImportError as exc:
+        raise UserError(f"--gif needs the render extra ({exc.name} is missing): "
+                        f"pip install -e '.[render]'") from None
+    env, env_params, _ = make_env(spec.env_id)
+
+    def step(carry, t):
+        obs, state, alive = carry
+        action = networks.clip_action(spec, networks.mode(spec.discrete, actor.apply(params, obs[None]))[0])
+        obs, next_state, reward, terminated, truncated, _ = env.step(
+            jax.random.fold_in(key, t), state, action, env_params)
+        return (obs, next_state, alive & ~(terminated | truncated)), (state, reward, alive)
+
+    obs, state = env.reset(key, env_params)
+    _, (states, rewards, alive) = jax.jit(
+        lambda o, s: jax.lax.scan(step, (o, s, jnp.array(True)), jnp.arange(spec.max_steps)))(obs, state)
+    length = int(alive.sum())
+    seq = [jax.tree.map(lambda x: x[t], states) for t in range(length)]
+    try:
+        Visualizer(env, env_params, seq, jnp.cumsum(rewards)[:length]).animate(str(path))
+    except Exception as exc:
+        raise UserError(f"gymnax cannot render {spec.env_id}: {exc}") from None
+    return str(path)

@@ -1,0 +1,130 @@
+"""Policy and value networks, and the action distributions they parameterise.
+
+An actor maps observations to one array `out`: logits [..., A] for discrete actions, or
+mean and log-std concatenated [..., 2A] for a diagonal Gaussian over continuous actions.
+"""
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from il_cli.envs import EnvSpec
+
+
+def _flatten(obs, obs_ndim: int):
+    return obs.reshape(*obs.shape[: obs.ndim - obs_ndim], -1).astype(jnp.float32)
+
+
+class Actor(nn.Module):
+    """MLP policy π(a|s); a state-independent log-std for continuous actions."""
+
+    action_dim: int
+    discrete: bool
+    obs_ndim: int
+    hidden: Sequence[int] = (64, 64)
+
+    @nn.compact
+    def __call__(self, obs):
+        x = _flatten(obs, self.obs_ndim)
+        for width in self.hidden:
+            x = nn.tanh(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+        head = nn.Dense(self.action_dim, kernel_init=nn.initializers.orthogonal(0.01))(x)
+        if self.discrete:
+            return head
+        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        return jnp.concatenate([head, jnp.broadcast_to(log_std, head.shape)], axis=-1)
+
+
+class Critic(nn.Module):
+    """MLP state-value function V(s)."""
+
+    obs_ndim: int
+    hidden: Sequence[int] = (64, 64)
+
+    @nn.compact
+    def __call__(self, obs):
+        x = _flatten(obs, self.obs_ndim)
+        for width in self.hidden:
+            x = nn.tanh(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+        return nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(x)[..., 0]
+
+
+def make_actor(spec: EnvSpec, hidden: Sequence[int]) -> Actor:
+    return Actor(spec.action_dim, spec.discrete, len(spec.obs_shape), tuple(hidden))
+
+
+def make_critic(spec: EnvSpec, hidden: Sequence[int]) -> Critic:
+    return Critic(len(spec.obs_shape), tuple(hidden))
+
+
+def dummy_obs(spec: EnvSpec):
+    return jnp.zeros((1, *spec.obs_shape), jnp.float32)
+
+
+# --- distributions over `out` ----------------------------------------------------------
+
+
+def _gaussian(out):
+    mean, log_std = jnp.split(out, 2, axis=-1)
+    return mean, log_std
+
+
+def log_prob(discrete: bool, out, action):
+    """log π(a|s)."""
+    if discrete:
+        logp = jax.nn.log_softmax(out)
+        return jnp.take_along_axis(logp, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    mean, log_std = _gaussian(out)
+    z = (action - mean) / jnp.exp(log_std)
+    return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+
+
+def sample(discrete: bool, out, key):
+    if discrete:
+        return jax.random.categorical(key, out).astype(jnp.int32)
+    mean, log_std = _gaussian(out)
+    return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+
+
+def mode(discrete: bool, out):
+    """The most likely action: argmax for discrete, the mean for Gaussian."""
+    if discrete:
+        return jnp.argmax(out, axis=-1).astype(jnp.int32)
+    return _gaussian(out)[0]
+
+
+def entropy(discrete: bool, out):
+    if discrete:
+        logp = jax.nn.log_softmax(out)
+        return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+    _, log_std = _gaussian(out)
+    return jnp.sum(log_std + 0.5 * jnp.log(2 * jnp.pi * jnp.e), axis=-1)
+
+
+def tv_to_expert(discrete: bool, out, expert_action, expert_log_std=None, key=None, num_samples=64):
+    """TV(π̂(·|s), π*(·|s)), the ε of Theorem 24.1, per state.
+
+    Discrete: π* puts all mass on the expert's action a*, so TV = 1 − π̂(a*|s).
+    Continuous: a deterministic expert is at TV 1 from any density, so π* is taken as the
+    expert's Gaussian N(a*, σ*²) and TV = E_{x∼π*}[(1 − π̂(x)/π*(x))₊] is estimated by
+    Monte Carlo with `num_samples` draws.
+    """
+    if discrete:
+        return 1.0 - jnp.exp(log_prob(True, out, expert_action))
+    expert_out = jnp.concatenate(
+        [expert_action, jnp.broadcast_to(expert_log_std, expert_action.shape)], axis=-1)
+    draws = jax.vmap(lambda k: sample(False, expert_out, k))(jax.random.split(key, num_samples))
+    log_ratio = log_prob(False, out, draws) - log_prob(False, expert_out, draws)
+    return jnp.mean(jnp.maximum(0.0, 1.0 - jnp.exp(log_ratio)), axis=0)
+
+
+def clip_action(spec: EnvSpec, action):
+    """The action the environment receives: continuous actions are clipped to their bounds."""
+    if spec.discrete:
+        return action
+    low = jnp.asarray(spec.action_low, jnp.float32).reshape(spec.action_dim)
+    high = jnp.asarray(spec.action_high, jnp.float32).reshape(spec.action_dim)
+    return jnp.clip(action, low, high)

@@ -1,0 +1,158 @@
+"""Run directories.
+
+    runs/<YYYYmmdd-HHMMSS>-<command>-<env>[-<name>]/
+        config.json     command, env, merged config, env spec, where the policy lives
+        metrics.jsonl   one JSON object per logged chunk
+        checkpoints/    Orbax checkpoints of the training state (step = updates done)
+        summary.json    final figures, versions, device, wall time
+        data/           datasets the run made or used
+
+A run is complete when summary.json exists; without it, `--resume` continues it.
+"""
+
+import json
+import time
+from pathlib import Path
+
+from il_cli.errors import UserError
+
+CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
+
+
+class Run:
+    def __init__(self, path):
+        self.path = Path(path)
+        self._manager = None
+
+    # --- creating and opening ----------------------------------------------------------
+
+    @classmethod
+    def create(cls, root, command: str, env_id: str, name: str | None, config: dict,
+               spec: dict, policy_path: list[str], run_dir: str | None = None) -> "Run":
+        if run_dir:
+            path = Path(run_dir)
+            if (path / CONFIG).exists():
+                raise UserError(f"{path} already holds a run; use --resume {path} to continue it "
+                                f"or choose another --run-dir")
+        else:
+            stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{command}-{env_id}" + (f"-{name}" if name else "")
+            path, i = Path(root) / stem, 1
+            while path.exists():
+                i += 1
+                path = Path(root) / f"{stem}-{i}"
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path)
+        run._write(CONFIG, {"command": command, "env": env_id, "policy_path": policy_path,
+                            "spec": spec, "config": config})
+        return run
+
+    @classmethod
+    def open(cls, path) -> "Run":
+        path = Path(path)
+        if not path.is_dir():
+            raise UserError(f"run directory {path} does not exist")
+        if not (path / CONFIG).is_file():
+            raise UserError(f"{path} is not a run directory (no {CONFIG})")
+        run = cls(path)
+        try:
+            run.meta
+        except json.JSONDecodeError:
+            raise UserError(f"{path / CONFIG} is corrupt (not JSON)") from None
+        return run
+
+    def _write(self, name, obj):
+        tmp = self.path / f".{name}.tmp"
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+        tmp.replace(self.path / name)
+
+    @property
+    def meta(self) -> dict:
+        return json.loads((self.path / CONFIG).read_text())
+
+    @property
+    def data_dir(self) -> Path:
+        d = self.path / "data"
+        d.mkdir(exist_ok=True)
+        return d
+
+    # --- metrics and summary -----------------------------------------------------------
+
+    def log(self, record: dict):
+        with open(self.path / METRICS, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def truncate_metrics(self, step: int):
+        """Drop metrics logged after checkpoint `step` (work lost in an interruption)."""
+        path = self.path / METRICS
+        if path.exists():
+            rows = [r for r in path.read_text().splitlines() if r and json.loads(r)["step"] <= step]
+            path.write_text("".join(r + "\n" for r in rows))
+
+    def write_summary(self, summary: dict):
+        self._write(SUMMARY, summary)
+
+    @property
+    def summary(self) -> dict | None:
+        path = self.path / SUMMARY
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    # --- checkpoints -------------------------------------------------------------------
+
+    @property
+    def checkpoints(self):
+        if self._manager is None:
+            import orbax.checkpoint as ocp
+
+            self._manager = ocp.CheckpointManager(
+                (self.path / "checkpoints").absolute(),
+                options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+        return self._manager
+
+    def save(self, step: int, state):
+        import orbax.checkpoint as ocp
+
+        self.checkpoints.save(step, args=ocp.args.StandardSave(state))
+
+    def wait(self):
+        if self._manager is not None:
+            self._manager.wait_until_finished()
+
+    def latest_step(self) -> int | None:
+        if not (self.path / "checkpoints").is_dir():
+            return None
+        return self.checkpoints.latest_step()
+
+    def restore(self, target, step: int | None = None):
+        """The checkpoint at `step` (default latest) with the structure of `target`."""
+        import jax
+        import orbax.checkpoint as ocp
+
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise UserError(f"{self.path} has no checkpoint to restore")
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        return self.checkpoints.restore(step, args=ocp.args.StandardRestore(abstract))
+
+    def restore_raw(self, step: int | None = None):
+        """The latest checkpoint as nested dicts of arrays (no target structure needed)."""
+        import orbax.checkpoint as ocp
+
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise UserError(f"{self.path} has no checkpoint; was the run interrupted before "
+                            f"its first chunk finished?")
+        return self.checkpoints.restore(step, args=ocp.args.StandardRestore())
+
+    def close(self):
+        if self._manager is not None:
+            self._manager.wait_until_finished()
+            self._manager.close()
+            self._manager = None
+
+
+def list_runs(root) -> list[Run]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted((Run(p) for p in root.iterdir() if (p / CONFIG).is_file()),
+                  key=lambda r: r.path.name)

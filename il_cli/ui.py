@@ -1,0 +1,82 @@
+"""What every command prints: a header, live progress, a result table. No JAX here.
+
+Human output goes to stdout, or to stderr with `--json` (stdout then carries exactly one
+JSON object). Progress is a rich bar on a terminal and plain periodic lines otherwise.
+"""
+
+import json
+import os
+import sys
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+class UI:
+    def __init__(self, json_mode: bool = False, quiet: bool = False):
+        self.json_mode = json_mode
+        self.console = Console(stderr=json_mode, quiet=quiet, highlight=False)
+
+    def print(self, *args, **kwargs):
+        self.console.print(*args, **kwargs)
+
+    def header(self, command: str, env_id: str, run_dir, device: str):
+        self.print(f"[bold]il {command}[/] · {env_id} · {device} · {run_dir}")
+
+    def progress(self, total: int, unit: str):
+        return Progress(self.console, total, unit)
+
+    def results(self, title: str, rows: list[tuple], run_dir):
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        for name, value in rows:
+            table.add_row(name, _fmt(value))
+        self.print(table)
+        self.print(f"run directory: {run_dir}")
+
+    def emit_json(self, summary: dict):
+        if self.json_mode:
+            sys.stdout.write(json.dumps(summary) + "\n")
+            sys.stdout.flush()
+
+
+class Progress:
+    """A rich progress bar with live figures on a TTY; plain lines at most every 2 s otherwise."""
+
+    def __init__(self, console: Console, total: int, unit: str):
+        self.console, self.total, self.unit = console, total, unit
+        self.live = console.is_terminal and not os.environ.get("IL_PLAIN_PROGRESS")
+        self._bar = None
+        self._last = 0.0
+
+    def __enter__(self):
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(TextColumn(f"{self.unit}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TextColumn("{task.fields[figures]}"),
+                                     console=self.console, transient=False)
+            self._bar.__enter__()
+            self._task = self._bar.add_task("", total=self.total, figures="compiling…")
+        return self
+
+    def update(self, completed: int, figures: dict):
+        text = "  ".join(f"{k} {_fmt(v)}" for k, v in figures.items())
+        if self._bar is not None:
+            self._bar.update(self._task, completed=completed, figures=text)
+        elif time.monotonic() - self._last >= 2.0 or completed >= self.total:
+            self._last = time.monotonic()
+            self.console.print(f"{self.unit} {completed}/{self.total}  {text}")
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
