@@ -39,10 +39,9 @@ def device_description() -> str:
 
 
 def chunk_length(total: int, num_chunks: int) -> int:
-    """The divisor of `total` closest to total / num_chunks."""
-    target = total / max(1, num_chunks)
+    """A divisor of `total` giving a number of chunks closest (in ratio) to `num_chunks`."""
     divisors = {d for i in range(1, math.isqrt(total) + 1) if total % i == 0 for d in (i, total // i)}
-    return min(divisors, key=lambda d: (abs(d - target), d))
+    return min(divisors, key=lambda d: (abs(math.log(total / d / max(1, num_chunks))), d))
 
 
 def run_chunks(state, chunk_fn, *, total: int, chunk: int, start: int, run, progress,

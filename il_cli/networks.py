@@ -104,21 +104,17 @@ def entropy(discrete: bool, out):
     return jnp.sum(log_std + 0.5 * jnp.log(2 * jnp.pi * jnp.e), axis=-1)
 
 
-def tv_to_expert(discrete: bool, out, expert_action, expert_log_std=None, key=None, num_samples=64):
+def tv_to_expert(discrete: bool, out, expert_action, expert_std=None):
     """TV(π̂(·|s), π*(·|s)), the ε of Theorem 24.1, per state.
 
     Discrete: π* puts all mass on the expert's action a*, so TV = 1 − π̂(a*|s).
-    Continuous: a deterministic expert is at TV 1 from any density, so π* is taken as the
-    expert's Gaussian N(a*, σ*²) and TV = E_{x∼π*}[(1 − π̂(x)/π*(x))₊] is estimated by
-    Monte Carlo with `num_samples` draws.
+    Continuous: two deterministic policies are at TV 0 or 1, so both act with the expert's
+    noise: TV(N(μ̂, Σ*), N(a*, Σ*)) = 2Φ(d/2) − 1 = erf(d / 2√2), d = ‖Σ*^(-1/2)(μ̂ − a*)‖.
     """
     if discrete:
         return 1.0 - jnp.exp(log_prob(True, out, expert_action))
-    expert_out = jnp.concatenate(
-        [expert_action, jnp.broadcast_to(expert_log_std, expert_action.shape)], axis=-1)
-    draws = jax.vmap(lambda k: sample(False, expert_out, k))(jax.random.split(key, num_samples))
-    log_ratio = log_prob(False, out, draws) - log_prob(False, expert_out, draws)
-    return jnp.mean(jnp.maximum(0.0, 1.0 - jnp.exp(log_ratio)), axis=0)
+    d = jnp.linalg.norm((mode(False, out) - expert_action) / expert_std, axis=-1)
+    return jax.scipy.special.erf(d / (2 * jnp.sqrt(2.0)))
 
 
 def clip_action(spec: EnvSpec, action):

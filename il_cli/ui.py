@@ -14,6 +14,8 @@ from rich.table import Table
 
 
 def _fmt(value) -> str:
+    if value is None:
+        return "–"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
@@ -23,6 +25,8 @@ class UI:
     def __init__(self, json_mode: bool = False, quiet: bool = False):
         self.json_mode = json_mode
         self.console = Console(stderr=json_mode, quiet=quiet, highlight=False)
+        if not self.console.is_terminal:  # cluster logs: do not wrap at 80 columns
+            self.console.width = 120
 
     def print(self, *args, **kwargs):
         self.console.print(*args, **kwargs)
@@ -75,7 +79,7 @@ class Progress:
             self._bar.update(self._task, completed=completed, figures=text)
         elif time.monotonic() - self._last >= 2.0 or completed >= self.total:
             self._last = time.monotonic()
-            self.console.print(f"{self.unit} {completed}/{self.total}  {text}")
+            self.console.print(f"{self.unit} {completed}/{self.total}  {text}", soft_wrap=True)
 
     def __exit__(self, *exc):
         if self._bar is not None:

@@ -51,16 +51,16 @@ def make_bc(actor, discrete: bool, lr: float, batch_size: int):
 
 
 def make_bc_metrics(actor, discrete: bool):
-    """metrics(params, obs, expert_actions, expert_log_std, key) on held-out expert states:
+    """metrics(params, obs, expert_actions, expert_std) on held-out expert states:
     action accuracy (discrete) or mean squared action error (continuous), mean
     log-likelihood of the expert's action, and ε = mean TV(π̂, π*) (Theorem 24.1)."""
 
-    def metrics(params, obs, actions, expert_log_std, key):
+    def metrics(params, obs, actions, expert_std):
         out = actor.apply(params, obs)
         result = {
             "holdout_log_likelihood": jnp.mean(networks.log_prob(discrete, out, actions)),
             "tv_expert_states": jnp.mean(
-                networks.tv_to_expert(discrete, out, actions, expert_log_std, key)),
+                networks.tv_to_expert(discrete, out, actions, expert_std)),
         }
         if discrete:
             result["action_accuracy"] = jnp.mean(networks.mode(True, out) == actions)

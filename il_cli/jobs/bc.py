@@ -48,7 +48,7 @@ def split_holdout(obs, actions, frac: float, key):
 
 def run_bc(cfg: BCConfig, run: Run, ui, resume: bool = False) -> dict:
     started = time.time()
-    collect_key, split_key, init_key, metrics_key = jax.random.split(root_key(cfg.seed), 4)
+    collect_key, split_key, init_key = jax.random.split(root_key(cfg.seed), 3)
     header = prepare_demos(cfg, run, ui, collect_key)
     _, obs, actions = load_dataset(run.data_dir / "demos.npz", cfg.env)
     _, _, spec = make_env(cfg.env)
@@ -76,10 +76,8 @@ def run_bc(cfg: BCConfig, run: Run, ui, resume: bool = False) -> dict:
         train_s = time.perf_counter() - t0
     run.wait()
 
-    expert_log_std = np.log(np.asarray(header.get("expert_action_std", [1.0] * spec.action_dim),
-                                       np.float32))
-    held = jax.jit(make_bc_metrics(actor, spec.discrete))(
-        state.params, *holdout, expert_log_std, metrics_key)
+    expert_std = np.asarray(header.get("expert_action_std", [1.0] * spec.action_dim), np.float32)
+    held = jax.jit(make_bc_metrics(actor, spec.discrete))(state.params, *holdout, expert_std)
     bc = {k: float(v) for k, v in held.items()}
     bc.update(train_loss=last.get("loss"), demos=int(header["count"]),
               demo_episodes=int(header["episodes"]), steps=cfg.num_steps,

@@ -39,7 +39,7 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI, resume: bool = False) -> dict
     def summarize(step, m):
         count = float(m["episodes"].sum())
         return {"timesteps": step * steps_per_update,
-                "train_return": float(m["episode_return_sum"].sum() / count) if count else float("nan"),
+                "train_return": float(m["episode_return_sum"].sum() / count) if count else None,
                 "loss": float(m["loss"].mean()), "entropy": float(m["entropy"].mean())}
 
     with ui.progress(cfg.num_updates, "update") as progress:
