@@ -1,0 +1,37 @@
+import gymnax
+import pytest
+
+from il_cli.envs import ENV_IDS, make_env, resolve_env_id
+from il_cli.errors import UserError
+
+
+def test_env_ids_match_gymnax_registry():
+    assert list(ENV_IDS) == list(gymnax.registered_envs)
+
+
+@pytest.mark.parametrize("name,env_id", [
+    ("CartPole", "CartPole-v1"), ("cartpole", "CartPole-v1"), ("CartPole-v1", "CartPole-v1"),
+    ("Pendulum", "Pendulum-v1"), ("Breakout", "Breakout-MinAtar"), ("acrobot-v1", "Acrobot-v1"),
+    ("MountainCarContinuous", "MountainCarContinuous-v0"), ("MountainCar", "MountainCar-v0"),
+])
+def test_aliases(name, env_id):
+    assert resolve_env_id(name) == env_id
+
+
+def test_unknown_env_suggests_close_match():
+    with pytest.raises(UserError, match="did you mean.*CartPole"):
+        resolve_env_id("CartPol")
+
+
+@pytest.mark.parametrize("env_id", [e for e in ENV_IDS if e != "MNISTBandit-bsuite"])
+def test_every_env_builds_with_a_spec(env_id):
+    _, _, spec = make_env(env_id)
+    assert spec.action_dim >= 1 and spec.max_steps >= 1
+    if not spec.discrete:
+        assert len(spec.action_low) == spec.action_dim
+
+
+def test_continuous_and_discrete_specs():
+    assert make_env("CartPole-v1")[2].discrete
+    pendulum = make_env("Pendulum-v1")[2]
+    assert not pendulum.discrete and pendulum.action_low == (-2.0,) and pendulum.action_high == (2.0,)

@@ -1,0 +1,79 @@
+"""Every user mistake: one line on stderr, exit code 2, no traceback, nothing lost."""
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import il
+
+
+def assert_user_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_unknown_env():
+    assert_user_error(il("bc", "--env", "CartPol", check=False), "unknown environment", "CartPole")
+
+
+def test_negative_episodes():
+    assert_user_error(il("bc", "--episodes", "-3", check=False), "--episodes must be positive")
+    assert_user_error(il("collect", "--episodes", "0", check=False), "--episodes must be positive")
+
+
+def test_missing_run_dir(tmp_path):
+    assert_user_error(il("eval", tmp_path / "nope", check=False), "does not exist")
+    assert_user_error(il("bc", "--resume", tmp_path / "nope", check=False), "does not exist")
+
+
+def test_corrupt_run_dir(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    assert_user_error(il("eval", tmp_path, check=False), "corrupt")
+
+
+def test_recipe_with_unknown_key(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('env = "CartPole"\n[bc]\nnum_stepz = 3\n')
+    assert_user_error(il("bc", "--recipe", recipe, check=False), "num_stepz", "num_steps")
+    recipe.write_text('envv = "CartPole"\n')
+    assert_user_error(il("bc", "--recipe", recipe, check=False), "envv")
+    assert_user_error(il("bc", "--recipe", "cartpol", check=False), "cartpole")
+
+
+def test_dataset_from_another_env(tmp_path):
+    from il_cli.data import save_dataset
+
+    path = tmp_path / "pendulum.npz"
+    save_dataset(path, np.zeros((4, 3), np.float32), np.zeros((4, 1), np.float32), np.zeros(1),
+                 {"env_id": "Pendulum-v1"})
+    assert_user_error(il("bc", "--env", "CartPole", "--demos", path, check=False),
+                      "Pendulum-v1", "CartPole-v1")
+    (tmp_path / "junk.npz").write_text("junk")
+    assert_user_error(il("bc", "--demos", tmp_path / "junk.npz", check=False), "not an il dataset")
+
+
+def test_bad_hidden_sizes():
+    assert_user_error(il("bc", "--hidden", "64,x", check=False), "--hidden")
+
+
+def test_user_errors_are_reported_without_importing_jax():
+    code = ("import sys\nfrom il_cli.config import build_config, BCConfig\n"
+            "from il_cli.errors import UserError\n"
+            "try:\n    build_config(BCConfig, 'bc', env='nope')\nexcept UserError:\n    pass\n"
+            "import il_cli.cli\nassert 'jax' not in sys.modules, 'jax imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_help_is_fast_and_jax_free():
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "il_cli", "bc", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "--demos" in proc.stdout
+    assert time.perf_counter() - start < 3.0  # generous for CI; the benchmark measures the real figure

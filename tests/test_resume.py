@@ -1,0 +1,63 @@
+"""An interrupted run continued with --resume ends bit for bit where an uninterrupted one does."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import il
+from il_cli.runs import Run
+
+
+def interrupt_after_first_checkpoint(args, run_dir, timeout=120):
+    proc = subprocess.Popen([sys.executable, "-m", "il_cli", *map(str, args), "--run-dir", str(run_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        ckpt = run_dir / "checkpoints"
+        if ckpt.is_dir() and any(p.name.isdigit() for p in ckpt.iterdir()):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def final_params(run_dir):
+    run = Run(run_dir)
+    tree = run.restore_raw()
+    run.close()
+    return tree["params"]
+
+
+@pytest.mark.parametrize("args", [
+    ("bc", "--env", "CartPole", "--episodes", "5", "--num-steps", "48000"),
+    ("expert", "--env", "CartPole", "--total-timesteps", "1048576"),
+], ids=["bc", "expert"])
+def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
+    if args[0] == "bc":
+        args = (*args, "--expert", cartpole_expert)
+    code, err = interrupt_after_first_checkpoint(args, tmp_path / "interrupted")
+    assert code == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    assert Run(tmp_path / "interrupted").summary is None
+    il(args[0], "--resume", tmp_path / "interrupted")
+    il(*args, "--run-dir", tmp_path / "straight")
+
+    a, b = final_params(tmp_path / "interrupted"), final_params(tmp_path / "straight")
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    done = Run(tmp_path / "interrupted").summary
+    assert done["eval"] == Run(tmp_path / "straight").summary["eval"]
+    steps = [int(line.split('"step": ')[1].split(",")[0])
+             for line in (tmp_path / "interrupted" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))  # no duplicated chunks after the resume
+
+
+def test_resume_of_finished_run_is_an_error(cartpole_expert):
+    proc = il("expert", "--resume", cartpole_expert, check=False)
+    assert proc.returncode == 2 and "already finished" in proc.stderr
