@@ -1,0 +1,114 @@
+"""Throughput benchmarks: python benchmarks/bench.py [--env CartPole-v1] [--out results.json]
+
+Prints a table and writes JSON. Every rate is measured after compilation, as the best of
+`--repeats` timed calls; compile times are reported separately.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+
+from il_cli import networks, rollout
+from il_cli.algos.bc import make_bc
+from il_cli.envs import make_env, resolve_env_id
+from il_cli.jobs.collect import collect_demos
+from il_cli.jobs.expert import get_expert
+from il_cli.loop import device_description, setup_jax
+from il_cli.ui import UI
+
+
+def best_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def raw_stepping(env_id, num_envs, num_steps, repeats):
+    env, env_params, spec = make_env(env_id)
+    fn = jax.jit(rollout.make_random_stepper(env, env_params, spec, num_envs, num_steps))
+    key = jax.random.PRNGKey(0)
+    t0 = time.perf_counter()
+    compiled = fn.lower(key).compile()
+    compile_s = time.perf_counter() - t0
+    return num_envs * num_steps / best_time(lambda: compiled(key), repeats), compile_s
+
+
+def bc_throughput(env_id, batch_size, num_steps, repeats):
+    _, _, spec = make_env(env_id)
+    actor = networks.make_actor(spec, (64, 64))
+    init, train_chunk = make_bc(actor, spec.discrete, 1e-3, batch_size)
+    key = jax.random.PRNGKey(0)
+    obs = jax.random.normal(key, (50_000, *spec.obs_shape))
+    actions = jax.random.randint(key, (50_000,), 0, spec.action_dim)
+    state = jax.jit(init)(key, networks.dummy_obs(spec))
+    t0 = time.perf_counter()
+    compiled = jax.jit(lambda s, d: train_chunk(s, d, num_steps)).lower(state, (obs, actions)).compile()
+    compile_s = time.perf_counter() - t0
+    return num_steps * batch_size / best_time(lambda: compiled(state, (obs, actions)), repeats), compile_s
+
+
+def startup():
+    def timed(args):
+        t0 = time.perf_counter()
+        subprocess.run(args, check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+    return {"il_help_s": min(timed([sys.executable, "-m", "il_cli", "--help"]) for _ in range(3)),
+            "import_il_cli_s": min(timed([sys.executable, "-c", "import il_cli.cli"]) for _ in range(3))}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--steps", type=int, default=500, help="steps per env for stepping rates")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default="benchmarks/results.json")
+    args = parser.parse_args()
+    setup_jax()
+    env_id = resolve_env_id(args.env)
+    results = {"device": device_description(), "env": env_id, "raw_steps_per_s": {}}
+    rows = []
+    for n in (1, 64, 1024, 4096):
+        rate, compile_s = raw_stepping(env_id, n, args.steps, args.repeats)
+        results["raw_steps_per_s"][n] = rate
+        rows.append((f"raw gymnax stepping, {n} envs (steps/s)", rate, f"compile {compile_s:.2f} s"))
+
+    expert = get_expert(env_id, None, UI())
+    rates = []
+    for i in range(args.repeats):
+        *_, stats = collect_demos(expert, 1024, 1024, jax.random.PRNGKey(i))
+        rates.append(stats["transitions_per_s"])
+    collect_rate = max(rates)
+    ratio = collect_rate / results["raw_steps_per_s"][1024]
+    results["collect"] = {"transitions_per_s": collect_rate, "ratio_to_raw_1024": ratio,
+                          "compile_s": stats["compile_s"]}
+    rows.append(("collect with expert, 1024 envs (transitions/s)", collect_rate,
+                 f"{ratio:.0%} of raw stepping"))
+
+    bc_rate, bc_compile = bc_throughput(env_id, 256, 2000, args.repeats)
+    results["bc"] = {"samples_per_s": bc_rate, "compile_s": bc_compile, "batch_size": 256,
+                     "hidden": [64, 64]}
+    rows.append(("BC training, 64-64 MLP, batch 256 (samples/s)", bc_rate, f"compile {bc_compile:.2f} s"))
+
+    results["startup"] = startup()
+    rows.append(("il --help (s)", results["startup"]["il_help_s"], ""))
+    rows.append(("import il_cli.cli (s)", results["startup"]["import_il_cli_s"], ""))
+
+    print(f"device: {results['device']}   env: {env_id}")
+    for name, value, note in rows:
+        print(f"{name:<52} {value:>14,.3f}  {note}" if value < 100 else f"{name:<52} {value:>14,.0f}  {note}")
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
