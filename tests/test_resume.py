@@ -35,8 +35,8 @@ def final_params(run_dir):
 
 
 @pytest.mark.parametrize("args", [
-    ("bc", "--env", "CartPole", "--episodes", "5", "--num-steps", "48000"),
-    ("expert", "--env", "CartPole", "--total-timesteps", "1048576"),
+    ("bc", "--env", "CartPole", "--episodes", "5", "--num-steps", "24000"),
+    ("expert", "--env", "CartPole", "--total-timesteps", "524288"),
 ], ids=["bc", "expert"])
 def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
     if args[0] == "bc":
