@@ -114,9 +114,10 @@ class EvalConfig:
     episodes: int = 100
     seed: int | None = None  # None: the run's own seed
     gif: str | None = None
+    gif_frames: int = 200
 
     def __post_init__(self):
-        _positive(self, "episodes")
+        _positive(self, "episodes", "gif_frames")
 
 
 def fields_of(cls) -> dict:

@@ -50,7 +50,7 @@ def run_chunks(state, chunk_fn, *, total: int, chunk: int, start: int, run, prog
 
     Returns (final state, figures of the last chunk run, or {} if none ran).
 
-    After each chunk: `summarize(step, metrics_on_host) -> dict` (figures for the log and the
+    After each chunk: `summarize(step, metrics_on_host, state) -> dict` (figures for the log and the
     progress line), a non-finite check, `metrics.jsonl`, and a checkpoint at `step`.
     """
     import jax
@@ -58,7 +58,7 @@ def run_chunks(state, chunk_fn, *, total: int, chunk: int, start: int, run, prog
     figures = {}
     for step in range(start + chunk, total + 1, chunk):
         state, metrics = chunk_fn(state)
-        figures = summarize(step, jax.device_get(metrics))
+        figures = summarize(step, jax.device_get(metrics), state)
         if not all(np.isfinite(v) for v in figures.values() if isinstance(v, float)):
             raise TrainingDiverged(
                 f"training diverged at step {step} (non-finite {figures}); the last good "

@@ -65,3 +65,10 @@ def test_bc_pendulum_continuous_within_20_percent_of_expert(tmp_runs):
     expert, learner = summary["expert"]["return_mean"], summary["eval"]["return_mean"]
     assert learner >= expert - 0.2 * abs(expert), (learner, expert)
     assert "action_mse" in summary["bc"] and 0 <= summary["bc"]["tv_expert_states"] <= 1
+
+
+def test_eval_renders_a_gif(cartpole_expert, tmp_path):
+    out = tmp_path / "episode.gif"
+    summary = il_json("eval", cartpole_expert, "--episodes", "4", "--gif", out, "--gif-frames", "3")
+    assert summary["gif"] == str(out)
+    assert out.read_bytes()[:6] in (b"GIF87a", b"GIF89a")

@@ -15,12 +15,14 @@ def eval_(
     episodes: Annotated[int, typer.Option(help="Evaluation episodes.")] = 100,
     seed: Annotated[Optional[int], typer.Option(help="Evaluation seed (default: the run's own).")] = None,
     gif: Annotated[Optional[Path], typer.Option(help="Render one episode to this GIF (needs the render extra).")] = None,
+    gif_frames: Annotated[int, typer.Option(help="At most this many frames in the GIF.")] = 200,
     json: Json = False,
 ):
     """Evaluate a run's policy on vectorized environments (deterministic actions)."""
     ui = UI(json)
     with user_errors(ui):
-        cfg = EvalConfig(run=str(run), episodes=episodes, seed=seed, gif=str(gif) if gif else None)
+        cfg = EvalConfig(run=str(run), episodes=episodes, seed=seed, gif=str(gif) if gif else None,
+                         gif_frames=gif_frames)
         from il_cli.runs import Run
 
         Run.open(cfg.run)

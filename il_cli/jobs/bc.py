@@ -68,12 +68,22 @@ def run_bc(cfg: BCConfig, run: Run, ui, resume: bool = False) -> dict:
     compiled = jax.jit(lambda s, d: train_chunk(s, d, chunk)).lower(state, data).compile()
     compile_s = time.perf_counter() - t0
 
-    with ui.progress(cfg.num_steps, "step") as progress:
+    train_s = 0.0
+
+    def train(state):
+        nonlocal train_s
         t0 = time.perf_counter()
-        state, last = run_chunks(state, lambda s: compiled(s, data), total=cfg.num_steps, chunk=chunk,
-                           start=start, run=run, progress=progress,
-                           summarize=lambda step, losses: {"loss": float(np.mean(losses))})
-        train_s = time.perf_counter() - t0
+        state, losses = jax.block_until_ready(compiled(state, data))
+        train_s += time.perf_counter() - t0
+        return state, losses
+
+    def summarize(step, losses, state):
+        ret = evaluate(cfg.env, cfg.hidden, state.params, eval_key(cfg.seed), cfg.eval_episodes)
+        return {"loss": float(np.mean(losses)), "return": ret["return_mean"]}
+
+    with ui.progress(cfg.num_steps, "step") as progress:
+        state, last = run_chunks(state, train, total=cfg.num_steps, chunk=chunk, start=start,
+                                 run=run, progress=progress, summarize=summarize)
     run.wait()
 
     expert_std = np.asarray(header.get("expert_action_std", [1.0] * spec.action_dim), np.float32)
@@ -81,7 +91,7 @@ def run_bc(cfg: BCConfig, run: Run, ui, resume: bool = False) -> dict:
     bc = {k: float(v) for k, v in held.items()}
     bc.update(train_loss=last.get("loss"), demos=int(header["count"]),
               demo_episodes=int(header["episodes"]), steps=cfg.num_steps,
-              samples_per_s=(cfg.num_steps - start) * cfg.batch_size / train_s,
+              samples_per_s=(cfg.num_steps - start) * cfg.batch_size / max(train_s, 1e-9),
               compile_s=compile_s)
     summary = base_summary("bc", cfg.env, run, cfg.seed, started)
     summary["eval"] = evaluate(cfg.env, cfg.hidden, state.params, eval_key(cfg.seed), cfg.eval_episodes)

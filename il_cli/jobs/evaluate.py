@@ -29,14 +29,16 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
     summary["eval"] = stats
     summary["evaluated"] = meta["command"]
     if cfg.gif:
-        summary["gif"] = render_gif(spec, actor, params, jax.random.fold_in(eval_key(seed), 1), cfg.gif)
+        summary["gif"] = render_gif(spec, actor, params, jax.random.fold_in(eval_key(seed), 1), cfg.gif,
+                                    cfg.gif_frames)
     with open(run.path / "evals.jsonl", "a") as f:
         f.write(json.dumps(summary) + "\n")
     return summary
 
 
-def render_gif(spec, actor, params, key, path) -> str:
-    """One deterministic episode rendered by gymnax's Visualizer (needs `pip install il-cli[render]`)."""
+def render_gif(spec, actor, params, key, path, max_frames: int) -> str:
+    """The first `max_frames` steps of one deterministic episode, rendered by gymnax's
+    Visualizer (needs `pip install il-cli[render]`; about 6 frames/s for classic control)."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     try:
         import matplotlib
@@ -61,7 +63,7 @@ def render_gif(spec, actor, params, key, path) -> str:
     obs, state = env.reset(key, env_params)
     _, (states, rewards, alive) = jax.jit(
         lambda o, s: jax.lax.scan(step, (o, s, jnp.array(True)), jnp.arange(spec.max_steps)))(obs, state)
-    length = int(alive.sum())
+    length = min(int(alive.sum()), max_frames)
     seq = [jax.tree.map(lambda x: x[t], states) for t in range(length)]
     try:
         Visualizer(env, env_params, seq, jnp.cumsum(rewards)[:length]).animate(str(path))

@@ -36,7 +36,7 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI, resume: bool = False) -> dict
     steps_per_update = cfg.num_envs * cfg.num_steps
     chunk_fn = jax.jit(lambda s: train_chunk(s, chunk))
 
-    def summarize(step, m):
+    def summarize(step, m, state):
         count = float(m["episodes"].sum())
         return {"timesteps": step * steps_per_update,
                 "train_return": float(m["episode_return_sum"].sum() / count) if count else None,
