@@ -44,7 +44,7 @@ def raw_stepping(env_id, num_envs, num_steps, repeats):
 def bc_throughput(env_id, batch_size, num_steps, repeats):
     _, _, spec = make_env(env_id)
     actor = networks.make_actor(spec, (64, 64))
-    init, train_chunk = make_bc(actor, spec.discrete, 1e-3, batch_size)
+    init, _, train_chunk = make_bc(actor, spec.discrete, 1e-3, batch_size)
     key = jax.random.PRNGKey(0)
     obs = jax.random.normal(key, (50_000, *spec.obs_shape))
     actions = jax.random.randint(key, (50_000,), 0, spec.action_dim)

@@ -7,6 +7,7 @@ import typer
 
 from il_cli.commands.bc import bc
 from il_cli.commands.collect import collect
+from il_cli.commands.dagger import dagger
 from il_cli.commands.evaluate import eval_
 from il_cli.commands.expert import expert
 from il_cli.commands.runs import envs, runs
@@ -28,6 +29,7 @@ def _options(
 
 app.command()(bc)
 app.command()(collect)
+app.command()(dagger)
 app.command("eval")(eval_)
 app.command()(expert)
 app.command()(runs)

@@ -107,6 +107,54 @@ class BCConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DAggerConfig:
+    """DAgger (Algorithm 1): N rounds of m visited states, each labelled by the expert."""
+
+    env: str = "CartPole-v1"
+    seed: int = 0
+    expert: str | None = None
+    demos: str | None = None  # optional dataset seeding D
+    episodes: int = 0  # or expert episodes collected to seed D
+    num_rounds: int | None = None  # default 10, or the length of an explicit schedule
+    steps_per_round: int = 2000
+    num_envs: int = 8
+    beta_schedule: str = "linear"
+    beta_decay: float = 0.5
+    beta: float = 0.5
+    train_steps: int = 500  # gradient steps after each round
+    retrain_from_scratch: bool = False
+    label_noise: float = 0.0
+    expert_budget: int | None = None
+    hidden: tuple[int, ...] = (64, 64)
+    lr: float = 1e-3
+    batch_size: int = 256
+    eval_episodes: int = 100
+
+    def __post_init__(self):
+        _positive(self, "steps_per_round", "num_envs", "train_steps", "lr", "batch_size", "eval_episodes")
+        if self.episodes < 0:
+            raise UserError(f"--episodes must be non-negative, got {self.episodes}")
+        if self.expert_budget is not None and self.expert_budget <= 0:
+            raise UserError(f"--expert-budget must be positive, got {self.expert_budget}")
+        if self.label_noise < 0:
+            raise UserError(f"--label-noise must be non-negative, got {self.label_noise}")
+        if self.steps_per_round % self.num_envs:
+            raise UserError(f"--steps-per-round ({self.steps_per_round}) must be a multiple of "
+                            f"--num-envs ({self.num_envs})")
+        self.betas  # validates the schedule
+
+    @property
+    def betas(self) -> list[float]:
+        from il_cli.schedules import beta_schedule
+
+        return beta_schedule(self.beta_schedule, self.num_rounds, self.beta_decay, self.beta)
+
+    @property
+    def rounds(self) -> int:
+        return len(self.betas)
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvalConfig:
     """Evaluation of a run's saved policy."""
 
@@ -210,7 +258,7 @@ def parse_ints(text: str | None, what: str) -> tuple[int, ...] | None:
     return values
 
 
-COMMANDS = {"expert": PPOConfig, "collect": CollectConfig, "bc": BCConfig}
+COMMANDS = {"expert": PPOConfig, "collect": CollectConfig, "bc": BCConfig, "dagger": DAggerConfig}
 
 
 def dumps(obj) -> str:

@@ -21,6 +21,7 @@ class Episodes(NamedTuple):
     obs: jax.Array | None = None
     actions: jax.Array | None = None
     valid: jax.Array | None = None
+    measure_mean: jax.Array | None = None  # mean of `measure` over all visited states
 
 
 def make_policy_act(spec: EnvSpec, actor, deterministic: bool = True) -> Callable:
@@ -36,11 +37,13 @@ def make_policy_act(spec: EnvSpec, actor, deterministic: bool = True) -> Callabl
 
 
 def make_episodes(env, env_params, spec: EnvSpec, num_envs: int, act: Callable,
-                  max_steps: int | None = None, record: bool = False) -> Callable:
+                  max_steps: int | None = None, record: bool = False,
+                  measure: Callable | None = None) -> Callable:
     """episodes(params, key) -> Episodes: one episode in each of `num_envs` environments.
 
     Steps are a `lax.scan` of `max_steps` (the env's time limit by default); steps after an
-    environment's first episode ends are masked out. `act(params, obs, key)` chooses actions.
+    environment's first episode ends are masked out. `act(params, obs, key)` chooses actions;
+    `measure(params, obs) -> [E]`, if given, is averaged over every visited state.
     """
     horizon = int(max_steps or spec.max_steps)
     step_fn = jax.vmap(env.step, in_axes=(0, 0, 0, None))
@@ -51,8 +54,10 @@ def make_episodes(env, env_params, spec: EnvSpec, num_envs: int, act: Callable,
         obs, state = reset_fn(jax.random.split(reset_key, num_envs), env_params)
 
         def step(carry, t):
-            obs, state, alive, ret, length = carry
+            obs, state, alive, ret, length, total = carry
             act_key, step_key = jax.random.split(jax.random.fold_in(run_key, t))
+            if measure is not None:
+                total = total + jnp.sum(jnp.where(alive, measure(params, obs), 0.0))
             action = act(params, obs, act_key)
             env_action = networks.clip_action(spec, action)
             next_obs, state, reward, terminated, truncated, _ = step_fn(
@@ -61,13 +66,15 @@ def make_episodes(env, env_params, spec: EnvSpec, num_envs: int, act: Callable,
             length = length + alive.astype(jnp.int32)
             out = (obs, env_action, alive) if record else None
             alive = alive & ~(terminated | truncated)
-            return (next_obs, state, alive, ret, length), out
+            return (next_obs, state, alive, ret, length, total), out
 
-        init = (obs, state, jnp.ones(num_envs, bool), jnp.zeros(num_envs), jnp.zeros(num_envs, jnp.int32))
-        (_, _, _, returns, lengths), trace = jax.lax.scan(step, init, jnp.arange(horizon))
+        init = (obs, state, jnp.ones(num_envs, bool), jnp.zeros(num_envs),
+                jnp.zeros(num_envs, jnp.int32), jnp.zeros(()))
+        (_, _, _, returns, lengths, total), trace = jax.lax.scan(step, init, jnp.arange(horizon))
+        measured = total / jnp.sum(lengths) if measure is not None else None
         if record:
-            return Episodes(returns, lengths, *trace)
-        return Episodes(returns, lengths)
+            return Episodes(returns, lengths, *trace, measure_mean=measured)
+        return Episodes(returns, lengths, measure_mean=measured)
 
     return episodes
 

@@ -81,12 +81,14 @@ class Run:
         with open(self.path / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
 
+    def metrics(self) -> list[dict]:
+        path = self.path / METRICS
+        return [json.loads(r) for r in path.read_text().splitlines() if r] if path.exists() else []
+
     def truncate_metrics(self, step: int):
         """Drop metrics logged after checkpoint `step` (work lost in an interruption)."""
-        path = self.path / METRICS
-        if path.exists():
-            rows = [r for r in path.read_text().splitlines() if r and json.loads(r)["step"] <= step]
-            path.write_text("".join(r + "\n" for r in rows))
+        rows = [r for r in self.metrics() if r["step"] <= step]
+        (self.path / METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     def write_summary(self, summary: dict):
         self._write(SUMMARY, summary)

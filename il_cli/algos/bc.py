@@ -23,10 +23,11 @@ def bc_loss(params, actor, discrete, obs, actions):
 
 
 def make_bc(actor, discrete: bool, lr: float, batch_size: int):
-    """(tx, init(key, obs0) -> BCState, train_chunk(state, data, num_steps) -> (state, losses)).
+    """(init(key, obs0) -> BCState, bc_update, train_chunk(state, data, num_steps) -> (state, losses)).
 
-    `data` is (obs [N, ...], actions [N, ...]); each step draws a minibatch of `batch_size`
-    indices uniformly with replacement, so the result does not depend on how steps are chunked.
+    `bc_update(state, obs, actions, size)` takes one Adam step on a minibatch of `batch_size`
+    rows drawn uniformly with replacement from the first `size` rows, with the key
+    fold_in(key, step): the result does not depend on how steps are chunked.
     """
     tx = optax.adam(lr)
 
@@ -35,19 +36,19 @@ def make_bc(actor, discrete: bool, lr: float, batch_size: int):
         params = actor.init(init_key, obs0)
         return BCState(params, tx.init(params), train_key, jnp.zeros((), jnp.int32))
 
-    def bc_update(state: BCState, data):
-        obs, actions = data
-        idx = jax.random.randint(jax.random.fold_in(state.key, state.step), (batch_size,), 0,
-                                 obs.shape[0])
+    def bc_update(state: BCState, obs, actions, size):
+        idx = jax.random.randint(jax.random.fold_in(state.key, state.step), (batch_size,), 0, size)
         loss, grads = jax.value_and_grad(bc_loss)(state.params, actor, discrete, obs[idx], actions[idx])
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         return state.replace(params=optax.apply_updates(state.params, updates),
                              opt_state=opt_state, step=state.step + 1), loss
 
     def train_chunk(state: BCState, data, num_steps: int):
-        return jax.lax.scan(lambda s, _: bc_update(s, data), state, None, length=num_steps)
+        obs, actions = data
+        return jax.lax.scan(lambda s, _: bc_update(s, obs, actions, obs.shape[0]), state, None,
+                            length=num_steps)
 
-    return init, train_chunk
+    return init, bc_update, train_chunk
 
 
 def make_bc_metrics(actor, discrete: bool):

@@ -56,7 +56,7 @@ def run_bc(cfg: BCConfig, run: Run, ui, resume: bool = False) -> dict:
     data = jax.device_put(train_data)
 
     actor = networks.make_actor(spec, cfg.hidden)
-    init, train_chunk = make_bc(actor, spec.discrete, cfg.lr, cfg.batch_size)
+    init, _, train_chunk = make_bc(actor, spec.discrete, cfg.lr, cfg.batch_size)
     state = jax.jit(init)(init_key, networks.dummy_obs(spec))
     start = 0
     if resume and run.latest_step() is not None:

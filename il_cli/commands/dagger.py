@@ -1,0 +1,73 @@
+"""il dagger: DAgger (Algorithm 1)."""
+
+from typing import Annotated, Optional
+
+import typer
+
+from il_cli.commands.common import (Env, EvalEpisodes, Expert, Hidden, Json, Name, Recipe, Resume, RunDir,
+                                    Seed, eval_rows, open_resumed, resume_header, start, user_errors)
+from il_cli.config import DAggerConfig, build_config, from_json, parse_ints
+from il_cli.ui import UI
+
+
+def dagger(
+    env: Env = None, seed: Seed = None, recipe: Recipe = None, expert: Expert = None,
+    rounds: Annotated[Optional[int], typer.Option(help="Rounds N (default 10, or the length of an explicit schedule).")] = None,
+    steps_per_round: Annotated[Optional[int], typer.Option(help="States m visited and labelled per round.", show_default="2000")] = None,
+    num_envs: Annotated[Optional[int], typer.Option(help="Environments stepped in parallel.", show_default="8")] = None,
+    beta_schedule: Annotated[Optional[str], typer.Option(help="linear | exponential | step | constant | a list like 1,0.5,0.", show_default="linear")] = None,
+    beta_decay: Annotated[Optional[float], typer.Option(help="p of the exponential schedule β_i = p^(i-1).", show_default="0.5")] = None,
+    beta: Annotated[Optional[float], typer.Option(help="β of the constant schedule.", show_default="0.5")] = None,
+    train_steps: Annotated[Optional[int], typer.Option(help="Gradient steps on D after each round.", show_default="500")] = None,
+    retrain_from_scratch: Annotated[Optional[bool], typer.Option("--retrain-from-scratch/--warm-start", help="Refit π̂ from a fresh initialization each round (default: warm start).")] = None,
+    label_noise: Annotated[Optional[float], typer.Option(help="Noisy supervisor: fraction of random labels (discrete) or Gaussian label noise scale (continuous).", show_default="0")] = None,
+    expert_budget: Annotated[Optional[int], typer.Option(help="Cap on the total expert labels queried in rounds.")] = None,
+    demos: Annotated[Optional[str], typer.Option(help="Dataset seeding D.")] = None,
+    episodes: Annotated[Optional[int], typer.Option(help="Expert episodes collected to seed D.", show_default="0")] = None,
+    hidden: Hidden = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.", show_default="1e-3")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Minibatch size.", show_default="256")] = None,
+    eval_episodes: EvalEpisodes = None,
+    run_dir: RunDir = None, name: Name = None, resume: Resume = None, json: Json = False,
+):
+    """DAgger: roll out β_i·expert + (1-β_i)·learner, label every visited state with the expert, aggregate, retrain."""
+    ui = UI(json)
+    with user_errors(ui, [resume or run_dir or "RUN_DIR"]):
+        if resume:
+            run, saved = open_resumed(resume, "dagger")
+            cfg = from_json(DAggerConfig, saved)
+        else:
+            cfg = build_config(
+                DAggerConfig, "dagger", recipe, env=env, seed=seed, expert=expert, num_rounds=rounds,
+                steps_per_round=steps_per_round, num_envs=num_envs, beta_schedule=beta_schedule,
+                beta_decay=beta_decay, beta=beta, train_steps=train_steps,
+                retrain_from_scratch=retrain_from_scratch, label_noise=label_noise,
+                expert_budget=expert_budget, demos=demos, episodes=episodes,
+                hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size,
+                eval_episodes=eval_episodes)
+            if cfg.demos:
+                from il_cli.data import load_dataset
+
+                load_dataset(cfg.demos, cfg.env)
+        from il_cli.jobs.dagger import POLICY_PATH, run_dagger
+
+        if resume:
+            resume_header(ui, "dagger", run)
+        else:
+            if cfg.expert:
+                from il_cli.runs import Run
+
+                Run.open(cfg.expert)
+            run = start(ui, "dagger", cfg, POLICY_PATH, run_dir, name)
+        summary = run_dagger(cfg, run, ui, resume=bool(resume))
+        run.close()
+        d = summary["dagger"]
+        rows = eval_rows(summary) + [
+            ("expert return", summary["expert"]["return_mean"]), ("return gap", summary["return_gap"]),
+            ("rounds", d["rounds"]), ("β schedule", ", ".join(f"{b:.3g}" for b in d["betas"])),
+            ("expert labels (demos + queries)", f"{d['labels_total']} ({d['demo_labels']} + {d['expert_queries']})"),
+            ("steps the expert controlled", d["expert_steps"]),
+            ("ε on learner's states", d["tv_learner_states"]), ("ε on expert's states", d["tv_expert_states"]),
+            ("train loss", d["train_loss"]), ("wall time (s)", summary["wall_s"])]
+        ui.results("DAgger", rows, run.path)
+        ui.emit_json(summary)

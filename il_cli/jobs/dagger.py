@@ -1,0 +1,89 @@
+"""`il dagger`: DAgger with β schedules, supervisor-burden accounting and noisy supervisors."""
+
+import shutil
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from il_cli import networks
+from il_cli.algos.dagger import make_dagger
+from il_cli.config import DAggerConfig
+from il_cli.data import load_dataset, save_dataset
+from il_cli.envs import make_env
+from il_cli.errors import UserError
+from il_cli.jobs.collect import collect_demos
+from il_cli.jobs.common import base_summary, eval_key, evaluate, load_policy, root_key
+from il_cli.jobs.expert import get_expert
+from il_cli.loop import run_chunks
+from il_cli.runs import Run
+
+POLICY_PATH = ["learner", "params"]
+
+
+def seed_demos(cfg: DAggerConfig, run: Run, expert: Run, spec, collect_key):
+    """(obs, actions) that seed D: --demos, or --episodes collected, or none; kept in run/data."""
+    path = run.data_dir / "demos.npz"
+    if not path.is_file():
+        if cfg.demos:
+            load_dataset(cfg.demos, cfg.env)
+            shutil.copyfile(cfg.demos, path)
+        elif cfg.episodes:
+            obs, actions, returns, header, _ = collect_demos(expert, cfg.episodes, 1024, collect_key)
+            save_dataset(path, obs, actions, returns, header)
+    if path.is_file():
+        _, obs, actions = load_dataset(path, cfg.env)
+        return obs, actions
+    action_shape = () if spec.discrete else (spec.action_dim,)
+    return (np.zeros((0, *spec.obs_shape), np.float32),
+            np.zeros((0, *action_shape), np.int32 if spec.discrete else np.float32))
+
+
+def run_dagger(cfg: DAggerConfig, run: Run, ui, resume: bool = False) -> dict:
+    started = time.time()
+    expert_run = get_expert(cfg.env, cfg.expert, ui)
+    spec, expert_actor, expert_params = load_policy(expert_run)
+    if spec.discrete and cfg.label_noise > 1:
+        raise UserError(f"--label-noise is a fraction of labels for discrete actions; got {cfg.label_noise}")
+    env, env_params, _ = make_env(cfg.env)
+    collect_key, init_key = jax.random.split(root_key(cfg.seed))
+    demo_obs, demo_actions = seed_demos(cfg, run, expert_run, spec, collect_key)
+
+    learner = networks.make_actor(spec, cfg.hidden)
+    init, dagger_rounds = make_dagger(cfg, env, env_params, spec, learner, expert_actor, len(demo_obs))
+    state = jax.jit(init)(init_key, jnp.asarray(demo_obs), jnp.asarray(demo_actions))
+    start = 0
+    if resume and run.latest_step() is not None:
+        start = run.latest_step()
+        state = run.restore(state, start)
+        run.truncate_metrics(start)
+    betas, key = jnp.asarray(cfg.betas, jnp.float32), eval_key(cfg.seed)
+    t0 = time.perf_counter()
+    compiled = jax.jit(lambda s, b, e, k: dagger_rounds(s, b, e, k, 1)).lower(
+        state, betas, expert_params, key).compile()
+    compile_s = time.perf_counter() - t0
+
+    def summarize(step, metrics, state):
+        return {k: v[-1].item() for k, v in metrics.items()}
+
+    with ui.progress(cfg.rounds, "round") as progress:
+        state, last = run_chunks(state, lambda s: compiled(s, betas, expert_params, key),
+                                 total=cfg.rounds, chunk=1, start=start, run=run,
+                                 progress=progress, summarize=summarize)
+    run.wait()
+    if not last:  # resumed a run whose rounds were all done
+        last = run.metrics()[-1]
+    summary = base_summary("dagger", cfg.env, run, cfg.seed, started)
+    summary["eval"] = evaluate(cfg.env, cfg.hidden, state.learner.params, key, cfg.eval_episodes)
+    expert_summary = expert_run.summary["eval"]
+    summary["expert"] = {"run": str(expert_run.path), **expert_summary}
+    summary["dagger"] = {
+        "rounds": cfg.rounds, "betas": cfg.betas, "demo_labels": int(len(demo_obs)),
+        "expert_queries": int(state.queries), "labels_total": int(len(demo_obs)) + int(state.queries),
+        "expert_steps": int(state.expert_steps), "dataset_size": int(state.size),
+        "tv_learner_states": last["tv_learner_states"], "tv_expert_states": last["tv_expert_states"],
+        "train_loss": last["loss"], "compile_s": compile_s}
+    summary["return_gap"] = expert_summary["return_mean"] - summary["eval"]["return_mean"]
+    run.write_summary(summary)
+    return summary
