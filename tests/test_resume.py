@@ -31,15 +31,19 @@ def final_params(run_dir):
     run = Run(run_dir)
     tree = run.restore_raw()
     run.close()
-    return tree["params"]
+    for part in run.meta["policy_path"]:
+        tree = tree[part]
+    return tree
 
 
 @pytest.mark.parametrize("args", [
     ("bc", "--env", "CartPole", "--episodes", "5", "--num-steps", "24000"),
     ("expert", "--env", "CartPole", "--total-timesteps", "524288"),
-], ids=["bc", "expert"])
+    ("dagger", "--rounds", "16", "--steps-per-round", "4000", "--train-steps", "2000",
+     "--eval-episodes", "10", "--beta-schedule", "exponential"),
+], ids=["bc", "expert", "dagger"])
 def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
-    if args[0] == "bc":
+    if args[0] != "expert":
         args = (*args, "--expert", cartpole_expert)
     code, err = interrupt_after_first_checkpoint(args, tmp_path / "interrupted")
     assert code == 130, err
