@@ -55,6 +55,61 @@ def bc_throughput(env_id, batch_size, num_steps, repeats):
     return num_steps * batch_size / best_time(lambda: compiled(state, (obs, actions)), repeats), compile_s
 
 
+def il(*args, env=None) -> dict:
+    out = subprocess.run([sys.executable, "-m", "il_cli", *map(str, args), "--json"], check=True,
+                         capture_output=True, text=True, env=env).stdout
+    return json.loads(out)
+
+
+def time_to(summary: dict, target: float) -> dict:
+    """Seconds since process start (imports and compilation included) until a logged
+    evaluation return reached `target`, from the run's metrics.jsonl."""
+    from il_cli.runs import Run
+
+    for row in Run(summary["run_dir"]).metrics():
+        if row.get("return", -np.inf) >= target:
+            return {"reached": True, "elapsed_s": row["elapsed_s"], "step": row["step"],
+                    **({"timesteps": row["timesteps"]} if "timesteps" in row else {})}
+    return {"reached": False, "elapsed_s": None, "step": None}
+
+
+def time_to_target(env_id, target, seeds):
+    """PPO (8 seeds), BC and DAgger on `env_id`: wall time from process start to `target`."""
+    out = {"target": target, "ppo": [], "bc": None, "dagger": None}
+    for seed in range(seeds):
+        s = il("expert", "--recipe", env_id.split("-")[0].lower(), "--env", env_id, "--seed", seed)
+        out["ppo"].append({"seed": seed, **time_to(s, target), "compile_s": s["compile"]["backend_s"]})
+    s = il("bc", "--env", env_id)
+    out["bc"] = {**time_to(s, target), "compile_s": s["compile"]["backend_s"],
+                 "labels": s["bc"]["demos"]}
+    s = il("dagger", "--env", env_id)
+    out["dagger"] = {**time_to(s, target), "compile_s": s["compile"]["backend_s"]}
+    if out["dagger"]["reached"]:
+        from il_cli.runs import Run
+
+        row = Run(s["run_dir"]).metrics()[out["dagger"]["step"] - 1]
+        out["dagger"]["expert_labels"] = row["expert_queries"]
+    return out
+
+
+def compile_cache(env_id):
+    """Backend compile seconds of `il bc` with an empty compilation cache, then warm."""
+    import os
+    import shutil
+    import tempfile
+
+    from il_cli.paths import cache_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if (cache_dir() / "experts").is_dir():
+            shutil.copytree(cache_dir() / "experts", f"{tmp}/experts")
+        env = {**os.environ, "IL_CACHE_DIR": tmp}
+        cold = il("bc", "--env", env_id, env=env)["compile"]
+        warm = il("bc", "--env", env_id, env=env)["compile"]
+    return {"cold": cold, "warm": warm, "ratio": warm["backend_s"] / cold["backend_s"],
+            "ratio_with_tracing": (warm["backend_s"] + warm["trace_s"]) / (cold["backend_s"] + cold["trace_s"])}
+
+
 def startup():
     def timed(args):
         t0 = time.perf_counter()
@@ -70,6 +125,8 @@ def main():
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--steps", type=int, default=500, help="steps per env for stepping rates")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=8, help="PPO seeds for time to target")
+    parser.add_argument("--target", type=float, default=475.0)
     parser.add_argument("--out", default="benchmarks/results.json")
     args = parser.parse_args()
     setup_jax()
@@ -98,13 +155,31 @@ def main():
                      "hidden": [64, 64]}
     rows.append(("BC training, 64-64 MLP, batch 256 (samples/s)", bc_rate, f"compile {bc_compile:.2f} s"))
 
+    tt = results["time_to_target"] = time_to_target(env_id, args.target, args.seeds)
+    ppo = [r["elapsed_s"] for r in tt["ppo"] if r["reached"]]
+    steps = [r["timesteps"] for r in tt["ppo"] if r["reached"]]
+    rows.append((f"PPO wall s to {args.target:g}, median of {len(ppo)}/{args.seeds} seeds",
+                 float(np.median(ppo)) if ppo else float("nan"),
+                 f"max {max(ppo):.1f} s; median {np.median(steps):,.0f} env steps" if ppo else "not reached"))
+    for name in ("bc", "dagger"):
+        r = tt[name]
+        note = f"compile {r['compile_s']:.2f} s"
+        if name == "dagger" and r["reached"]:
+            note += f"; {r['expert_labels']} expert labels"
+        rows.append((f"{name} wall s to {args.target:g} (expert cached)",
+                     r["elapsed_s"] if r["reached"] else float("nan"), note))
+    cc = results["compile_cache"] = compile_cache(env_id)
+    rows.append(("il bc compile s, cold cache", cc["cold"]["backend_s"], f"+ {cc['cold']['trace_s']:.2f} s tracing"))
+    rows.append(("il bc compile s, warm cache", cc["warm"]["backend_s"],
+                 f"{cc['ratio']:.0%} of cold ({cc['ratio_with_tracing']:.0%} with tracing)"))
     results["startup"] = startup()
     rows.append(("il --help (s)", results["startup"]["il_help_s"], ""))
     rows.append(("import il_cli.cli (s)", results["startup"]["import_il_cli_s"], ""))
 
     print(f"device: {results['device']}   env: {env_id}")
     for name, value, note in rows:
-        print(f"{name:<52} {value:>14,.3f}  {note}" if value < 100 else f"{name:<52} {value:>14,.0f}  {note}")
+        number = f"{value:>14,.3f}" if value < 100 else f"{value:>14,.0f}"
+        print(f"{name:<52} {number}  {note}")
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {args.out}")

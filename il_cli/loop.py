@@ -7,9 +7,11 @@ divisor of the total, so one program is compiled, and the numbers do not depend 
 
 import math
 import os
+import time
 
 import numpy as np
 
+from il_cli import PROCESS_START
 from il_cli.errors import UserError
 
 
@@ -17,8 +19,28 @@ class TrainingDiverged(UserError):
     """Training produced a non-finite loss; the last good checkpoint is kept."""
 
 
+# Seconds this process spent compiling, from JAX's monitoring events (see setup_jax).
+COMPILE_STATS = {"backend_s": 0.0, "trace_s": 0.0, "cache_hits": 0}
+_COMPILE_EVENTS = {"/jax/core/compile/backend_compile_duration": "backend_s",
+                   "/jax/core/compile/jaxpr_trace_duration": "trace_s",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration": "trace_s"}
+
+
+_listening = False
+
+
+def _on_duration(event: str, duration: float, **_):
+    if event in _COMPILE_EVENTS:
+        COMPILE_STATS[_COMPILE_EVENTS[event]] += duration
+
+
+def _on_event(event: str, **_):
+    if event == "/jax/compilation_cache/cache_hits":
+        COMPILE_STATS["cache_hits"] += 1
+
+
 def setup_jax(compile_cache: bool = True):
-    """Turn on the persistent compilation cache (unless disabled); returns the jax module."""
+    """Turn on the persistent compilation cache (unless disabled) and count compile time."""
     import jax
 
     from il_cli.paths import cache_dir
@@ -27,6 +49,11 @@ def setup_jax(compile_cache: bool = True):
         jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    global _listening
+    if not _listening:
+        jax.monitoring.register_event_duration_secs_listener(_on_duration)
+        jax.monitoring.register_event_listener(_on_event)
+        _listening = True
     return jax
 
 
@@ -51,7 +78,8 @@ def run_chunks(state, chunk_fn, *, total: int, chunk: int, start: int, run, prog
     Returns (final state, figures of the last chunk run, or {} if none ran).
 
     After each chunk: `summarize(step, metrics_on_host, state) -> dict` (figures for the log and the
-    progress line), a non-finite check, `metrics.jsonl`, and a checkpoint at `step`.
+    progress line), a non-finite check, `metrics.jsonl` (with `elapsed_s` since the process
+    started), and a checkpoint at `step`.
     """
     import jax
 
@@ -63,7 +91,7 @@ def run_chunks(state, chunk_fn, *, total: int, chunk: int, start: int, run, prog
             raise TrainingDiverged(
                 f"training diverged at step {step} (non-finite {figures}); the last good "
                 f"checkpoint in {run.path} is kept")
-        run.log({"step": step, **figures})
+        run.log({"step": step, **figures, "elapsed_s": round(time.time() - PROCESS_START, 3)})
         run.save(step, state)
         progress.update(step, figures)
     return state, figures

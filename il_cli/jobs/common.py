@@ -10,7 +10,7 @@ import numpy as np
 from il_cli import networks, rollout
 from il_cli.envs import EnvSpec, make_env
 from il_cli.errors import UserError
-from il_cli.loop import device_description
+from il_cli.loop import COMPILE_STATS, device_description
 from il_cli.runs import Run
 
 EVAL_STREAM = 0xE7A1  # evaluation keys are never training keys
@@ -77,4 +77,5 @@ def versions() -> dict:
 def base_summary(command: str, env_id: str, run: Run, seed: int, started: float) -> dict:
     return {"command": command, "env": env_id, "run_dir": str(run.path), "seed": seed,
             "wall_s": round(time.time() - started, 3), "device": device_description(),
-            "versions": versions()}
+            "versions": versions(),
+            "compile": {k: round(v, 3) for k, v in COMPILE_STATS.items()}}

@@ -38,9 +38,11 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI, resume: bool = False) -> dict
 
     def summarize(step, m, state):
         count = float(m["episodes"].sum())
+        ret = evaluate(cfg.env, cfg.hidden, state.params["actor"], eval_key(cfg.seed), cfg.eval_episodes)
         return {"timesteps": step * steps_per_update,
                 "train_return": float(m["episode_return_sum"].sum() / count) if count else None,
-                "loss": float(m["loss"].mean()), "entropy": float(m["entropy"].mean())}
+                "return": ret["return_mean"], "loss": float(m["loss"].mean()),
+                "entropy": float(m["entropy"].mean())}
 
     with ui.progress(cfg.num_updates, "update") as progress:
         state, _ = run_chunks(state, chunk_fn, total=cfg.num_updates, chunk=chunk, start=start,
