@@ -7,9 +7,8 @@ This module does not import JAX.
 """
 
 import dataclasses
-import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from il_cli.envs import resolve_env_id
@@ -33,6 +32,11 @@ def _in_unit_interval(cfg, *names, open_right=False):
             raise UserError(f"--{name.replace('_', '-')} must be in {bound}, got {value}")
 
 
+def _activation(cfg):
+    if cfg.activation not in ("tanh", "relu"):
+        raise UserError(f"--activation must be tanh or relu, got '{cfg.activation}'")
+
+
 @dataclass(frozen=True, kw_only=True)
 class PPOConfig:
     """PPO (clipped objective, GAE, value loss, entropy bonus) for experts."""
@@ -54,10 +58,12 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     reward_scale: float = 1.0
     hidden: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
     eval_episodes: int = 100
     num_chunks: int = 8
 
     def __post_init__(self):
+        _activation(self)
         _positive(self, "num_envs", "num_steps", "total_timesteps", "num_epochs",
                   "num_minibatches", "lr", "eval_episodes", "num_chunks", "reward_scale")
         _in_unit_interval(self, "gamma", "gae_lambda", "clip_eps")
@@ -94,6 +100,7 @@ class BCConfig:
     episodes: int = 20
     expert: str | None = None
     hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
     lr: float = 1e-3
     batch_size: int = 256
     num_steps: int = 4000
@@ -102,6 +109,7 @@ class BCConfig:
     num_chunks: int = 8
 
     def __post_init__(self):
+        _activation(self)
         _positive(self, "episodes", "lr", "batch_size", "num_steps", "eval_episodes", "num_chunks")
         _in_unit_interval(self, "holdout_frac", open_right=True)
 
@@ -126,11 +134,13 @@ class DAggerConfig:
     label_noise: float = 0.0
     expert_budget: int | None = None
     hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
     lr: float = 1e-3
     batch_size: int = 256
     eval_episodes: int = 100
 
     def __post_init__(self):
+        _activation(self)
         _positive(self, "steps_per_round", "num_envs", "train_steps", "lr", "batch_size", "eval_episodes")
         if self.episodes < 0:
             raise UserError(f"--episodes must be non-negative, got {self.episodes}")
@@ -259,7 +269,3 @@ def parse_ints(text: str | None, what: str) -> tuple[int, ...] | None:
 
 
 COMMANDS = {"expert": PPOConfig, "collect": CollectConfig, "bc": BCConfig, "dagger": DAggerConfig}
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False)

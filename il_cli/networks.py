@@ -18,6 +18,9 @@ def _flatten(obs, obs_ndim: int):
     return obs.reshape(*obs.shape[: obs.ndim - obs_ndim], -1).astype(jnp.float32)
 
 
+ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
+
+
 class Actor(nn.Module):
     """MLP policy π(a|s); a state-independent log-std for continuous actions."""
 
@@ -25,12 +28,14 @@ class Actor(nn.Module):
     discrete: bool
     obs_ndim: int
     hidden: Sequence[int] = (64, 64)
+    activation: str = "tanh"
 
     @nn.compact
     def __call__(self, obs):
         x = _flatten(obs, self.obs_ndim)
         for width in self.hidden:
-            x = nn.tanh(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+            x = ACTIVATIONS[self.activation](
+                nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
         head = nn.Dense(self.action_dim, kernel_init=nn.initializers.orthogonal(0.01))(x)
         if self.discrete:
             return head
@@ -43,21 +48,23 @@ class Critic(nn.Module):
 
     obs_ndim: int
     hidden: Sequence[int] = (64, 64)
+    activation: str = "tanh"
 
     @nn.compact
     def __call__(self, obs):
         x = _flatten(obs, self.obs_ndim)
         for width in self.hidden:
-            x = nn.tanh(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+            x = ACTIVATIONS[self.activation](
+                nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
         return nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(x)[..., 0]
 
 
-def make_actor(spec: EnvSpec, hidden: Sequence[int]) -> Actor:
-    return Actor(spec.action_dim, spec.discrete, len(spec.obs_shape), tuple(hidden))
+def make_actor(spec: EnvSpec, hidden: Sequence[int], activation: str = "tanh") -> Actor:
+    return Actor(spec.action_dim, spec.discrete, len(spec.obs_shape), tuple(hidden), activation)
 
 
-def make_critic(spec: EnvSpec, hidden: Sequence[int]) -> Critic:
-    return Critic(len(spec.obs_shape), tuple(hidden))
+def make_critic(spec: EnvSpec, hidden: Sequence[int], activation: str = "tanh") -> Critic:
+    return Critic(len(spec.obs_shape), tuple(hidden), activation)
 
 
 def dummy_obs(spec: EnvSpec):

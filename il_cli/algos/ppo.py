@@ -69,8 +69,8 @@ def ppo_loss(params, batch, actor, critic, discrete, clip_eps, vf_coef, ent_coef
 
 def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
     """(actor, init(key) -> PPOState, train_chunk(state, num_updates) -> (state, metrics))."""
-    actor = networks.make_actor(spec, cfg.hidden)
-    critic = networks.make_critic(spec, cfg.hidden)
+    actor = networks.make_actor(spec, cfg.hidden, cfg.activation)
+    critic = networks.make_critic(spec, cfg.hidden, cfg.activation)
     E, T, M = cfg.num_envs, cfg.num_steps, cfg.num_minibatches
     lr = (optax.linear_schedule(cfg.lr, 0.0, cfg.num_updates * cfg.num_epochs * M)
           if cfg.anneal_lr else cfg.lr)

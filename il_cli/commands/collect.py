@@ -28,7 +28,7 @@ def collect(
 
         run = start(ui, "collect", cfg, None, run_dir, name)
         expert_run = get_expert(cfg.env, cfg.expert, ui)
-        summary = run_collect(cfg, run, expert_run, ui, started)
+        summary = run_collect(cfg, run, expert_run, started)
         c, d = summary["collect"], summary["dataset"]
         ui.results("collect", [
             ("dataset", d["path"]), ("transitions", d["count"]), ("episodes", d["episodes"]),

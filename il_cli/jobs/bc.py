@@ -4,7 +4,6 @@ import shutil
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from il_cli import networks
@@ -55,7 +54,7 @@ def run_bc(cfg: BCConfig, run: Run, ui, resume: bool = False) -> dict:
     train_data, holdout = split_holdout(obs, actions, cfg.holdout_frac, split_key)
     data = jax.device_put(train_data)
 
-    actor = networks.make_actor(spec, cfg.hidden)
+    actor = networks.make_actor(spec, cfg.hidden, cfg.activation)
     init, _, train_chunk = make_bc(actor, spec.discrete, cfg.lr, cfg.batch_size)
     state = jax.jit(init)(init_key, networks.dummy_obs(spec))
     start = 0
@@ -78,7 +77,7 @@ def run_bc(cfg: BCConfig, run: Run, ui, resume: bool = False) -> dict:
         return state, losses
 
     def summarize(step, losses, state):
-        ret = evaluate(cfg.env, cfg.hidden, state.params, eval_key(cfg.seed), cfg.eval_episodes)
+        ret = evaluate(cfg.env, actor, state.params, eval_key(cfg.seed), cfg.eval_episodes)
         return {"loss": float(np.mean(losses)), "return": ret["return_mean"]}
 
     with ui.progress(cfg.num_steps, "step") as progress:
@@ -94,7 +93,7 @@ def run_bc(cfg: BCConfig, run: Run, ui, resume: bool = False) -> dict:
               samples_per_s=(cfg.num_steps - start) * cfg.batch_size / max(train_s, 1e-9),
               compile_s=compile_s)
     summary = base_summary("bc", cfg.env, run, cfg.seed, started)
-    summary["eval"] = evaluate(cfg.env, cfg.hidden, state.params, eval_key(cfg.seed), cfg.eval_episodes)
+    summary["eval"] = evaluate(cfg.env, actor, state.params, eval_key(cfg.seed), cfg.eval_episodes)
     summary["expert"] = {"run": header["source"], "return_mean": header["expert_return"],
                          "demo_return_mean": header["return_mean"]}
     summary["bc"] = bc

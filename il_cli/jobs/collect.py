@@ -9,11 +9,11 @@ import numpy as np
 from il_cli import rollout
 from il_cli.data import save_dataset
 from il_cli.envs import make_env
-from il_cli.jobs.common import load_policy
+from il_cli.jobs.common import base_summary, load_policy, root_key
 from il_cli.runs import Run
 
 
-def collect_demos(expert: Run, num_episodes: int, num_envs: int, key, ui=None):
+def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
     """Roll the expert's deterministic policy for `num_episodes` episodes, `num_envs` at a time.
 
     Returns (obs [N, ...], actions [N, ...], episode_returns [num_episodes], header, stats);
@@ -50,11 +50,9 @@ def collect_demos(expert: Run, num_episodes: int, num_envs: int, key, ui=None):
     return obs, actions.astype(np.int32 if spec.discrete else np.float32), returns, header, stats
 
 
-def run_collect(cfg, run: Run, expert: Run, ui, started) -> dict:
-    from il_cli.jobs.common import base_summary, root_key
-
+def run_collect(cfg, run: Run, expert: Run, started) -> dict:
     obs, actions, returns, header, stats = collect_demos(expert, cfg.episodes, cfg.num_envs,
-                                                         root_key(cfg.seed), ui)
+                                                         root_key(cfg.seed))
     path = run.data_dir / "demos.npz"
     header = save_dataset(path, obs, actions, returns, header)
     summary = base_summary("collect", cfg.env, run, cfg.seed, started)

@@ -34,7 +34,7 @@ def load_policy(run: Run):
     """(spec, actor, actor_params) of any run with a saved policy."""
     meta = run.meta
     spec = spec_from_json(meta["spec"])
-    actor = networks.make_actor(spec, meta["config"]["hidden"])
+    actor = networks.make_actor(spec, meta["config"]["hidden"], meta["config"].get("activation", "tanh"))
     try:
         tree = run.restore_raw()
     except UserError:
@@ -47,16 +47,15 @@ def load_policy(run: Run):
 
 
 @lru_cache(maxsize=None)
-def _evaluator(env_id: str, hidden: tuple, num_episodes: int):
+def _evaluator(env_id: str, actor, num_episodes: int):
     env, env_params, spec = make_env(env_id)
-    actor = networks.make_actor(spec, hidden)
     return jax.jit(rollout.make_episodes(env, env_params, spec, num_episodes,
                                          rollout.make_policy_act(spec, actor)))
 
 
-def evaluate(env_id: str, hidden, params, key, num_episodes: int) -> dict:
+def evaluate(env_id: str, actor, params, key, num_episodes: int) -> dict:
     """Deterministic (mode) actions, one episode in each of `num_episodes` envs."""
-    episodes = jax.device_get(_evaluator(env_id, tuple(hidden), num_episodes)(params, key))
+    episodes = jax.device_get(_evaluator(env_id, actor, num_episodes)(params, key))
     returns = np.asarray(episodes.returns, np.float64)
     return {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
             "return_min": float(returns.min()), "return_max": float(returns.max()),

@@ -50,7 +50,7 @@ def run_dagger(cfg: DAggerConfig, run: Run, ui, resume: bool = False) -> dict:
     collect_key, init_key = jax.random.split(root_key(cfg.seed))
     demo_obs, demo_actions = seed_demos(cfg, run, expert_run, spec, collect_key)
 
-    learner = networks.make_actor(spec, cfg.hidden)
+    learner = networks.make_actor(spec, cfg.hidden, cfg.activation)
     init, dagger_rounds = make_dagger(cfg, env, env_params, spec, learner, expert_actor, len(demo_obs))
     state = jax.jit(init)(init_key, jnp.asarray(demo_obs), jnp.asarray(demo_actions))
     start = 0
@@ -75,7 +75,7 @@ def run_dagger(cfg: DAggerConfig, run: Run, ui, resume: bool = False) -> dict:
     if not last:  # resumed a run whose rounds were all done
         last = run.metrics()[-1]
     summary = base_summary("dagger", cfg.env, run, cfg.seed, started)
-    summary["eval"] = evaluate(cfg.env, cfg.hidden, state.learner.params, key, cfg.eval_episodes)
+    summary["eval"] = evaluate(cfg.env, learner, state.learner.params, key, cfg.eval_episodes)
     expert_summary = expert_run.summary["eval"]
     summary["expert"] = {"run": str(expert_run.path), **expert_summary}
     summary["dagger"] = {

@@ -24,7 +24,7 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
     spec, actor, params = load_policy(run)
     seed = meta["config"]["seed"] if cfg.seed is None else cfg.seed
     ui.header("eval", spec.env_id, run.path, base_summary("eval", spec.env_id, run, seed, started)["device"])
-    stats = evaluate(spec.env_id, meta["config"]["hidden"], params, eval_key(seed), cfg.episodes)
+    stats = evaluate(spec.env_id, actor, params, eval_key(seed), cfg.episodes)
     summary = base_summary("eval", spec.env_id, run, seed, started)
     summary["eval"] = stats
     summary["evaluated"] = meta["command"]

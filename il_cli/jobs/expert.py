@@ -25,7 +25,7 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI, resume: bool = False) -> dict
     """Train PPO per `cfg` in `run` (continuing its last checkpoint if `resume`); the summary."""
     started = time.time()
     env, env_params, spec = make_env(cfg.env)
-    _, init, train_chunk = make_ppo(cfg, env, env_params, spec)
+    actor, init, train_chunk = make_ppo(cfg, env, env_params, spec)
     chunk = chunk_length(cfg.num_updates, cfg.num_chunks)
     state = jax.jit(init)(root_key(cfg.seed))
     start = 0
@@ -38,7 +38,7 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI, resume: bool = False) -> dict
 
     def summarize(step, m, state):
         count = float(m["episodes"].sum())
-        ret = evaluate(cfg.env, cfg.hidden, state.params["actor"], eval_key(cfg.seed), cfg.eval_episodes)
+        ret = evaluate(cfg.env, actor, state.params["actor"], eval_key(cfg.seed), cfg.eval_episodes)
         return {"timesteps": step * steps_per_update,
                 "train_return": float(m["episode_return_sum"].sum() / count) if count else None,
                 "return": ret["return_mean"], "loss": float(m["loss"].mean()),
@@ -49,7 +49,7 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI, resume: bool = False) -> dict
                            run=run, progress=progress, summarize=summarize)
     run.wait()
     summary = base_summary("expert", cfg.env, run, cfg.seed, started)
-    summary["eval"] = evaluate(cfg.env, cfg.hidden, state.params["actor"], eval_key(cfg.seed),
+    summary["eval"] = evaluate(cfg.env, actor, state.params["actor"], eval_key(cfg.seed),
                                cfg.eval_episodes)
     summary["expert"] = {"timesteps": cfg.num_updates * steps_per_update, "updates": cfg.num_updates}
     if not spec.discrete:
