@@ -135,6 +135,15 @@ class Run:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         return self.checkpoints.restore(step, args=ocp.args.StandardRestore(abstract))
 
+    def continue_from_checkpoint(self, state):
+        """(state, step): the latest checkpoint restored into `state`'s structure, with the
+        metrics logged after it dropped; or (state, 0) for a run with no checkpoint yet."""
+        step = self.latest_step()
+        if step is None:
+            return state, 0
+        self.truncate_metrics(step)
+        return self.restore(state, step), step
+
     def restore_raw(self, step: int | None = None):
         """The latest checkpoint as nested dicts of arrays (no target structure needed)."""
         import orbax.checkpoint as ocp

@@ -45,7 +45,7 @@ def bc(
 
                 Run.open(cfg.expert)
             run = start(ui, "bc", cfg, POLICY_PATH, run_dir, name)
-        summary = run_bc(cfg, run, ui, resume=bool(resume))
+        summary = run_bc(cfg, run, ui)
         run.close()
         b = summary["bc"]
         rows = eval_rows(summary) + [

@@ -59,7 +59,7 @@ def dagger(
 
                 Run.open(cfg.expert)
             run = start(ui, "dagger", cfg, POLICY_PATH, run_dir, name)
-        summary = run_dagger(cfg, run, ui, resume=bool(resume))
+        summary = run_dagger(cfg, run, ui)
         run.close()
         d = summary["dagger"]
         rows = eval_rows(summary) + [

@@ -35,7 +35,7 @@ def expert(
                                lr=lr, ent_coef=ent_coef, hidden=parse_ints(hidden, "hidden"),
                                eval_episodes=eval_episodes)
             run = start(ui, "expert", cfg, POLICY_PATH, run_dir, name)
-        summary = train_expert(cfg, run, ui, resume=bool(resume))
+        summary = train_expert(cfg, run, ui)
         run.close()
         ui.results("expert", eval_rows(summary) + [
             ("timesteps", summary["expert"]["timesteps"]), ("wall time (s)", summary["wall_s"])], run.path)

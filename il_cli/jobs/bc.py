@@ -1,6 +1,5 @@
 """`il bc`: behavioral cloning of an expert from demonstrations (eq. 24.2)."""
 
-import shutil
 import time
 
 import jax
@@ -9,29 +8,15 @@ import numpy as np
 from il_cli import networks
 from il_cli.algos.bc import make_bc, make_bc_metrics
 from il_cli.config import BCConfig
-from il_cli.data import load_dataset, save_dataset
+from il_cli.data import load_dataset
 from il_cli.envs import make_env
-from il_cli.jobs.collect import collect_demos
+from il_cli.jobs.collect import run_demos
 from il_cli.jobs.common import base_summary, eval_key, evaluate, root_key
 from il_cli.jobs.expert import get_expert
 from il_cli.loop import chunk_length, run_chunks
 from il_cli.runs import Run
 
 POLICY_PATH = ["params"]
-
-
-def prepare_demos(cfg: BCConfig, run: Run, ui, collect_key) -> dict:
-    """Put the run's demonstrations in run/data/demos.npz (copied, or collected); its header."""
-    path = run.data_dir / "demos.npz"
-    if path.is_file():  # resuming
-        return load_dataset(path, cfg.env)[0]
-    if cfg.demos:
-        header = load_dataset(cfg.demos, cfg.env)[0]
-        shutil.copyfile(cfg.demos, path)
-        return header
-    expert = get_expert(cfg.env, cfg.expert, ui)
-    obs, actions, returns, header, _ = collect_demos(expert, cfg.episodes, 1024, collect_key)
-    return save_dataset(path, obs, actions, returns, header)
 
 
 def split_holdout(obs, actions, frac: float, key):
@@ -45,11 +30,12 @@ def split_holdout(obs, actions, frac: float, key):
     return (obs[train], actions[train]), (obs[hold], actions[hold])
 
 
-def run_bc(cfg: BCConfig, run: Run, ui, resume: bool = False) -> dict:
+def run_bc(cfg: BCConfig, run: Run, ui) -> dict:
     started = time.time()
     collect_key, split_key, init_key = jax.random.split(root_key(cfg.seed), 3)
-    header = prepare_demos(cfg, run, ui, collect_key)
-    _, obs, actions = load_dataset(run.data_dir / "demos.npz", cfg.env)
+    path = run_demos(run, cfg.env, cfg.demos, cfg.episodes, lambda: get_expert(cfg.env, cfg.expert, ui),
+                     collect_key)
+    header, obs, actions = load_dataset(path, cfg.env)
     _, _, spec = make_env(cfg.env)
     train_data, holdout = split_holdout(obs, actions, cfg.holdout_frac, split_key)
     data = jax.device_put(train_data)
@@ -57,11 +43,7 @@ def run_bc(cfg: BCConfig, run: Run, ui, resume: bool = False) -> dict:
     actor = networks.make_actor(spec, cfg.hidden, cfg.activation)
     init, _, train_chunk = make_bc(actor, spec.discrete, cfg.lr, cfg.batch_size)
     state = jax.jit(init)(init_key, networks.dummy_obs(spec))
-    start = 0
-    if resume and run.latest_step() is not None:
-        start = run.latest_step()
-        state = run.restore(state, start)
-        run.truncate_metrics(start)
+    state, start = run.continue_from_checkpoint(state)
     chunk = chunk_length(cfg.num_steps, cfg.num_chunks)
     t0 = time.perf_counter()
     compiled = jax.jit(lambda s, d: train_chunk(s, d, chunk)).lower(state, data).compile()

@@ -1,13 +1,14 @@
 """`il collect`: expert demonstrations on vectorized environments, saved as a dataset."""
 
 import math
+import shutil
 import time
 
 import jax
 import numpy as np
 
 from il_cli import rollout
-from il_cli.data import save_dataset
+from il_cli.data import load_dataset, save_dataset
 from il_cli.envs import make_env
 from il_cli.jobs.common import base_summary, load_policy, root_key
 from il_cli.runs import Run
@@ -48,6 +49,24 @@ def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
     stats = {"transitions": int(len(obs)), "transitions_per_s": steps / run_s,
              "compile_s": compile_s, "num_envs": batch}
     return obs, actions.astype(np.int32 if spec.discrete else np.float32), returns, header, stats
+
+
+def run_demos(run: Run, env_id: str, demos: str | None, episodes: int, expert, key):
+    """The run's demonstrations, run/data/demos.npz: kept from an earlier start (resume),
+    copied from the dataset `demos`, or `episodes` collected from `expert()` (a callable, so
+    an expert is only obtained when needed); None when there are none."""
+    path = run.data_dir / "demos.npz"
+    if path.is_file():
+        return path
+    if demos:
+        load_dataset(demos, env_id)
+        shutil.copyfile(demos, path)
+        return path
+    if episodes:
+        obs, actions, returns, header, _ = collect_demos(expert(), episodes, 1024, key)
+        save_dataset(path, obs, actions, returns, header)
+        return path
+    return None
 
 
 def run_collect(cfg, run: Run, expert: Run, started) -> dict:

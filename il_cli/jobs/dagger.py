@@ -1,6 +1,5 @@
 """`il dagger`: DAgger with β schedules, supervisor-burden accounting and noisy supervisors."""
 
-import shutil
 import time
 
 import jax
@@ -10,10 +9,10 @@ import numpy as np
 from il_cli import networks
 from il_cli.algos.dagger import make_dagger
 from il_cli.config import DAggerConfig
-from il_cli.data import load_dataset, save_dataset
+from il_cli.data import load_dataset
 from il_cli.envs import make_env
 from il_cli.errors import UserError
-from il_cli.jobs.collect import collect_demos
+from il_cli.jobs.collect import run_demos
 from il_cli.jobs.common import base_summary, eval_key, evaluate, load_policy, root_key
 from il_cli.jobs.expert import get_expert
 from il_cli.loop import run_chunks
@@ -23,16 +22,9 @@ POLICY_PATH = ["learner", "params"]
 
 
 def seed_demos(cfg: DAggerConfig, run: Run, expert: Run, spec, collect_key):
-    """(obs, actions) that seed D: --demos, or --episodes collected, or none; kept in run/data."""
-    path = run.data_dir / "demos.npz"
-    if not path.is_file():
-        if cfg.demos:
-            load_dataset(cfg.demos, cfg.env)
-            shutil.copyfile(cfg.demos, path)
-        elif cfg.episodes:
-            obs, actions, returns, header, _ = collect_demos(expert, cfg.episodes, 1024, collect_key)
-            save_dataset(path, obs, actions, returns, header)
-    if path.is_file():
+    """(obs, actions) that seed D: --demos, or --episodes collected, or none."""
+    path = run_demos(run, cfg.env, cfg.demos, cfg.episodes, lambda: expert, collect_key)
+    if path is not None:
         _, obs, actions = load_dataset(path, cfg.env)
         return obs, actions
     action_shape = () if spec.discrete else (spec.action_dim,)
@@ -40,7 +32,7 @@ def seed_demos(cfg: DAggerConfig, run: Run, expert: Run, spec, collect_key):
             np.zeros((0, *action_shape), np.int32 if spec.discrete else np.float32))
 
 
-def run_dagger(cfg: DAggerConfig, run: Run, ui, resume: bool = False) -> dict:
+def run_dagger(cfg: DAggerConfig, run: Run, ui) -> dict:
     started = time.time()
     expert_run = get_expert(cfg.env, cfg.expert, ui)
     spec, expert_actor, expert_params = load_policy(expert_run)
@@ -53,11 +45,7 @@ def run_dagger(cfg: DAggerConfig, run: Run, ui, resume: bool = False) -> dict:
     learner = networks.make_actor(spec, cfg.hidden, cfg.activation)
     init, dagger_rounds = make_dagger(cfg, env, env_params, spec, learner, expert_actor, len(demo_obs))
     state = jax.jit(init)(init_key, jnp.asarray(demo_obs), jnp.asarray(demo_actions))
-    start = 0
-    if resume and run.latest_step() is not None:
-        start = run.latest_step()
-        state = run.restore(state, start)
-        run.truncate_metrics(start)
+    state, start = run.continue_from_checkpoint(state)
     betas, key = jnp.asarray(cfg.betas, jnp.float32), eval_key(cfg.seed)
     t0 = time.perf_counter()
     compiled = jax.jit(lambda s, b, e, k: dagger_rounds(s, b, e, k, 1)).lower(

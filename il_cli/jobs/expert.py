@@ -21,18 +21,14 @@ from il_cli.ui import UI
 POLICY_PATH = ["params", "actor"]
 
 
-def train_expert(cfg: PPOConfig, run: Run, ui: UI, resume: bool = False) -> dict:
-    """Train PPO per `cfg` in `run` (continuing its last checkpoint if `resume`); the summary."""
+def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
+    """Train PPO per `cfg` in `run`, continuing from its last checkpoint if it has one; the summary."""
     started = time.time()
     env, env_params, spec = make_env(cfg.env)
     actor, init, train_chunk = make_ppo(cfg, env, env_params, spec)
     chunk = chunk_length(cfg.num_updates, cfg.num_chunks)
     state = jax.jit(init)(root_key(cfg.seed))
-    start = 0
-    if resume and run.latest_step() is not None:
-        start = run.latest_step()
-        state = run.restore(state, start)
-        run.truncate_metrics(start)
+    state, start = run.continue_from_checkpoint(state)
     steps_per_update = cfg.num_envs * cfg.num_steps
     chunk_fn = jax.jit(lambda s: train_chunk(s, chunk))
 
