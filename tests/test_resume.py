@@ -47,7 +47,7 @@ def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
         args = (*args, "--expert", cartpole_expert)
     code, err = interrupt_after_first_checkpoint(args, tmp_path / "interrupted")
     assert code == 130, err
-    assert "--resume" in err and "Traceback" not in err
+    assert f"il {args[0]} --resume {tmp_path / 'interrupted'}" in err and "Traceback" not in err
     assert Run(tmp_path / "interrupted").summary is None
     il(args[0], "--resume", tmp_path / "interrupted")
     il(*args, "--run-dir", tmp_path / "straight")

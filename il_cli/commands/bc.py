@@ -23,7 +23,7 @@ def bc(
 ):
     """Behavioral cloning: maximum likelihood of the expert's actions (eq. 24.2), then evaluation."""
     ui = UI(json)
-    with user_errors(ui, [resume or run_dir or "RUN_DIR"]):
+    with user_errors(ui) as ctx:
         if resume:
             run, saved = open_resumed(resume, "bc")
             cfg = from_json(BCConfig, saved)
@@ -38,13 +38,13 @@ def bc(
         from il_cli.jobs.bc import POLICY_PATH, run_bc
 
         if resume:
-            resume_header(ui, "bc", run)
+            resume_header(ui, "bc", run, ctx)
         else:
             if cfg.expert and not cfg.demos:
                 from il_cli.runs import Run
 
                 Run.open(cfg.expert)
-            run = start(ui, "bc", cfg, POLICY_PATH, run_dir, name)
+            run = start(ui, "bc", cfg, POLICY_PATH, run_dir, name, ctx)
         summary = run_bc(cfg, run, ui)
         run.close()
         b = summary["bc"]

@@ -23,16 +23,20 @@ EvalEpisodes = Annotated[Optional[int], typer.Option("--eval-episodes", help="Ev
 
 
 @contextlib.contextmanager
-def user_errors(ui: UI, run_path=None):
-    """User mistakes: one line, exit 2. Ctrl-C: say how to resume, exit 130."""
+def user_errors(ui: UI):
+    """User mistakes: one line, exit 2. Ctrl-C: say how to resume, exit 130.
+
+    Yields a dict; a command that has created its run sets "resume" to the command line
+    that continues it."""
+    ctx = {}
     try:
-        yield
+        yield ctx
     except UserError as exc:
         ui.console.file.flush()
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        where = f"; continue with --resume {run_path[0]}" if run_path else ""
+        where = f"; continue with `{ctx['resume']}`" if "resume" in ctx else ""
         print(f"interrupted: the last checkpoint is kept{where}", file=sys.stderr)
         raise typer.Exit(130) from None
 
@@ -50,7 +54,7 @@ def open_resumed(path, command: str):
     return run, meta["config"]
 
 
-def start(ui: UI, command: str, cfg, policy_path, run_dir=None, name=None):
+def start(ui: UI, command: str, cfg, policy_path, run_dir=None, name=None, ctx=None):
     """Set up JAX (compilation cache), create the run directory, print the header."""
     from il_cli import config as config_lib
     from il_cli.envs import make_env
@@ -62,13 +66,16 @@ def start(ui: UI, command: str, cfg, policy_path, run_dir=None, name=None):
     _, _, spec = make_env(cfg.env)
     run = Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg), spec.to_json(),
                      policy_path, run_dir=str(run_dir) if run_dir else None)
+    if ctx is not None:
+        ctx["resume"] = f"il {command} --resume {run.path}"
     ui.header(command, cfg.env, run.path, device_description())
     return run
 
 
-def resume_header(ui: UI, command: str, run):
+def resume_header(ui: UI, command: str, run, ctx):
     from il_cli.loop import device_description, setup_jax
 
+    ctx["resume"] = f"il {command} --resume {run.path}"
     setup_jax()
     ui.header(command, run.meta["env"], run.path, device_description())
     ui.print(f"resuming from step {run.latest_step() or 0}")

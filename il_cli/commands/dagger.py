@@ -32,7 +32,7 @@ def dagger(
 ):
     """DAgger: roll out β_i·expert + (1-β_i)·learner, label every visited state with the expert, aggregate, retrain."""
     ui = UI(json)
-    with user_errors(ui, [resume or run_dir or "RUN_DIR"]):
+    with user_errors(ui) as ctx:
         if resume:
             run, saved = open_resumed(resume, "dagger")
             cfg = from_json(DAggerConfig, saved)
@@ -52,13 +52,13 @@ def dagger(
         from il_cli.jobs.dagger import POLICY_PATH, run_dagger
 
         if resume:
-            resume_header(ui, "dagger", run)
+            resume_header(ui, "dagger", run, ctx)
         else:
             if cfg.expert:
                 from il_cli.runs import Run
 
                 Run.open(cfg.expert)
-            run = start(ui, "dagger", cfg, POLICY_PATH, run_dir, name)
+            run = start(ui, "dagger", cfg, POLICY_PATH, run_dir, name, ctx)
         summary = run_dagger(cfg, run, ui)
         run.close()
         d = summary["dagger"]

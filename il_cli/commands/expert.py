@@ -22,19 +22,19 @@ def expert(
 ):
     """Train a PPO expert (GAE, clipped objective, truncation bootstrapping) and save it as a run."""
     ui = UI(json)
-    with user_errors(ui, [resume or run_dir or "RUN_DIR"]):
+    with user_errors(ui) as ctx:
         from il_cli.jobs.expert import POLICY_PATH, train_expert
 
         if resume:
             run, saved = open_resumed(resume, "expert")
             cfg = from_json(PPOConfig, saved)
-            resume_header(ui, "expert", run)
+            resume_header(ui, "expert", run, ctx)
         else:
             cfg = build_config(PPOConfig, "expert", recipe, env=env, seed=seed,
                                total_timesteps=total_timesteps, num_envs=num_envs, num_steps=num_steps,
                                lr=lr, ent_coef=ent_coef, hidden=parse_ints(hidden, "hidden"),
                                eval_episodes=eval_episodes)
-            run = start(ui, "expert", cfg, POLICY_PATH, run_dir, name)
+            run = start(ui, "expert", cfg, POLICY_PATH, run_dir, name, ctx)
         summary = train_expert(cfg, run, ui)
         run.close()
         ui.results("expert", eval_rows(summary) + [
