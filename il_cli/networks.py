@@ -21,6 +21,13 @@ def _flatten(obs, obs_ndim: int):
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
 
 
+def _torso(x, hidden, activation):
+    """Dense layers with orthogonal(√2) initialisation; called inside a compact module."""
+    for width in hidden:
+        x = ACTIVATIONS[activation](nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+    return x
+
+
 class Actor(nn.Module):
     """MLP policy π(a|s); a state-independent log-std for continuous actions."""
 
@@ -32,10 +39,7 @@ class Actor(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        x = _flatten(obs, self.obs_ndim)
-        for width in self.hidden:
-            x = ACTIVATIONS[self.activation](
-                nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+        x = _torso(_flatten(obs, self.obs_ndim), self.hidden, self.activation)
         head = nn.Dense(self.action_dim, kernel_init=nn.initializers.orthogonal(0.01))(x)
         if self.discrete:
             return head
@@ -52,10 +56,7 @@ class Critic(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        x = _flatten(obs, self.obs_ndim)
-        for width in self.hidden:
-            x = ACTIVATIONS[self.activation](
-                nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+        x = _torso(_flatten(obs, self.obs_ndim), self.hidden, self.activation)
         return nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(x)[..., 0]
 
 

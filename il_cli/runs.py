@@ -18,6 +18,9 @@ from il_cli.errors import UserError
 
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 
+# Where each command's checkpoint keeps the policy's parameters (`il eval` reads any run).
+POLICY_PATHS = {"expert": ["params", "actor"], "bc": ["params"], "dagger": ["learner", "params"]}
+
 
 class Run:
     def __init__(self, path):
@@ -28,7 +31,7 @@ class Run:
 
     @classmethod
     def create(cls, root, command: str, env_id: str, name: str | None, config: dict,
-               spec: dict, policy_path: list[str], run_dir: str | None = None) -> "Run":
+               spec: dict, run_dir: str | None = None) -> "Run":
         if run_dir:
             path = Path(run_dir)
             if (path / CONFIG).exists():
@@ -42,7 +45,7 @@ class Run:
                 path = Path(root) / f"{stem}-{i}"
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
-        run._write(CONFIG, {"command": command, "env": env_id, "policy_path": policy_path,
+        run._write(CONFIG, {"command": command, "env": env_id, "policy_path": POLICY_PATHS.get(command),
                             "spec": spec, "config": config})
         return run
 

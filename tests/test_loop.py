@@ -21,7 +21,7 @@ class _Quiet:
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
-    run = Run.create(tmp_path, "bc", "CartPole-v1", None, {"seed": 0}, {}, ["params"])
+    run = Run.create(tmp_path, "bc", "CartPole-v1", None, {"seed": 0}, {})
 
     @jax.jit
     def chunk(state):  # the loss becomes NaN in the third chunk

@@ -5,8 +5,8 @@ from typing import Annotated, Optional
 import typer
 
 from il_cli.commands.common import (Env, EvalEpisodes, Expert, Hidden, Json, Name, Recipe, Resume, RunDir,
-                                    Seed, eval_rows, open_resumed, resume_header, start, user_errors)
-from il_cli.config import BCConfig, build_config, from_json, parse_ints
+                                    Seed, eval_rows, open_or_start, user_errors)
+from il_cli.config import BCConfig, build_config, parse_ints
 from il_cli.ui import UI
 
 
@@ -24,27 +24,12 @@ def bc(
     """Behavioral cloning: maximum likelihood of the expert's actions (eq. 24.2), then evaluation."""
     ui = UI(json)
     with user_errors(ui) as ctx:
-        if resume:
-            run, saved = open_resumed(resume, "bc")
-            cfg = from_json(BCConfig, saved)
-        else:
-            cfg = build_config(BCConfig, "bc", recipe, env=env, seed=seed, demos=demos, episodes=episodes,
-                               expert=expert, hidden=parse_ints(hidden, "hidden"), lr=lr,
-                               batch_size=batch_size, num_steps=num_steps, eval_episodes=eval_episodes)
-            if cfg.demos:
-                from il_cli.data import load_dataset
+        cfg, run = open_or_start(ui, ctx, "bc", BCConfig, resume, lambda: build_config(
+            BCConfig, "bc", recipe, env=env, seed=seed, demos=demos, episodes=episodes, expert=expert,
+            hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size, num_steps=num_steps,
+            eval_episodes=eval_episodes), run_dir, name)
+        from il_cli.jobs.bc import run_bc
 
-                load_dataset(cfg.demos, cfg.env)  # a wrong dataset is reported before any work
-        from il_cli.jobs.bc import POLICY_PATH, run_bc
-
-        if resume:
-            resume_header(ui, "bc", run, ctx)
-        else:
-            if cfg.expert and not cfg.demos:
-                from il_cli.runs import Run
-
-                Run.open(cfg.expert)
-            run = start(ui, "bc", cfg, POLICY_PATH, run_dir, name, ctx)
         summary = run_bc(cfg, run, ui)
         run.close()
         b = summary["bc"]

@@ -4,7 +4,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from il_cli.commands.common import Env, Expert, Json, Name, RunDir, Seed, Recipe, start, user_errors
+from il_cli.commands.common import Env, Expert, Json, Name, Recipe, RunDir, Seed, open_or_start, user_errors
 from il_cli.config import CollectConfig, build_config
 from il_cli.ui import UI
 
@@ -20,13 +20,13 @@ def collect(
 
     started = time.time()
     ui = UI(json)
-    with user_errors(ui):
-        cfg = build_config(CollectConfig, "collect", recipe, env=env, seed=seed, episodes=episodes,
-                           num_envs=num_envs, expert=expert)
+    with user_errors(ui) as ctx:
+        cfg, run = open_or_start(ui, ctx, "collect", CollectConfig, None, lambda: build_config(
+            CollectConfig, "collect", recipe, env=env, seed=seed, episodes=episodes, num_envs=num_envs,
+            expert=expert), run_dir, name)
         from il_cli.jobs.collect import run_collect
         from il_cli.jobs.expert import get_expert
 
-        run = start(ui, "collect", cfg, None, run_dir, name)
         expert_run = get_expert(cfg.env, cfg.expert, ui)
         summary = run_collect(cfg, run, expert_run, started)
         c, d = summary["collect"], summary["dataset"]

@@ -54,31 +54,38 @@ def open_resumed(path, command: str):
     return run, meta["config"]
 
 
-def start(ui: UI, command: str, cfg, policy_path, run_dir=None, name=None, ctx=None):
-    """Set up JAX (compilation cache), create the run directory, print the header."""
+def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run_dir=None,
+                  name=None):
+    """(config, run): a run to resume with its saved config, or a new config (validated,
+    its dataset and expert checked before JAX is imported) and a new run directory."""
     from il_cli import config as config_lib
+    from il_cli.runs import Run
+
+    if resume:
+        run, saved = open_resumed(resume, command)
+        cfg = config_lib.from_json(cls, saved)
+    else:
+        cfg = make_config()
+        if getattr(cfg, "demos", None):
+            from il_cli.data import load_dataset
+
+            load_dataset(cfg.demos, cfg.env)
+        if getattr(cfg, "expert", None):
+            Run.open(cfg.expert)
     from il_cli.envs import make_env
     from il_cli.loop import device_description, setup_jax
     from il_cli.paths import runs_root
-    from il_cli.runs import Run
 
     setup_jax()
-    _, _, spec = make_env(cfg.env)
-    run = Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg), spec.to_json(),
-                     policy_path, run_dir=str(run_dir) if run_dir else None)
-    if ctx is not None:
-        ctx["resume"] = f"il {command} --resume {run.path}"
-    ui.header(command, cfg.env, run.path, device_description())
-    return run
-
-
-def resume_header(ui: UI, command: str, run, ctx):
-    from il_cli.loop import device_description, setup_jax
-
+    if not resume:
+        spec = make_env(cfg.env)[2]
+        run = Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg), spec.to_json(),
+                         run_dir=str(run_dir) if run_dir else None)
     ctx["resume"] = f"il {command} --resume {run.path}"
-    setup_jax()
-    ui.header(command, run.meta["env"], run.path, device_description())
-    ui.print(f"resuming from step {run.latest_step() or 0}")
+    ui.header(command, cfg.env, run.path, device_description())
+    if resume:
+        ui.print(f"resuming from step {run.latest_step() or 0}")
+    return cfg, run
 
 
 def eval_rows(summary: dict) -> list[tuple]:

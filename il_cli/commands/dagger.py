@@ -5,8 +5,8 @@ from typing import Annotated, Optional
 import typer
 
 from il_cli.commands.common import (Env, EvalEpisodes, Expert, Hidden, Json, Name, Recipe, Resume, RunDir,
-                                    Seed, eval_rows, open_resumed, resume_header, start, user_errors)
-from il_cli.config import DAggerConfig, build_config, from_json, parse_ints
+                                    Seed, eval_rows, open_or_start, user_errors)
+from il_cli.config import DAggerConfig, build_config, parse_ints
 from il_cli.ui import UI
 
 
@@ -33,32 +33,16 @@ def dagger(
     """DAgger: roll out β_i·expert + (1-β_i)·learner, label every visited state with the expert, aggregate, retrain."""
     ui = UI(json)
     with user_errors(ui) as ctx:
-        if resume:
-            run, saved = open_resumed(resume, "dagger")
-            cfg = from_json(DAggerConfig, saved)
-        else:
-            cfg = build_config(
-                DAggerConfig, "dagger", recipe, env=env, seed=seed, expert=expert, num_rounds=rounds,
-                steps_per_round=steps_per_round, num_envs=num_envs, beta_schedule=beta_schedule,
-                beta_decay=beta_decay, beta=beta, train_steps=train_steps,
-                retrain_from_scratch=retrain_from_scratch, label_noise=label_noise,
-                expert_budget=expert_budget, demos=demos, episodes=episodes,
-                hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size,
-                eval_episodes=eval_episodes)
-            if cfg.demos:
-                from il_cli.data import load_dataset
+        cfg, run = open_or_start(ui, ctx, "dagger", DAggerConfig, resume, lambda: build_config(
+            DAggerConfig, "dagger", recipe, env=env, seed=seed, expert=expert, num_rounds=rounds,
+            steps_per_round=steps_per_round, num_envs=num_envs, beta_schedule=beta_schedule,
+            beta_decay=beta_decay, beta=beta, train_steps=train_steps,
+            retrain_from_scratch=retrain_from_scratch, label_noise=label_noise,
+            expert_budget=expert_budget, demos=demos, episodes=episodes,
+            hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size,
+            eval_episodes=eval_episodes), run_dir, name)
+        from il_cli.jobs.dagger import run_dagger
 
-                load_dataset(cfg.demos, cfg.env)
-        from il_cli.jobs.dagger import POLICY_PATH, run_dagger
-
-        if resume:
-            resume_header(ui, "dagger", run, ctx)
-        else:
-            if cfg.expert:
-                from il_cli.runs import Run
-
-                Run.open(cfg.expert)
-            run = start(ui, "dagger", cfg, POLICY_PATH, run_dir, name, ctx)
         summary = run_dagger(cfg, run, ui)
         run.close()
         d = summary["dagger"]

@@ -5,8 +5,8 @@ from typing import Annotated, Optional
 import typer
 
 from il_cli.commands.common import (Env, EvalEpisodes, Hidden, Json, Name, Recipe, Resume, RunDir, Seed,
-                                    eval_rows, open_resumed, resume_header, start, user_errors)
-from il_cli.config import PPOConfig, build_config, from_json, parse_ints
+                                    eval_rows, open_or_start, user_errors)
+from il_cli.config import PPOConfig, build_config, parse_ints
 from il_cli.ui import UI
 
 
@@ -23,18 +23,12 @@ def expert(
     """Train a PPO expert (GAE, clipped objective, truncation bootstrapping) and save it as a run."""
     ui = UI(json)
     with user_errors(ui) as ctx:
-        from il_cli.jobs.expert import POLICY_PATH, train_expert
+        cfg, run = open_or_start(ui, ctx, "expert", PPOConfig, resume, lambda: build_config(
+            PPOConfig, "expert", recipe, env=env, seed=seed, total_timesteps=total_timesteps,
+            num_envs=num_envs, num_steps=num_steps, lr=lr, ent_coef=ent_coef,
+            hidden=parse_ints(hidden, "hidden"), eval_episodes=eval_episodes), run_dir, name)
+        from il_cli.jobs.expert import train_expert
 
-        if resume:
-            run, saved = open_resumed(resume, "expert")
-            cfg = from_json(PPOConfig, saved)
-            resume_header(ui, "expert", run, ctx)
-        else:
-            cfg = build_config(PPOConfig, "expert", recipe, env=env, seed=seed,
-                               total_timesteps=total_timesteps, num_envs=num_envs, num_steps=num_steps,
-                               lr=lr, ent_coef=ent_coef, hidden=parse_ints(hidden, "hidden"),
-                               eval_episodes=eval_episodes)
-            run = start(ui, "expert", cfg, POLICY_PATH, run_dir, name, ctx)
         summary = train_expert(cfg, run, ui)
         run.close()
         ui.results("expert", eval_rows(summary) + [

@@ -16,9 +16,6 @@ from il_cli.jobs.expert import get_expert
 from il_cli.loop import chunk_length, run_chunks
 from il_cli.runs import Run
 
-POLICY_PATH = ["params"]
-
-
 def split_holdout(obs, actions, frac: float, key):
     """A random fraction `frac` of transitions held out for accuracy / likelihood / TV."""
     n = len(obs)

@@ -12,6 +12,7 @@ from il_cli.config import EvalConfig
 from il_cli.envs import make_env
 from il_cli.errors import UserError
 from il_cli.jobs.common import base_summary, eval_key, evaluate, load_policy
+from il_cli.loop import device_description
 from il_cli.runs import Run
 
 
@@ -23,7 +24,7 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
         raise UserError(f"{cfg.run} is a '{meta['command']}' run, which has no policy to evaluate")
     spec, actor, params = load_policy(run)
     seed = meta["config"]["seed"] if cfg.seed is None else cfg.seed
-    ui.header("eval", spec.env_id, run.path, base_summary("eval", spec.env_id, run, seed, started)["device"])
+    ui.header("eval", spec.env_id, run.path, device_description())
     stats = evaluate(spec.env_id, actor, params, eval_key(seed), cfg.episodes)
     summary = base_summary("eval", spec.env_id, run, seed, started)
     summary["eval"] = stats

@@ -18,9 +18,6 @@ from il_cli.paths import cache_dir
 from il_cli.runs import Run
 from il_cli.ui import UI
 
-POLICY_PATH = ["params", "actor"]
-
-
 def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
     """Train PPO per `cfg` in `run`, continuing from its last checkpoint if it has one; the summary."""
     started = time.time()
@@ -60,7 +57,7 @@ def create_expert_run(cfg: PPOConfig, ui: UI, run_dir=None, name=None, root=None
 
     _, _, spec = make_env(cfg.env)
     return Run.create(root or runs_root(), "expert", cfg.env, name, config_lib.to_json(cfg),
-                      spec.to_json(), POLICY_PATH, run_dir=run_dir)
+                      spec.to_json(), run_dir=run_dir)
 
 
 def default_expert_config(env_id: str) -> PPOConfig:
