@@ -164,6 +164,19 @@ class Run:
             self._manager = None
 
 
+def open_expert(path, env_id: str) -> Run:
+    """A finished expert run for `env_id`; UserError otherwise."""
+    run = Run.open(path)
+    meta = run.meta
+    if meta["command"] != "expert":
+        raise UserError(f"{path} is a '{meta['command']}' run, not an expert run")
+    if meta["env"] != env_id:
+        raise UserError(f"expert {path} was trained on {meta['env']}, not {env_id}")
+    if run.summary is None:
+        raise UserError(f"expert run {path} did not finish; resume it with `il expert --resume {path}`")
+    return run
+
+
 def list_runs(root) -> list[Run]:
     root = Path(root)
     if not root.is_dir():

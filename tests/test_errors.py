@@ -76,3 +76,10 @@ def test_help_is_fast_and_jax_free():
     proc = subprocess.run([sys.executable, "-m", "il_cli", "bc", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--demos" in proc.stdout
     assert time.perf_counter() - start < 3.0  # generous for CI; the benchmark measures the real figure
+
+
+def test_expert_from_another_env_is_refused_before_a_run_is_made(cartpole_expert, tmp_runs):
+    proc = il("bc", "--env", "Pendulum", "--expert", cartpole_expert, check=False)
+    assert_user_error(proc, "trained on CartPole-v1, not Pendulum-v1")
+    assert_user_error(il("dagger", "--expert", tmp_runs, check=False), "does not exist")
+    assert not tmp_runs.exists() or not any(tmp_runs.iterdir())

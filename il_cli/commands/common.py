@@ -59,7 +59,7 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
     """(config, run): a run to resume with its saved config, or a new config (validated,
     its dataset and expert checked before JAX is imported) and a new run directory."""
     from il_cli import config as config_lib
-    from il_cli.runs import Run
+    from il_cli.runs import Run, open_expert
 
     if resume:
         run, saved = open_resumed(resume, command)
@@ -71,7 +71,7 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
 
             load_dataset(cfg.demos, cfg.env)
         if getattr(cfg, "expert", None):
-            Run.open(cfg.expert)
+            open_expert(cfg.expert, cfg.env)
     from il_cli.envs import make_env
     from il_cli.loop import device_description, setup_jax
     from il_cli.paths import runs_root

@@ -11,11 +11,10 @@ from il_cli import config as config_lib
 from il_cli.algos.ppo import make_ppo
 from il_cli.config import PPOConfig
 from il_cli.envs import make_env
-from il_cli.errors import UserError
 from il_cli.jobs.common import base_summary, eval_key, evaluate, root_key
 from il_cli.loop import chunk_length, device_description, run_chunks
 from il_cli.paths import cache_dir
-from il_cli.runs import Run
+from il_cli.runs import Run, open_expert
 from il_cli.ui import UI
 
 def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
@@ -52,14 +51,6 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
     return summary
 
 
-def create_expert_run(cfg: PPOConfig, ui: UI, run_dir=None, name=None, root=None) -> Run:
-    from il_cli.paths import runs_root
-
-    _, _, spec = make_env(cfg.env)
-    return Run.create(root or runs_root(), "expert", cfg.env, name, config_lib.to_json(cfg),
-                      spec.to_json(), run_dir=run_dir)
-
-
 def default_expert_config(env_id: str) -> PPOConfig:
     """The shipped recipe for this environment (recipes/<short name>.toml), else defaults."""
     short = env_id.split("-")[0].lower()
@@ -71,16 +62,7 @@ def default_expert_config(env_id: str) -> PPOConfig:
 def get_expert(env_id: str, expert: str | None, ui: UI) -> Run:
     """The expert run to imitate: `expert` if given, else the cached one, trained on first use."""
     if expert:
-        run = Run.open(expert)
-        meta = run.meta
-        if meta["env"] != env_id:
-            raise UserError(f"expert {expert} was trained on {meta['env']}, not {env_id}")
-        if meta["command"] != "expert":
-            raise UserError(f"{expert} is a '{meta['command']}' run, not an expert run")
-        if run.summary is None:
-            raise UserError(f"expert run {expert} did not finish; resume it with "
-                            f"`il expert --resume {expert}`")
-        return run
+        return open_expert(expert, env_id)
     cached = cache_dir() / "experts" / env_id
     if (cached / "summary.json").is_file():
         return Run(cached)
@@ -89,7 +71,8 @@ def get_expert(env_id: str, expert: str | None, ui: UI) -> Run:
              f"({cfg.total_timesteps} steps) into {cached}")
     tmp = cached.with_name(f".{env_id}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    run = create_expert_run(cfg, ui, run_dir=tmp)
+    run = Run.create(tmp.parent, "expert", env_id, None, config_lib.to_json(cfg),
+                     make_env(env_id)[2].to_json(), run_dir=str(tmp))
     summary = train_expert(cfg, run, ui)
     run.close()
     if cached.exists() and not (cached / "summary.json").is_file():
