@@ -23,7 +23,7 @@ def collect(
     with user_errors(ui) as ctx:
         cfg, run = open_or_start(ui, ctx, "collect", CollectConfig, None, lambda: build_config(
             CollectConfig, "collect", recipe, env=env, seed=seed, episodes=episodes, num_envs=num_envs,
-            expert=expert), run_dir, name)
+            expert=expert), run_dir, name, resumable=False)
         from il_cli.jobs.collect import run_collect
         from il_cli.jobs.expert import get_expert
 

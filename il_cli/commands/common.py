@@ -55,7 +55,7 @@ def open_resumed(path, command: str):
 
 
 def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run_dir=None,
-                  name=None):
+                  name=None, resumable: bool = True):
     """(config, run): a run to resume with its saved config, or a new config (validated,
     its dataset and expert checked before JAX is imported) and a new run directory."""
     from il_cli import config as config_lib
@@ -81,7 +81,8 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
         spec = make_env(cfg.env)[2]
         run = Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg), spec.to_json(),
                          run_dir=str(run_dir) if run_dir else None)
-    ctx["resume"] = f"il {command} --resume {run.path}"
+    if resumable:
+        ctx["resume"] = f"il {command} --resume {run.path}"
     ui.header(command, cfg.env, run.path, device_description())
     if resume:
         ui.print(f"resuming from step {run.latest_step() or 0}")
