@@ -18,6 +18,7 @@ from il_cli.jobs.expert import get_expert
 from il_cli.loop import run_chunks
 from il_cli.runs import Run
 
+
 def seed_demos(cfg: DAggerConfig, run: Run, expert: Run, spec, collect_key):
     """(obs, actions) that seed D: --demos, or --episodes collected, or none."""
     path = run_demos(run, cfg.env, cfg.demos, cfg.episodes, lambda: expert, collect_key)
