@@ -2,8 +2,9 @@
 
     python benchmarks/dagger_vs_bc.py [--env Pendulum] [--budgets 200,400,1000] [--seeds 5]
 
-BC gets budget/H expert episodes (H = episode length); DAgger gets 5 rounds of budget/5
-visited states, capped at the same number of labels with --expert-budget. Prints a
+BC gets budget/H expert episodes (H = episode length), all of them trained on (no held-out
+episodes); DAgger gets 5 rounds of budget/5 visited states, capped at the same number of
+expert queries with --expert-budget. Prints a
 markdown table of mean ± std returns (100 evaluation episodes each) and writes JSON.
 """
 
@@ -39,14 +40,15 @@ def main():
         per_round = max(args.num_envs, budget // args.rounds // args.num_envs * args.num_envs)
         bc, dagger, labels = [], [], {"bc": [], "dagger": []}
         for seed in range(args.seeds):
-            b = il("bc", "--env", env_id, "--seed", seed, "--episodes", max(1, budget // horizon))
+            b = il("bc", "--env", env_id, "--seed", seed, "--episodes", max(1, budget // horizon),
+                   "--holdout-frac", 0)
             d = il("dagger", "--env", env_id, "--seed", seed, "--rounds", args.rounds,
                    "--steps-per-round", per_round, "--num-envs", args.num_envs,
                    "--expert-budget", budget)
             bc.append(b["eval"]["return_mean"])
             dagger.append(d["eval"]["return_mean"])
-            labels["bc"].append(b["bc"]["demos"])
-            labels["dagger"].append(d["dagger"]["labels_total"])
+            labels["bc"].append(b["bc"]["expert_queries"])
+            labels["dagger"].append(d["dagger"]["expert_queries"])
         results.append({"budget": budget, "bc": bc, "dagger": dagger, "labels": labels,
                         "expert": d["expert"]["return_mean"]})
         rows.append(f"| {budget} | {np.mean(bc):.1f} ± {np.std(bc):.1f} | "

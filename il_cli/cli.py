@@ -14,8 +14,8 @@ from il_cli.commands.runs import envs, runs
 
 app = typer.Typer(
     name="il", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    help="Imitation learning experiments: BC, DAgger, preferences and RLHF as jit-compiled JAX "
-         "programs on vectorized gymnax environments.")
+    help="Imitation learning experiments: behavioral cloning, DAgger and PPO experts as "
+         "jit-compiled JAX programs on vectorized gymnax environments.")
 
 
 @app.callback()

@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from il_cli.envs import resolve_env_id
+from il_cli.envs import CONTINUOUS_ENV_IDS, resolve_env_id
 from il_cli.errors import UserError, suggest
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
@@ -30,6 +30,12 @@ def _in_unit_interval(cfg, *names, open_right=False):
         if not (0 <= value < 1 if open_right else 0 <= value <= 1):
             bound = "[0, 1)" if open_right else "[0, 1]"
             raise UserError(f"--{name.replace('_', '-')} must be in {bound}, got {value}")
+
+
+def _eval_policy(cfg):
+    if cfg.eval_policy not in ("mode", "sample"):
+        raise UserError(f"--eval-policy must be mode (greedy actions) or sample (actions drawn "
+                        f"from π̂), got '{cfg.eval_policy}'{suggest(cfg.eval_policy, ('mode', 'sample'))}")
 
 
 def _activation(cfg):
@@ -60,10 +66,12 @@ class PPOConfig:
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "relu"
     eval_episodes: int = 100
+    eval_policy: str = "mode"  # evaluate greedy (mode) or sampled actions
     num_chunks: int = 8
 
     def __post_init__(self):
         _activation(self)
+        _eval_policy(self)
         _positive(self, "num_envs", "num_steps", "total_timesteps", "num_epochs",
                   "num_minibatches", "lr", "eval_episodes", "num_chunks", "reward_scale")
         _in_unit_interval(self, "gamma", "gae_lambda", "clip_eps")
@@ -104,12 +112,14 @@ class BCConfig:
     lr: float = 1e-3
     batch_size: int = 256
     num_steps: int = 4000
-    holdout_frac: float = 0.1
+    holdout_frac: float = 0.1  # fraction of whole demonstration episodes held out
     eval_episodes: int = 100
+    eval_policy: str = "mode"
     num_chunks: int = 8
 
     def __post_init__(self):
         _activation(self)
+        _eval_policy(self)
         _positive(self, "episodes", "lr", "batch_size", "num_steps", "eval_episodes", "num_chunks")
         _in_unit_interval(self, "holdout_frac", open_right=True)
 
@@ -138,9 +148,11 @@ class DAggerConfig:
     lr: float = 1e-3
     batch_size: int = 256
     eval_episodes: int = 100
+    eval_policy: str = "mode"
 
     def __post_init__(self):
         _activation(self)
+        _eval_policy(self)
         _positive(self, "steps_per_round", "num_envs", "train_steps", "lr", "batch_size", "eval_episodes")
         if self.episodes < 0:
             raise UserError(f"--episodes must be non-negative, got {self.episodes}")
@@ -148,6 +160,9 @@ class DAggerConfig:
             raise UserError(f"--expert-budget must be positive, got {self.expert_budget}")
         if self.label_noise < 0:
             raise UserError(f"--label-noise must be non-negative, got {self.label_noise}")
+        if self.label_noise > 1 and self.env not in CONTINUOUS_ENV_IDS:
+            raise UserError(f"--label-noise is the fraction of random labels for {self.env}'s "
+                            f"discrete actions, so it must be in [0, 1]; got {self.label_noise}")
         if self.steps_per_round % self.num_envs:
             raise UserError(f"--steps-per-round ({self.steps_per_round}) must be a multiple of "
                             f"--num-envs ({self.num_envs})")
@@ -169,13 +184,18 @@ class EvalConfig:
     """Evaluation of a run's saved policy."""
 
     run: str
-    episodes: int = 100
+    episodes: int | None = None  # None: the run's own eval_episodes
     seed: int | None = None  # None: the run's own seed
+    eval_policy: str | None = None  # None: the run's own eval_policy
     gif: str | None = None
     gif_frames: int = 200
 
     def __post_init__(self):
-        _positive(self, "episodes", "gif_frames")
+        _positive(self, "gif_frames")
+        if self.episodes is not None:
+            _positive(self, "episodes")
+        if self.eval_policy is not None:
+            _eval_policy(self)
 
 
 def fields_of(cls) -> dict:

@@ -18,6 +18,11 @@ ENV_IDS = (
     "Pong-misc", "FrozenLake-misc",
 )
 
+# Environments with continuous (Box) actions; every other id has discrete actions. Static,
+# like ENV_IDS, so options that depend on it are checked before gymnax is imported.
+CONTINUOUS_ENV_IDS = ("Pendulum-v1", "MountainCarContinuous-v0", "PointRobot-misc",
+                      "Reacher-misc", "Swimmer-misc")
+
 # Short names: the part before the first '-' ("CartPole", "Breakout", "Catch"), lower-case too.
 ALIASES = {env_id.split("-")[0].lower(): env_id for env_id in ENV_IDS}
 ALIASES["mountaincarcontinuous"] = "MountainCarContinuous-v0"

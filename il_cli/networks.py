@@ -112,17 +112,44 @@ def entropy(discrete: bool, out):
     return jnp.sum(log_std + 0.5 * jnp.log(2 * jnp.pi * jnp.e), axis=-1)
 
 
-def tv_to_expert(discrete: bool, out, expert_action, expert_std=None):
-    """TV(π̂(·|s), π*(·|s)), the ε of Theorem 24.1, per state.
+EVAL_POLICIES = ("mode", "sample")
 
-    Discrete: π* puts all mass on the expert's action a*, so TV = 1 − π̂(a*|s).
-    Continuous: two deterministic policies are at TV 0 or 1, so both act with the expert's
-    noise: TV(N(μ̂, Σ*), N(a*, Σ*)) = 2Φ(d/2) − 1 = erf(d / 2√2), d = ‖Σ*^(-1/2)(μ̂ − a*)‖.
+
+def tv_mode(spec: EnvSpec, out, expert_action, expert_std=None):
+    """TV(π̂_mode(·|s), π*(·|s)) per state, for the greedy learner that is evaluated.
+
+    Discrete: both policies are deterministic, so TV = 1[argmax π̂(s) ≠ a*], and its mean
+    is the disagreement rate P[π̂(s) ≠ π*(s)]. Continuous: two deterministic policies are
+    at TV 0 or 1, so both executed actions are smoothed by the expert's Gaussian noise Σ*:
+    TV(N(clip μ̂, Σ*), N(a*, Σ*)) = erf(d / 2√2), d = ‖Σ*^(-1/2)(clip μ̂ − a*)‖.
+    `expert_action` a* is the executed (clipped) expert action, as stored in datasets.
     """
-    if discrete:
-        return 1.0 - jnp.exp(log_prob(True, out, expert_action))
-    d = jnp.linalg.norm((mode(False, out) - expert_action) / expert_std, axis=-1)
+    if spec.discrete:
+        return (mode(True, out) != expert_action).astype(jnp.float32)
+    d = jnp.linalg.norm((clip_action(spec, mode(False, out)) - expert_action) / expert_std, axis=-1)
     return jax.scipy.special.erf(d / (2 * jnp.sqrt(2.0)))
+
+
+def tv_sample(spec: EnvSpec, out, expert_action, expert_std, key, num_samples: int = 64):
+    """TV(π̂(·|s), π*(·|s)) per state, for the stochastic learner (softmax or Gaussian).
+
+    Discrete: π* puts all mass on a*, so TV = 1 − π̂(a*|s). Continuous: against the expert's
+    own Gaussian N(a*, Σ*), by Monte Carlo TV(p, q) = E_{x∼p}[max(0, 1 − q(x)/p(x))] with
+    p = N(μ̂, Σ̂) and `num_samples` draws per state (TV has no closed form when Σ̂ ≠ Σ*).
+    """
+    if spec.discrete:
+        return 1.0 - jnp.exp(log_prob(True, out, expert_action))
+    x = sample(False, jnp.broadcast_to(out, (num_samples, *out.shape)), key)
+    expert_out = jnp.concatenate([expert_action, jnp.broadcast_to(jnp.log(expert_std), expert_action.shape)], -1)
+    log_ratio = log_prob(False, expert_out, x) - log_prob(False, out, x)
+    return jnp.mean(jnp.maximum(0.0, 1.0 - jnp.exp(log_ratio)), axis=0)
+
+
+def tv_to_expert(spec: EnvSpec, policy: str, out, expert_action, expert_std, key):
+    """ε(s) of the policy that is evaluated: `policy` is "mode" (greedy) or "sample"."""
+    if policy == "mode":
+        return tv_mode(spec, out, expert_action, expert_std)
+    return tv_sample(spec, out, expert_action, expert_std, key)
 
 
 def clip_action(spec: EnvSpec, action):

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 from il_cli import networks
 from il_cli.envs import EnvSpec
 
+MEASURE_STREAM = 0x3EA5  # measurement keys are never action or environment keys
+
 
 class Episodes(NamedTuple):
     """One episode per environment. `obs`/`actions`/`valid` are [T, E, ...] when recorded."""
@@ -21,15 +23,16 @@ class Episodes(NamedTuple):
     obs: jax.Array | None = None
     actions: jax.Array | None = None
     valid: jax.Array | None = None
-    measure_mean: jax.Array | None = None  # mean of `measure` over all visited states
+    measure_mean: dict | None = None  # mean of each `measure` figure over all visited states
 
 
-def make_policy_act(spec: EnvSpec, actor, deterministic: bool = True) -> Callable:
-    """act(params, obs[E,...], key) -> action[E,...] (before clipping)."""
+def make_policy_act(spec: EnvSpec, actor, policy: str = "mode") -> Callable:
+    """act(params, obs[E,...], key) -> action[E,...] (before clipping): the greedy (mode)
+    action, or one sampled from π̂(·|s) when `policy` is "sample"."""
 
     def act(params, obs, key):
         out = actor.apply(params, obs)
-        if deterministic:
+        if policy == "mode":
             return networks.mode(spec.discrete, out)
         return networks.sample(spec.discrete, out, key)
 
@@ -43,7 +46,8 @@ def make_episodes(env, env_params, spec: EnvSpec, num_envs: int, act: Callable,
 
     Steps are a `lax.scan` of `max_steps` (the env's time limit by default); steps after an
     environment's first episode ends are masked out. `act(params, obs, key)` chooses actions;
-    `measure(params, obs) -> [E]`, if given, is averaged over every visited state.
+    `measure(params, obs, key) -> {name: [E]}`, if given, is averaged over every visited state
+    (with a key of its own, so measuring does not change the episodes).
     """
     horizon = int(max_steps or spec.max_steps)
     step_fn = jax.vmap(env.step, in_axes=(0, 0, 0, None))
@@ -55,9 +59,11 @@ def make_episodes(env, env_params, spec: EnvSpec, num_envs: int, act: Callable,
 
         def step(carry, t):
             obs, state, alive, ret, length, total = carry
-            act_key, step_key = jax.random.split(jax.random.fold_in(run_key, t))
+            t_key = jax.random.fold_in(run_key, t)
+            act_key, step_key = jax.random.split(t_key)
             if measure is not None:
-                total = total + jnp.sum(jnp.where(alive, measure(params, obs), 0.0))
+                figures = measure(params, obs, jax.random.fold_in(t_key, MEASURE_STREAM))
+                total = {k: total[k] + jnp.sum(jnp.where(alive, v, 0.0)) for k, v in figures.items()}
             action = act(params, obs, act_key)
             env_action = networks.clip_action(spec, action)
             next_obs, state, reward, terminated, truncated, _ = step_fn(
@@ -68,10 +74,14 @@ def make_episodes(env, env_params, spec: EnvSpec, num_envs: int, act: Callable,
             alive = alive & ~(terminated | truncated)
             return (next_obs, state, alive, ret, length, total), out
 
+        total = None
+        if measure is not None:
+            shapes = jax.eval_shape(measure, params, obs, run_key)
+            total = {k: jnp.zeros(()) for k in shapes}
         init = (obs, state, jnp.ones(num_envs, bool), jnp.zeros(num_envs),
-                jnp.zeros(num_envs, jnp.int32), jnp.zeros(()))
+                jnp.zeros(num_envs, jnp.int32), total)
         (_, _, _, returns, lengths, total), trace = jax.lax.scan(step, init, jnp.arange(horizon))
-        measured = total / jnp.sum(lengths) if measure is not None else None
+        measured = None if total is None else {k: v / jnp.sum(lengths) for k, v in total.items()}
         if record:
             return Episodes(returns, lengths, *trace, measure_mean=measured)
         return Episodes(returns, lengths, measure_mean=measured)
@@ -106,3 +116,46 @@ def make_random_stepper(env, env_params, spec: EnvSpec, num_envs: int, num_steps
         return total
 
     return steps
+
+
+def expert_action(spec: EnvSpec, expert, expert_params, obs):
+    """(a*, σ*): the expert's executed action, its deterministic (mode) action clipped to the
+    action bounds, as stored in every dataset and buffer; and its Gaussian std (continuous)."""
+    out = expert.apply(expert_params, obs)
+    std = None if spec.discrete else jnp.exp(jnp.split(out, 2, axis=-1)[1])
+    return networks.clip_action(spec, networks.mode(spec.discrete, out)), std
+
+
+def make_tv_measure(spec: EnvSpec, learner, expert, policy: str) -> Callable:
+    """measure((learner_params, expert_params), obs, key) -> {"tv": ε(s) of the evaluated
+    policy (`policy`), "tv_stochastic": ε(s) of the stochastic π̂}, for `make_episodes`."""
+
+    def measure(params, obs, key):
+        learner_params, expert_params = params
+        a_star, std = expert_action(spec, expert, expert_params, obs)
+        out = learner.apply(learner_params, obs)
+        return {"tv": networks.tv_to_expert(spec, policy, out, a_star, std, key),
+                "tv_stochastic": networks.tv_sample(spec, out, a_star, std, key)}
+
+    return measure
+
+
+def make_paired_episodes(env, env_params, spec: EnvSpec, learner, expert, num_episodes: int,
+                         policy: str) -> Callable:
+    """paired((learner_params, expert_params), key) -> (learner Episodes, expert Episodes).
+
+    The learner (acting with `policy`) and the expert (deterministic) run with the same key
+    and episode count, so the return gap is a paired difference; ε is measured on each
+    one's visited states (`measure_mean["tv"]` on the learner's states, on the expert's)."""
+    measure = make_tv_measure(spec, learner, expert, policy)
+    learner_act = make_policy_act(spec, learner, policy)
+    on_learner = make_episodes(env, env_params, spec, num_episodes,
+                               lambda p, obs, k: learner_act(p[0], obs, k), measure=measure)
+    on_expert = make_episodes(env, env_params, spec, num_episodes,
+                              lambda p, obs, k: expert_action(spec, expert, p[1], obs)[0],
+                              measure=measure)
+
+    def paired(params, key):
+        return on_learner(params, key), on_expert(params, key)
+
+    return paired

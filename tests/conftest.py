@@ -15,10 +15,11 @@ os.environ["IL_RUNS_DIR"] = str(_SESSION_DIR / "runs")
 os.environ["IL_PLAIN_PROGRESS"] = "1"
 
 
-def il(*args, check=True, timeout=600):
-    """Run the `il` command line in a subprocess; returns the CompletedProcess."""
+def il(*args, check=True, timeout=600, env=None):
+    """Run the `il` command line in a subprocess; returns the CompletedProcess. `env` adds
+    to (or overrides) the environment variables."""
     proc = subprocess.run([sys.executable, "-m", "il_cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"il {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return proc

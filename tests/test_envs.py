@@ -1,7 +1,7 @@
 import gymnax
 import pytest
 
-from il_cli.envs import ENV_IDS, make_env, resolve_env_id
+from il_cli.envs import CONTINUOUS_ENV_IDS, ENV_IDS, make_env, resolve_env_id
 from il_cli.errors import UserError
 
 
@@ -27,6 +27,7 @@ def test_unknown_env_suggests_close_match():
 def test_every_env_builds_with_a_spec(env_id):
     _, _, spec = make_env(env_id)
     assert spec.action_dim >= 1 and spec.max_steps >= 1
+    assert spec.discrete == (env_id not in CONTINUOUS_ENV_IDS)  # the static table is right
     if not spec.discrete:
         assert len(spec.action_low) == spec.action_dim
 

@@ -1,5 +1,6 @@
 """An interrupted run continued with --resume ends bit for bit where an uninterrupted one does."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -62,6 +63,20 @@ def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
     assert steps == sorted(set(steps))  # no duplicated chunks after the resume
 
 
-def test_resume_of_finished_run_is_an_error(cartpole_expert):
-    proc = il("expert", "--resume", cartpole_expert, check=False)
-    assert proc.returncode == 2 and "already finished" in proc.stderr
+def test_resume_of_finished_run_reprints_its_summary(cartpole_expert):
+    proc = il("expert", "--resume", cartpole_expert)
+    assert "already finished" in proc.stdout and "500.00" in proc.stdout
+    assert json.loads(il("expert", "--resume", cartpole_expert, "--json").stdout) == Run(cartpole_expert).summary
+
+
+def test_resume_after_the_last_checkpoint_reports_the_whole_training(cartpole_expert, tmp_path):
+    """Killed after its last checkpoint but before its summary: resuming trains nothing and
+    reports the figures of the training that was done."""
+    args = ("bc", "--expert", cartpole_expert, "--episodes", "2", "--num-steps", "400",
+            "--eval-episodes", "4", "--run-dir", tmp_path / "run")
+    first = json.loads(il(*args, "--json").stdout)
+    (tmp_path / "run" / "summary.json").unlink()
+    again = json.loads(il("bc", "--resume", tmp_path / "run", "--json").stdout)
+    assert again["bc"]["train_loss"] == first["bc"]["train_loss"]
+    assert again["bc"]["samples_per_s"] == first["bc"]["samples_per_s"] > 0
+    assert again["eval"] == first["eval"] and again["bc"]["tv_expert_states"] == first["bc"]["tv_expert_states"]

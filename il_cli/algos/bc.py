@@ -51,22 +51,28 @@ def make_bc(actor, discrete: bool, lr: float, batch_size: int):
     return init, bc_update, train_chunk
 
 
-def make_bc_metrics(actor, discrete: bool):
-    """metrics(params, obs, expert_actions, expert_std) on held-out expert states:
-    action accuracy (discrete) or mean squared action error (continuous), mean
-    log-likelihood of the expert's action, and ε = mean TV(π̂, π*) (Theorem 24.1)."""
+def make_bc_metrics(spec, actor, policy: str):
+    """metrics(params, obs, expert_actions, expert_std, key) on held-out expert states.
 
-    def metrics(params, obs, actions, expert_std):
+    ε = mean TV(π̂, π*) (Theorem 24.1) of the evaluated policy (`policy`: greedy "mode" or
+    "sample"), and of the stochastic π̂ under `tv_expert_states_stochastic`; the mean
+    log-likelihood of the expert's action; the greedy action accuracy (discrete; for a greedy
+    policy ε = 1 − accuracy) or mean squared error of the executed action (continuous)."""
+
+    def metrics(params, obs, actions, expert_std, key):
         out = actor.apply(params, obs)
         result = {
-            "holdout_log_likelihood": jnp.mean(networks.log_prob(discrete, out, actions)),
+            "holdout_log_likelihood": jnp.mean(networks.log_prob(spec.discrete, out, actions)),
             "tv_expert_states": jnp.mean(
-                networks.tv_to_expert(discrete, out, actions, expert_std)),
+                networks.tv_to_expert(spec, policy, out, actions, expert_std, key)),
+            "tv_expert_states_stochastic": jnp.mean(
+                networks.tv_sample(spec, out, actions, expert_std, key)),
         }
-        if discrete:
-            result["action_accuracy"] = jnp.mean(networks.mode(True, out) == actions)
+        greedy = networks.clip_action(spec, networks.mode(spec.discrete, out))
+        if spec.discrete:
+            result["action_accuracy"] = jnp.mean(greedy == actions)
         else:
-            result["action_mse"] = jnp.mean((networks.mode(False, out) - actions) ** 2)
+            result["action_mse"] = jnp.mean((greedy - actions) ** 2)
         return result
 
     return metrics

@@ -4,8 +4,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from il_cli.commands.common import (Env, EvalEpisodes, Expert, Hidden, Json, Name, Recipe, Resume, RunDir,
-                                    Seed, eval_rows, open_or_start, user_errors)
+from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe,
+                                    Resume, RunDir, Seed, eval_rows, expert_rows, open_or_start,
+                                    user_errors)
 from il_cli.config import BCConfig, build_config, parse_ints
 from il_cli.ui import UI
 
@@ -18,7 +19,8 @@ def bc(
     lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.", show_default="1e-3")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Minibatch size.", show_default="256")] = None,
     num_steps: Annotated[Optional[int], typer.Option(help="Gradient steps.", show_default="4000")] = None,
-    eval_episodes: EvalEpisodes = None,
+    holdout_frac: Annotated[Optional[float], typer.Option(help="Fraction of whole demonstration episodes held out to measure ε and accuracy (0: none).", show_default="0.1")] = None,
+    eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, json: Json = False,
 ):
     """Behavioral cloning: maximum likelihood of the expert's actions (eq. 24.2), then evaluation."""
@@ -27,19 +29,32 @@ def bc(
         cfg, run = open_or_start(ui, ctx, "bc", BCConfig, resume, lambda: build_config(
             BCConfig, "bc", recipe, env=env, seed=seed, demos=demos, episodes=episodes, expert=expert,
             hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size, num_steps=num_steps,
-            eval_episodes=eval_episodes), run_dir, name)
-        from il_cli.jobs.bc import run_bc
+            holdout_frac=holdout_frac, eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name)
+        summary = run.summary
+        if summary is None:
+            from il_cli.jobs.bc import run_bc
 
-        summary = run_bc(cfg, run, ui)
+            summary = run_bc(cfg, run, ui)
         run.close()
-        b = summary["bc"]
-        rows = eval_rows(summary) + [
-            ("expert return", summary["expert"]["return_mean"]), ("return gap", summary["return_gap"]),
-            ("ε = TV(π̂, π*) on expert states", b["tv_expert_states"])]
-        rows += [("held-out action accuracy", b["action_accuracy"])] if "action_accuracy" in b else [
-            ("held-out action MSE", b["action_mse"])]
-        rows += [("held-out log-likelihood", b["holdout_log_likelihood"]), ("train loss", b["train_loss"]),
-                 ("demonstrations", f"{b['demos']} transitions, {b['demo_episodes']} episodes"),
-                 ("samples / s", f"{b['samples_per_s']:,.0f}"), ("wall time (s)", summary["wall_s"])]
-        ui.results("behavioral cloning", rows, run.path)
+        ui.results("behavioral cloning", rows(summary), run.path)
         ui.emit_json(summary)
+
+
+def rows(summary: dict) -> list[tuple]:
+    b = summary["bc"]
+    policy = "greedy" if summary["eval"].get("policy", "mode") == "mode" else "sampled"
+    held = b.get("holdout")
+    holdout = held if not isinstance(held, dict) else (
+        f"{held['episodes']} episodes, {held['transitions']} transitions")
+    out = eval_rows(summary) + expert_rows(summary) + [
+        (f"ε = TV(π̂, π*) on held-out expert states ({policy})", b["tv_expert_states"]),
+        ("ε of the stochastic π̂ on held-out expert states", b.get("tv_expert_states_stochastic"))]
+    if "tv_learner_states" in b:
+        out.append((f"ε on the learner's own states ({policy})", b["tv_learner_states"]))
+    out += [("held-out greedy action accuracy", b["action_accuracy"])] if "action_accuracy" in b else [
+        ("held-out greedy action MSE", b["action_mse"])]
+    return out + [
+        ("held-out log-likelihood", b["holdout_log_likelihood"]), ("held out", holdout),
+        ("train loss", b["train_loss"]),
+        ("demonstrations (expert queries)", f"{b['demos']} transitions, {b['demo_episodes']} episodes"),
+        ("samples / s", f"{b['samples_per_s']:,.0f}"), ("wall time (s)", summary["wall_s"])]

@@ -20,6 +20,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print the summary as one JSO
 Expert = Annotated[Optional[str], typer.Option(help="Expert run directory (default: the cached expert, trained on first use).")]
 Hidden = Annotated[Optional[str], typer.Option(help="Hidden layer sizes, e.g. 64,64.", show_default="64,64")]
 EvalEpisodes = Annotated[Optional[int], typer.Option("--eval-episodes", help="Evaluation episodes.", show_default="100")]
+EvalPolicy = Annotated[Optional[str], typer.Option("--eval-policy", help="Evaluate greedy actions (mode) or actions sampled from π̂ (sample); ε is reported for that policy.", show_default="mode")]
 
 
 @contextlib.contextmanager
@@ -42,28 +43,33 @@ def user_errors(ui: UI):
 
 
 def open_resumed(path, command: str):
-    """The run to resume and its saved config; UserError if it is not an unfinished `command` run."""
+    """The run to resume and its saved config; UserError if it is not a `command` run."""
     from il_cli.runs import Run
 
     run = Run.open(path)
     meta = run.meta
     if meta["command"] != command:
         raise UserError(f"{path} is a '{meta['command']}' run; resume it with `il {meta['command']} --resume {path}`")
-    if run.summary is not None:
-        raise UserError(f"{path} already finished; nothing to resume")
     return run, meta["config"]
 
 
 def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run_dir=None,
                   name=None, resumable: bool = True):
     """(config, run): a run to resume with its saved config, or a new config (validated,
-    its dataset and expert checked before JAX is imported) and a new run directory."""
+    its dataset and expert checked before JAX is imported) and a new run directory.
+
+    A resumed run that already finished is returned as it is (its `summary` is set): the
+    command reprints that summary instead of training."""
     from il_cli import config as config_lib
     from il_cli.runs import Run, open_expert
 
     if resume:
         run, saved = open_resumed(resume, command)
         cfg = config_lib.from_json(cls, saved)
+        if run.summary is not None:
+            ui.header(command, cfg.env, run.path, run.summary.get("device", ""))
+            ui.print(f"{run.path} already finished: nothing to resume; its summary:")
+            return cfg, run
     else:
         cfg = make_config()
         if getattr(cfg, "demos", None):
@@ -91,6 +97,16 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
 
 def eval_rows(summary: dict) -> list[tuple]:
     ev = summary["eval"]
+    policy = {"mode": "greedy", "sample": "sampled"}[ev.get("policy", "mode")]
     return [("return", f"{ev['return_mean']:.2f} ± {ev['return_std']:.2f}  "
-                       f"[{ev['return_min']:.1f}, {ev['return_max']:.1f}]  ({ev['episodes']} episodes)"),
+                       f"[{ev['return_min']:.1f}, {ev['return_max']:.1f}]  "
+                       f"({ev['episodes']} episodes, {policy} actions)"),
             ("episode length", ev["length_mean"])]
+
+
+def expert_rows(summary: dict) -> list[tuple]:
+    """The paired expert return and the gap (or the dataset's figure when not paired)."""
+    ex = summary["expert"]
+    paired = "same keys and episodes" if ex.get("paired") else "recorded in the dataset, not paired"
+    return [("expert return", f"{ex['return_mean']:.2f}  ({paired})"),
+            ("return gap J(π*) − J(π̂)", summary["return_gap"])]

@@ -4,8 +4,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from il_cli.commands.common import (Env, EvalEpisodes, Expert, Hidden, Json, Name, Recipe, Resume, RunDir,
-                                    Seed, eval_rows, open_or_start, user_errors)
+from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe,
+                                    Resume, RunDir, Seed, eval_rows, expert_rows, open_or_start,
+                                    user_errors)
 from il_cli.config import DAggerConfig, build_config, parse_ints
 from il_cli.ui import UI
 
@@ -21,13 +22,13 @@ def dagger(
     train_steps: Annotated[Optional[int], typer.Option(help="Gradient steps on D after each round.", show_default="500")] = None,
     retrain_from_scratch: Annotated[Optional[bool], typer.Option("--retrain-from-scratch/--warm-start", help="Refit π̂ from a fresh initialization each round (default: warm start).")] = None,
     label_noise: Annotated[Optional[float], typer.Option(help="Noisy supervisor: fraction of random labels (discrete) or Gaussian label noise scale (continuous).", show_default="0")] = None,
-    expert_budget: Annotated[Optional[int], typer.Option(help="Cap on the total expert labels queried in rounds.")] = None,
+    expert_budget: Annotated[Optional[int], typer.Option(help="Cap on expert queries: every state the expert labels or acts in, demonstrations included. Once spent, β is 0.")] = None,
     demos: Annotated[Optional[str], typer.Option(help="Dataset seeding D.")] = None,
     episodes: Annotated[Optional[int], typer.Option(help="Expert episodes collected to seed D.", show_default="0")] = None,
     hidden: Hidden = None,
     lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.", show_default="1e-3")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Minibatch size.", show_default="256")] = None,
-    eval_episodes: EvalEpisodes = None,
+    eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, json: Json = False,
 ):
     """DAgger: roll out β_i·expert + (1-β_i)·learner, label every visited state with the expert, aggregate, retrain."""
@@ -40,18 +41,26 @@ def dagger(
             retrain_from_scratch=retrain_from_scratch, label_noise=label_noise,
             expert_budget=expert_budget, demos=demos, episodes=episodes,
             hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size,
-            eval_episodes=eval_episodes), run_dir, name)
-        from il_cli.jobs.dagger import run_dagger
+            eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name)
+        summary = run.summary
+        if summary is None:
+            from il_cli.jobs.dagger import run_dagger
 
-        summary = run_dagger(cfg, run, ui)
+            summary = run_dagger(cfg, run, ui)
         run.close()
-        d = summary["dagger"]
-        rows = eval_rows(summary) + [
-            ("expert return", summary["expert"]["return_mean"]), ("return gap", summary["return_gap"]),
-            ("rounds", d["rounds"]), ("β schedule", ", ".join(f"{b:.3g}" for b in d["betas"])),
-            ("expert labels (demos + queries)", f"{d['labels_total']} ({d['demo_labels']} + {d['expert_queries']})"),
-            ("steps the expert controlled", d["expert_steps"]),
-            ("ε on learner's states", d["tv_learner_states"]), ("ε on expert's states", d["tv_expert_states"]),
-            ("train loss", d["train_loss"]), ("wall time (s)", summary["wall_s"])]
-        ui.results("DAgger", rows, run.path)
+        ui.results("DAgger", rows(summary), run.path)
         ui.emit_json(summary)
+
+
+def rows(summary: dict) -> list[tuple]:
+    d = summary["dagger"]
+    policy = "greedy" if summary["eval"].get("policy", "mode") == "mode" else "sampled"
+    budget = "" if d.get("expert_budget") is None else f" of a budget of {d['expert_budget']}"
+    return eval_rows(summary) + expert_rows(summary) + [
+        ("rounds", d["rounds"]), ("β schedule", ", ".join(f"{b:.3g}" for b in d["betas"])),
+        ("β in effect (budget)", ", ".join(f"{b:.3g}" for b in d.get("betas_effective", []))),
+        ("expert queries", f"{d['expert_queries']}{budget} ({d['demo_labels']} demonstrations)"),
+        ("labels in D", d["dataset_size"]), ("steps the expert controlled", d["expert_steps"]),
+        (f"ε on the learner's states ({policy})", d["tv_learner_states"]),
+        (f"ε on the expert's states ({policy})", d["tv_expert_states"]),
+        ("train loss", d["train_loss"]), ("wall time (s)", summary["wall_s"])]

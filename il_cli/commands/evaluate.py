@@ -12,17 +12,18 @@ from il_cli.ui import UI
 
 def eval_(
     run: Annotated[Path, typer.Argument(help="Run directory (bc, expert, ...).")],
-    episodes: Annotated[int, typer.Option(help="Evaluation episodes.")] = 100,
+    episodes: Annotated[Optional[int], typer.Option(help="Evaluation episodes (default: the run's own count, so its figure is reproduced).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Evaluation seed (default: the run's own).")] = None,
+    eval_policy: Annotated[Optional[str], typer.Option("--eval-policy", help="mode (greedy) or sample (default: the run's own).")] = None,
     gif: Annotated[Optional[Path], typer.Option(help="Render one episode to this GIF (needs the render extra).")] = None,
     gif_frames: Annotated[int, typer.Option(help="At most this many frames in the GIF.")] = 200,
     json: Json = False,
 ):
-    """Evaluate a run's policy on vectorized environments (deterministic actions)."""
+    """Evaluate a run's policy on vectorized environments, as the run itself evaluated it."""
     ui = UI(json)
     with user_errors(ui):
-        cfg = EvalConfig(run=str(run), episodes=episodes, seed=seed, gif=str(gif) if gif else None,
-                         gif_frames=gif_frames)
+        cfg = EvalConfig(run=str(run), episodes=episodes, seed=seed, eval_policy=eval_policy,
+                         gif=str(gif) if gif else None, gif_frames=gif_frames)
         from il_cli.runs import Run
 
         Run.open(cfg.run)

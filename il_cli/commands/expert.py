@@ -4,8 +4,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from il_cli.commands.common import (Env, EvalEpisodes, Hidden, Json, Name, Recipe, Resume, RunDir, Seed,
-                                    eval_rows, open_or_start, user_errors)
+from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Hidden, Json, Name, Recipe, Resume,
+                                    RunDir, Seed, eval_rows, open_or_start, user_errors)
 from il_cli.config import PPOConfig, build_config, parse_ints
 from il_cli.ui import UI
 
@@ -17,7 +17,7 @@ def expert(
     num_steps: Annotated[Optional[int], typer.Option(help="Rollout length per update.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.")] = None,
     ent_coef: Annotated[Optional[float], typer.Option(help="Entropy bonus coefficient.")] = None,
-    hidden: Hidden = None, eval_episodes: EvalEpisodes = None,
+    hidden: Hidden = None, eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, json: Json = False,
 ):
     """Train a PPO expert (GAE, clipped objective, truncation bootstrapping) and save it as a run."""
@@ -26,10 +26,13 @@ def expert(
         cfg, run = open_or_start(ui, ctx, "expert", PPOConfig, resume, lambda: build_config(
             PPOConfig, "expert", recipe, env=env, seed=seed, total_timesteps=total_timesteps,
             num_envs=num_envs, num_steps=num_steps, lr=lr, ent_coef=ent_coef,
-            hidden=parse_ints(hidden, "hidden"), eval_episodes=eval_episodes), run_dir, name)
-        from il_cli.jobs.expert import train_expert
+            hidden=parse_ints(hidden, "hidden"), eval_episodes=eval_episodes,
+            eval_policy=eval_policy), run_dir, name)
+        summary = run.summary
+        if summary is None:
+            from il_cli.jobs.expert import train_expert
 
-        summary = train_expert(cfg, run, ui)
+            summary = train_expert(cfg, run, ui)
         run.close()
         ui.results("expert", eval_rows(summary) + [
             ("timesteps", summary["expert"]["timesteps"]), ("wall time (s)", summary["wall_s"])], run.path)

@@ -17,8 +17,9 @@ from il_cli.runs import Run
 def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
     """Roll the expert's deterministic policy for `num_episodes` episodes, `num_envs` at a time.
 
-    Returns (obs [N, ...], actions [N, ...], episode_returns [num_episodes], header, stats);
-    `stats` has the transitions per second of the jitted rollouts after compilation.
+    Returns (obs [N, ...], actions [N, ...], episode_returns, episode_lengths, header, stats),
+    rows episode after episode; `stats` has the transitions per second of the jitted rollouts
+    after compilation. Actions are the executed (clipped) ones, the dataset convention.
     """
     spec, actor, params = load_policy(expert)
     env, env_params, _ = make_env(spec.env_id)
@@ -28,7 +29,7 @@ def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
     t0 = time.perf_counter()
     compiled = episodes_fn.lower(params, key).compile()
     compile_s = time.perf_counter() - t0
-    obs, actions, returns, run_s, steps = [], [], [], 0.0, 0
+    obs, actions, returns, lengths, run_s, steps = [], [], [], [], 0.0, 0
     for i in range(math.ceil(num_episodes / batch)):
         t0 = time.perf_counter()
         ep = jax.block_until_ready(compiled(params, jax.random.fold_in(key, i)))
@@ -39,8 +40,9 @@ def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
         obs.append(np.swapaxes(ep.obs, 0, 1)[:keep][valid])
         actions.append(np.swapaxes(ep.actions, 0, 1)[:keep][valid])
         returns.append(ep.returns[:keep])
+        lengths.append(valid.sum(axis=1))
         steps += int(ep.valid.sum())
-    obs, actions, returns = np.concatenate(obs), np.concatenate(actions), np.concatenate(returns)
+    obs, actions, returns, lengths = map(np.concatenate, (obs, actions, returns, lengths))
     header = {"env_id": spec.env_id, "obs_shape": list(spec.obs_shape),
               "action": {"discrete": spec.discrete, "dim": spec.action_dim},
               "source": str(expert.path), "expert_return": expert.summary["eval"]["return_mean"]}
@@ -48,7 +50,8 @@ def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
         header["expert_action_std"] = expert.summary["expert"]["action_std"]
     stats = {"transitions": int(len(obs)), "transitions_per_s": steps / run_s,
              "compile_s": compile_s, "num_envs": batch}
-    return obs, actions.astype(np.int32 if spec.discrete else np.float32), returns, header, stats
+    actions = actions.astype(np.int32 if spec.discrete else np.float32)
+    return obs, actions, returns, lengths, header, stats
 
 
 def run_demos(run: Run, env_id: str, demos: str | None, episodes: int, expert, key):
@@ -63,17 +66,17 @@ def run_demos(run: Run, env_id: str, demos: str | None, episodes: int, expert, k
         shutil.copyfile(demos, path)
         return path
     if episodes:
-        obs, actions, returns, header, _ = collect_demos(expert(), episodes, 1024, key)
-        save_dataset(path, obs, actions, returns, header)
+        obs, actions, returns, lengths, header, _ = collect_demos(expert(), episodes, 1024, key)
+        save_dataset(path, obs, actions, returns, lengths, header)
         return path
     return None
 
 
 def run_collect(cfg, run: Run, expert: Run, started) -> dict:
-    obs, actions, returns, header, stats = collect_demos(expert, cfg.episodes, cfg.num_envs,
-                                                         root_key(cfg.seed))
+    obs, actions, returns, lengths, header, stats = collect_demos(expert, cfg.episodes, cfg.num_envs,
+                                                                  root_key(cfg.seed))
     path = run.data_dir / "demos.npz"
-    header = save_dataset(path, obs, actions, returns, header)
+    header = save_dataset(path, obs, actions, returns, lengths, header)
     summary = base_summary("collect", cfg.env, run, cfg.seed, started)
     summary["dataset"] = {"path": str(path), **{k: header[k] for k in ("count", "episodes", "return_mean")}}
     summary["collect"] = stats

@@ -46,20 +46,47 @@ def load_policy(run: Run):
     return spec, actor, jax.tree.map(jnp.asarray, tree)
 
 
-@lru_cache(maxsize=None)
-def _evaluator(env_id: str, actor, num_episodes: int):
-    env, env_params, spec = make_env(env_id)
-    return jax.jit(rollout.make_episodes(env, env_params, spec, num_episodes,
-                                         rollout.make_policy_act(spec, actor)))
-
-
-def evaluate(env_id: str, actor, params, key, num_episodes: int) -> dict:
-    """Deterministic (mode) actions, one episode in each of `num_episodes` envs."""
-    episodes = jax.device_get(_evaluator(env_id, actor, num_episodes)(params, key))
-    returns = np.asarray(episodes.returns, np.float64)
+def episode_stats(episodes, policy: str) -> dict:
+    """The `eval` block: return statistics over the episodes, and which policy acted."""
+    returns = np.asarray(jax.device_get(episodes.returns), np.float64)
     return {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
             "return_min": float(returns.min()), "return_max": float(returns.max()),
-            "length_mean": float(np.mean(episodes.lengths)), "episodes": num_episodes}
+            "length_mean": float(np.mean(jax.device_get(episodes.lengths))),
+            "episodes": int(len(returns)), "policy": policy}
+
+
+@lru_cache(maxsize=None)
+def _evaluator(env_id: str, actor, num_episodes: int, policy: str):
+    env, env_params, spec = make_env(env_id)
+    return jax.jit(rollout.make_episodes(env, env_params, spec, num_episodes,
+                                         rollout.make_policy_act(spec, actor, policy)))
+
+
+def evaluate(env_id: str, actor, params, key, num_episodes: int, policy: str = "mode") -> dict:
+    """One episode in each of `num_episodes` envs, acting with the mode or sampled action."""
+    return episode_stats(_evaluator(env_id, actor, num_episodes, policy)(params, key), policy)
+
+
+def evaluate_against_expert(env, env_params, spec, learner, learner_params, expert_run: Run,
+                            key, num_episodes: int, policy: str):
+    """(expert block, ε figures): the expert evaluated with the learner's key and episode count
+    (a paired return gap), and ε = TV(π̂, π*) on the learner's and on the expert's states."""
+    _, expert, expert_params = load_policy(expert_run)
+    paired = jax.jit(rollout.make_paired_episodes(env, env_params, spec, learner, expert,
+                                                  num_episodes, policy))
+    on_learner, on_expert = jax.device_get(paired((learner_params, expert_params), key))
+    figures = {"tv_learner_states": float(on_learner.measure_mean["tv"]),
+               "tv_learner_states_stochastic": float(on_learner.measure_mean["tv_stochastic"]),
+               "tv_expert_states": float(on_expert.measure_mean["tv"]),
+               "tv_expert_states_stochastic": float(on_expert.measure_mean["tv_stochastic"])}
+    return {"run": str(expert_run.path), **episode_stats(on_expert, "mode")}, figures
+
+
+def throughput(rows: list[dict]) -> float | None:
+    """Samples per second over every logged chunk (equal-sized chunks: the harmonic mean of
+    the per-chunk rates), so a resumed run reports its whole training, not the last part."""
+    rates = [r["samples_per_s"] for r in rows if r.get("samples_per_s")]
+    return len(rates) / sum(1 / r for r in rates) if rates else None
 
 
 def versions() -> dict:

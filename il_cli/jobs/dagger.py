@@ -11,9 +11,8 @@ from il_cli.algos.dagger import make_dagger
 from il_cli.config import DAggerConfig
 from il_cli.data import load_dataset
 from il_cli.envs import make_env
-from il_cli.errors import UserError
 from il_cli.jobs.collect import run_demos
-from il_cli.jobs.common import base_summary, eval_key, evaluate, load_policy, root_key
+from il_cli.jobs.common import base_summary, eval_key, evaluate, evaluate_against_expert, load_policy, root_key
 from il_cli.jobs.expert import get_expert
 from il_cli.loop import run_chunks
 from il_cli.runs import Run
@@ -23,8 +22,8 @@ def seed_demos(cfg: DAggerConfig, run: Run, expert: Run, spec, collect_key):
     """(obs, actions) that seed D: --demos, or --episodes collected, or none."""
     path = run_demos(run, cfg.env, cfg.demos, cfg.episodes, lambda: expert, collect_key)
     if path is not None:
-        _, obs, actions = load_dataset(path, cfg.env)
-        return obs, actions
+        data = load_dataset(path, cfg.env)
+        return data.obs, data.actions
     action_shape = () if spec.discrete else (spec.action_dim,)
     return (np.zeros((0, *spec.obs_shape), np.float32),
             np.zeros((0, *action_shape), np.int32 if spec.discrete else np.float32))
@@ -34,8 +33,6 @@ def run_dagger(cfg: DAggerConfig, run: Run, ui) -> dict:
     started = time.time()
     expert_run = get_expert(cfg.env, cfg.expert, ui)
     spec, expert_actor, expert_params = load_policy(expert_run)
-    if spec.discrete and cfg.label_noise > 1:
-        raise UserError(f"--label-noise is a fraction of labels for discrete actions; got {cfg.label_noise}")
     env, env_params, _ = make_env(cfg.env)
     collect_key, init_key = jax.random.split(root_key(cfg.seed))
     demo_obs, demo_actions = seed_demos(cfg, run, expert_run, spec, collect_key)
@@ -54,22 +51,24 @@ def run_dagger(cfg: DAggerConfig, run: Run, ui) -> dict:
         return {k: v[-1].item() for k, v in metrics.items()}
 
     with ui.progress(cfg.rounds, "round") as progress:
-        state, last = run_chunks(state, lambda s: compiled(s, betas, expert_params, key),
-                                 total=cfg.rounds, chunk=1, start=start, run=run,
-                                 progress=progress, summarize=summarize)
+        state, _ = run_chunks(state, lambda s: compiled(s, betas, expert_params, key),
+                              total=cfg.rounds, chunk=1, start=start, run=run,
+                              progress=progress, summarize=summarize)
     run.wait()
-    if not last:  # resumed a run whose rounds were all done
-        last = run.metrics()[-1]
+    rows = run.metrics()
     summary = base_summary("dagger", cfg.env, run, cfg.seed, started)
-    summary["eval"] = evaluate(cfg.env, learner, state.learner.params, key, cfg.eval_episodes)
-    expert_summary = expert_run.summary["eval"]
-    summary["expert"] = {"run": str(expert_run.path), **expert_summary}
+    summary["eval"] = evaluate(cfg.env, learner, state.learner.params, key, cfg.eval_episodes,
+                               cfg.eval_policy)
+    summary["expert"], tv = evaluate_against_expert(
+        env, env_params, spec, learner, state.learner.params, expert_run, key, cfg.eval_episodes,
+        cfg.eval_policy)
+    summary["expert"]["paired"] = True
     summary["dagger"] = {
-        "rounds": cfg.rounds, "betas": cfg.betas, "demo_labels": int(len(demo_obs)),
-        "expert_queries": int(state.queries), "labels_total": int(len(demo_obs)) + int(state.queries),
-        "expert_steps": int(state.expert_steps), "dataset_size": int(state.size),
-        "tv_learner_states": last["tv_learner_states"], "tv_expert_states": last["tv_expert_states"],
-        "train_loss": last["loss"], "compile_s": compile_s}
-    summary["return_gap"] = expert_summary["return_mean"] - summary["eval"]["return_mean"]
+        "rounds": cfg.rounds, "betas": cfg.betas, "betas_effective": [r["beta"] for r in rows],
+        "demo_labels": int(len(demo_obs)), "expert_queries": int(state.queries),
+        "expert_budget": cfg.expert_budget, "expert_steps": int(state.expert_steps),
+        "dataset_size": int(state.size), **tv, "train_loss": rows[-1]["loss"],
+        "compile_s": compile_s}
+    summary["return_gap"] = summary["expert"]["return_mean"] - summary["eval"]["return_mean"]
     run.write_summary(summary)
     return summary

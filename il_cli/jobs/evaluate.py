@@ -23,9 +23,17 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
     if not meta.get("policy_path"):
         raise UserError(f"{cfg.run} is a '{meta['command']}' run, which has no policy to evaluate")
     spec, actor, params = load_policy(run)
-    seed = meta["config"]["seed"] if cfg.seed is None else cfg.seed
+    own = meta["config"]
+    seed = own["seed"] if cfg.seed is None else cfg.seed
+    episodes = own.get("eval_episodes", 100) if cfg.episodes is None else cfg.episodes
+    policy = own.get("eval_policy", "mode") if cfg.eval_policy is None else cfg.eval_policy
     ui.header("eval", spec.env_id, run.path, device_description())
-    stats = evaluate(spec.env_id, actor, params, eval_key(seed), cfg.episodes)
+    differs = [f"{what} {mine} (the run used {theirs})" for what, mine, theirs in (
+        ("seed", seed, own["seed"]), ("episodes", episodes, own.get("eval_episodes", 100)),
+        ("policy", policy, own.get("eval_policy", "mode"))) if mine != theirs]
+    if differs:
+        ui.print(f"evaluating with {', '.join(differs)}: the figure will not be the run's own")
+    stats = evaluate(spec.env_id, actor, params, eval_key(seed), episodes, policy)
     summary = base_summary("eval", spec.env_id, run, seed, started)
     summary["eval"] = stats
     summary["evaluated"] = meta["command"]

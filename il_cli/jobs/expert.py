@@ -30,7 +30,8 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
 
     def summarize(step, m, state):
         count = float(m["episodes"].sum())
-        ret = evaluate(cfg.env, actor, state.params["actor"], eval_key(cfg.seed), cfg.eval_episodes)
+        ret = evaluate(cfg.env, actor, state.params["actor"], eval_key(cfg.seed), cfg.eval_episodes,
+                       cfg.eval_policy)
         return {"timesteps": step * steps_per_update,
                 "train_return": float(m["episode_return_sum"].sum() / count) if count else None,
                 "return": ret["return_mean"], "loss": float(m["loss"].mean()),
@@ -42,7 +43,7 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
     run.wait()
     summary = base_summary("expert", cfg.env, run, cfg.seed, started)
     summary["eval"] = evaluate(cfg.env, actor, state.params["actor"], eval_key(cfg.seed),
-                               cfg.eval_episodes)
+                               cfg.eval_episodes, cfg.eval_policy)
     summary["expert"] = {"timesteps": cfg.num_updates * steps_per_update, "updates": cfg.num_updates}
     if not spec.discrete:
         log_std = state.params["actor"]["params"]["log_std"]
