@@ -11,6 +11,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from il_cli import networks, rollout
@@ -41,18 +42,22 @@ def raw_stepping(env_id, num_envs, num_steps, repeats):
     return num_envs * num_steps / best_time(lambda: compiled(key), repeats), compile_s
 
 
-def bc_throughput(env_id, batch_size, num_steps, repeats):
+def bc_throughput(env_id, batch_size, num_steps, repeats, num_members=1):
+    """Samples per second of BC training, over all `num_members` members (one vmapped program)."""
     _, _, spec = make_env(env_id)
     actor = networks.make_actor(spec, (64, 64))
-    init, _, train_chunk = make_bc(actor, spec.discrete, 1e-3, batch_size)
+    init, _, train_chunk = make_bc(actor, spec.discrete, batch_size)
     key = jax.random.PRNGKey(0)
-    obs = jax.random.normal(key, (50_000, *spec.obs_shape))
-    actions = jax.random.randint(key, (50_000,), 0, spec.action_dim)
-    state = jax.jit(init)(key, networks.dummy_obs(spec))
+    obs = jax.random.normal(key, (num_members, 50_000, *spec.obs_shape))
+    actions = jax.random.randint(key, (num_members, 50_000), 0, spec.action_dim)
+    data = (obs, actions, jnp.full((num_members,), 50_000))
+    keys = jax.random.split(key, num_members)
+    state = jax.jit(jax.vmap(init, in_axes=(0, None, None)))(keys, networks.dummy_obs(spec), 1e-3)
     t0 = time.perf_counter()
-    compiled = jax.jit(lambda s, d: train_chunk(s, d, num_steps)).lower(state, (obs, actions)).compile()
+    compiled = jax.jit(jax.vmap(lambda s, d: train_chunk(s, d, num_steps))).lower(state, data).compile()
     compile_s = time.perf_counter() - t0
-    return num_steps * batch_size / best_time(lambda: compiled(state, (obs, actions)), repeats), compile_s
+    samples = num_members * num_steps * batch_size
+    return samples / best_time(lambda: compiled(state, data), repeats), compile_s
 
 
 def il(*args, env=None) -> dict:

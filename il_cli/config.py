@@ -38,6 +38,33 @@ def _eval_policy(cfg):
                         f"from π̂), got '{cfg.eval_policy}'{suggest(cfg.eval_policy, ('mode', 'sample'))}")
 
 
+def _members(cfg, command: str):
+    """Validate `seeds` and normalise `sweep` to ((key, (v1, v2, ...)), ...); a recipe may
+    give it as a list of "key=v1,v2" strings, like the command line."""
+    from il_cli.sweep import parse_sweep
+
+    _positive(cfg, "seeds")
+    grid = []
+    for item in cfg.sweep:
+        if isinstance(item, str):
+            grid += parse_sweep([item], command, fields_of(type(cfg)))
+        else:
+            grid += parse_sweep([f"{item[0]}={','.join(map(str, item[1]))}"], command, fields_of(type(cfg)))
+    if len({key for key, _ in grid}) < len(grid):
+        raise UserError("--sweep names a hyperparameter twice; put all its values in one list")
+    object.__setattr__(cfg, "sweep", tuple(grid))
+    if grid:
+        member_configs(cfg)  # each member's config validates its own cell
+
+
+def member_configs(cfg) -> list:
+    """One single-run config per member (see il_cli.sweep): seed s+i, the cell's values."""
+    from il_cli.sweep import members
+
+    return [dataclasses.replace(cfg, seed=m["seed"], seeds=1, sweep=(), **m["hyper"])
+            for m in members(cfg.seed, cfg.seeds, cfg.sweep)]
+
+
 def _activation(cfg):
     if cfg.activation not in ("tanh", "relu"):
         raise UserError(f"--activation must be tanh or relu, got '{cfg.activation}'")
@@ -68,10 +95,13 @@ class PPOConfig:
     eval_episodes: int = 100
     eval_policy: str = "mode"  # evaluate greedy (mode) or sampled actions
     num_chunks: int = 8
+    seeds: int = 1  # members with seeds seed … seed+seeds−1, one vmapped program
+    sweep: tuple = ()  # ((hyperparameter, (values...)), ...): a grid of members
 
     def __post_init__(self):
         _activation(self)
         _eval_policy(self)
+        _members(self, "expert")
         _positive(self, "num_envs", "num_steps", "total_timesteps", "num_epochs",
                   "num_minibatches", "lr", "eval_episodes", "num_chunks", "reward_scale")
         _in_unit_interval(self, "gamma", "gae_lambda", "clip_eps")
@@ -116,10 +146,13 @@ class BCConfig:
     eval_episodes: int = 100
     eval_policy: str = "mode"
     num_chunks: int = 8
+    seeds: int = 1
+    sweep: tuple = ()
 
     def __post_init__(self):
         _activation(self)
         _eval_policy(self)
+        _members(self, "bc")
         _positive(self, "episodes", "lr", "batch_size", "num_steps", "eval_episodes", "num_chunks")
         _in_unit_interval(self, "holdout_frac", open_right=True)
 
@@ -149,10 +182,13 @@ class DAggerConfig:
     batch_size: int = 256
     eval_episodes: int = 100
     eval_policy: str = "mode"
+    seeds: int = 1
+    sweep: tuple = ()
 
     def __post_init__(self):
         _activation(self)
         _eval_policy(self)
+        _members(self, "dagger")
         _positive(self, "steps_per_round", "num_envs", "train_steps", "lr", "batch_size", "eval_episodes")
         if self.episodes < 0:
             raise UserError(f"--episodes must be non-negative, got {self.episodes}")
@@ -187,6 +223,7 @@ class EvalConfig:
     episodes: int | None = None  # None: the run's own eval_episodes
     seed: int | None = None  # None: the run's own seed
     eval_policy: str | None = None  # None: the run's own eval_policy
+    member: int | None = None  # None: every member of the run
     gif: str | None = None
     gif_frames: int = 200
 
@@ -196,6 +233,8 @@ class EvalConfig:
             _positive(self, "episodes")
         if self.eval_policy is not None:
             _eval_policy(self)
+        if self.member is not None and self.member < 0:
+            raise UserError(f"--member must be non-negative, got {self.member}")
 
 
 def fields_of(cls) -> dict:

@@ -5,6 +5,7 @@ the progress line, an Orbax checkpoint and a chance for Ctrl-C. The chunk length
 divisor of the total, so one program is compiled, and the numbers do not depend on it.
 """
 
+import collections
 import math
 import os
 import time
@@ -21,6 +22,7 @@ class TrainingDiverged(UserError):
 
 # Seconds this process spent compiling, from JAX's monitoring events (see setup_jax).
 COMPILE_STATS = {"backend_s": 0.0, "trace_s": 0.0, "cache_hits": 0}
+PROGRAMS = collections.Counter()  # programs XLA compiled in this process, by function name
 _COMPILE_EVENTS = {"/jax/core/compile/backend_compile_duration": "backend_s",
                    "/jax/core/compile/jaxpr_trace_duration": "trace_s",
                    "/jax/core/compile/jaxpr_to_mlir_module_duration": "trace_s"}
@@ -29,9 +31,11 @@ _COMPILE_EVENTS = {"/jax/core/compile/backend_compile_duration": "backend_s",
 _listening = False
 
 
-def _on_duration(event: str, duration: float, **_):
+def _on_duration(event: str, duration: float, fun_name: str = "?", **_):
     if event in _COMPILE_EVENTS:
         COMPILE_STATS[_COMPILE_EVENTS[event]] += duration
+    if event == "/jax/core/compile/backend_compile_duration":  # one per program XLA compiles
+        PROGRAMS[fun_name] += 1
 
 
 def _on_event(event: str, **_):
@@ -65,6 +69,45 @@ def device_description() -> str:
     return f"{devices[0].platform} ×{len(devices)} ({', '.join(sorted(kinds))})"
 
 
+def member_sharding():
+    """The sharding of arrays whose leading axis is the member axis: a 1-D mesh of every
+    device, members split evenly among them (open_or_start checks that they divide); None on
+    one device."""
+    import jax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    devices = jax.devices()
+    if len(devices) == 1:
+        return None
+    return NamedSharding(Mesh(np.array(devices), ("members",)), PartitionSpec("members"))
+
+
+def shard_members(tree):
+    """`tree` (every leaf with a leading member axis) placed by `member_sharding`."""
+    import jax
+
+    sharding = member_sharding()
+    return tree if sharding is None else jax.device_put(tree, sharding)
+
+
+def replicate(tree):
+    """`tree` (shared by every member, like the expert's parameters) copied to every device."""
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    sharding = member_sharding()
+    return tree if sharding is None else jax.device_put(tree, NamedSharding(sharding.mesh, PartitionSpec()))
+
+
+def jit_members(fn):
+    """jit for a program over members: every output (leading member axis) stays split over
+    the devices like its inputs, so a chunk's state is the next chunk's input as it is."""
+    import jax
+
+    sharding = member_sharding()
+    return jax.jit(fn) if sharding is None else jax.jit(fn, out_shardings=sharding)
+
+
 def chunk_length(total: int, num_chunks: int) -> int:
     """A divisor of `total` giving a number of chunks closest (in ratio) to `num_chunks`."""
     divisors = {d for i in range(1, math.isqrt(total) + 1) if total % i == 0 for d in (i, total // i)}
@@ -72,26 +115,34 @@ def chunk_length(total: int, num_chunks: int) -> int:
 
 
 def run_chunks(state, chunk_fn, *, total: int, chunk: int, start: int, run, progress,
-               summarize):
-    """Run `chunk_fn(state) -> (state, metrics)` until `total` steps.
+               summarize, members: list[dict]):
+    """Run `chunk_fn(state) -> (state, metrics)` until `total` steps; `state` holds every
+    member (see il_cli.sweep) on a leading axis.
 
-    Returns (final state, figures of the last chunk run, or {} if none ran).
+    Returns (final state, each member's figures of the last chunk run, or [] if none ran).
 
-    After each chunk: `summarize(step, metrics_on_host, state) -> dict` (figures for the log and the
-    progress line), a non-finite check, `metrics.jsonl` (with `elapsed_s` since the process
-    started), and a checkpoint at `step`.
+    After each chunk: `summarize(step, metrics_on_host, state) -> [dict per member]` (figures
+    for the log), a non-finite check, one `metrics.jsonl` row per member (with its member
+    index, seed and swept hyperparameters, and `elapsed_s` since the process started), a
+    checkpoint at `step`, and the progress line (figures averaged over members).
     """
     import jax
 
-    figures = {}
+    figures = []
     for step in range(start + chunk, total + 1, chunk):
         state, metrics = chunk_fn(state)
         figures = summarize(step, jax.device_get(metrics), state)
-        if not all(np.isfinite(v) for v in figures.values() if isinstance(v, float)):
-            raise TrainingDiverged(
-                f"training diverged at step {step} (non-finite {figures}); the last good "
-                f"checkpoint in {run.path} is kept")
-        run.log({"step": step, **figures, "elapsed_s": round(time.time() - PROCESS_START, 3)})
+        for member, member_figures in zip(members, figures):
+            if not all(np.isfinite(v) for v in member_figures.values() if isinstance(v, float)):
+                which = f"member {member['member']} {member['hyper']} " if len(members) > 1 else ""
+                raise TrainingDiverged(
+                    f"training {which}diverged at step {step} (non-finite {member_figures}); the "
+                    f"last good checkpoint in {run.path} is kept")
+        elapsed = round(time.time() - PROCESS_START, 3)
+        for member, member_figures in zip(members, figures):
+            run.log({"step": step, "member": member["member"], "seed": member["seed"],
+                     **member["hyper"], **member_figures, "elapsed_s": elapsed})
         run.save(step, state)
-        progress.update(step, figures)
+        progress.update(step, {k: float(np.mean([f[k] for f in figures])) for k in figures[0]
+                               if isinstance(figures[0][k], (int, float))})
     return state, figures

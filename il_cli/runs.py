@@ -31,7 +31,9 @@ class Run:
 
     @classmethod
     def create(cls, root, command: str, env_id: str, name: str | None, config: dict,
-               spec: dict, run_dir: str | None = None) -> "Run":
+               spec: dict, members: list[dict], run_dir: str | None = None) -> "Run":
+        """A new run directory; `members` (il_cli.sweep.members) are the runs it holds on a
+        leading axis of every checkpointed array."""
         if run_dir:
             path = Path(run_dir)
             if (path / CONFIG).exists():
@@ -46,7 +48,7 @@ class Run:
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         run._write(CONFIG, {"command": command, "env": env_id, "policy_path": POLICY_PATHS.get(command),
-                            "spec": spec, "config": config})
+                            "spec": spec, "config": config, "members": members})
         return run
 
     @classmethod
@@ -84,9 +86,18 @@ class Run:
         with open(self.path / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def metrics(self) -> list[dict]:
+    def metrics(self, member: int | None = None) -> list[dict]:
+        """The logged rows, or those of one member."""
         path = self.path / METRICS
-        return [json.loads(r) for r in path.read_text().splitlines() if r] if path.exists() else []
+        rows = [json.loads(r) for r in path.read_text().splitlines() if r] if path.exists() else []
+        return rows if member is None else [r for r in rows if r.get("member", 0) == member]
+
+    @property
+    def members(self) -> list[dict]:
+        """The members the run holds (one for a run written before runs had members)."""
+        meta = self.meta
+        return meta.get("members") or [{"member": 0, "seed": meta["config"].get("seed", 0),
+                                        "cell": 0, "hyper": {}}]
 
     def truncate_metrics(self, step: int):
         """Drop metrics logged after checkpoint `step` (work lost in an interruption)."""
@@ -100,6 +111,11 @@ class Run:
     def summary(self) -> dict | None:
         path = self.path / SUMMARY
         return json.loads(path.read_text()) if path.is_file() else None
+
+    def member_summary(self, member: int = 0) -> dict:
+        """The figures of one member: the summary itself for a run of one member."""
+        summary = self.summary
+        return summary["members"][member] if "members" in summary else summary
 
     # --- checkpoints -------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import il, il_json
-from il_cli.algos.dagger import corrupt_labels, mix_actions
+from il_cli.algos.dagger import corrupt_labels, hyper_of, mix_actions
 from il_cli.envs import make_env
 from il_cli.errors import UserError
 from il_cli.schedules import beta_schedule
@@ -137,7 +137,7 @@ def tiny_dagger(cartpole_expert):
         cfg = DAggerConfig(**{"num_rounds": 2, "steps_per_round": 400, "train_steps": 20,
                               "eval_episodes": 2, "hidden": (16,), **overrides})
         init, rounds = make_dagger(cfg, env, env_params, spec, learner, expert, 0)
-        state = init(jax.random.PRNGKey(0), jnp.zeros((0, 4)), jnp.zeros((0,), jnp.int32))
+        state = init(jax.random.PRNGKey(0), jnp.zeros((0, 4)), jnp.zeros((0,), jnp.int32), 0, cfg.lr)
         return cfg, state, jax.jit(rounds, static_argnums=4)
 
     return build, spec, expert, expert_params
@@ -147,7 +147,7 @@ def test_rows_past_the_budget_never_reach_a_minibatch(tiny_dagger):
     build, _, _, expert_params = tiny_dagger
     cfg, state, rounds = build(expert_budget=250)
     poison = jnp.full_like(state.buffer_obs, jnp.nan)  # any poisoned row in a minibatch → NaN loss
-    state, metrics = rounds(state.replace(buffer_obs=poison), jnp.asarray(cfg.betas),
+    state, metrics = rounds(state.replace(buffer_obs=poison), hyper_of(cfg),
                             expert_params, jax.random.PRNGKey(1), 2)
     assert int(state.size) == 250 and int(state.queries) == 250
     assert bool(jnp.isfinite(metrics["loss"]).all())
@@ -162,7 +162,7 @@ def test_stored_labels_are_the_noisy_supervisors(tiny_dagger):
 
     build, spec, expert, expert_params = tiny_dagger
     cfg, state, rounds = build(label_noise=0.4, num_rounds=2, steps_per_round=2000)
-    state, _ = rounds(state, jnp.asarray(cfg.betas), expert_params, jax.random.PRNGKey(1), 2)
+    state, _ = rounds(state, hyper_of(cfg), expert_params, jax.random.PRNGKey(1), 2)
     obs, labels = state.buffer_obs[: int(state.size)], state.buffer_actions[: int(state.size)]
     flipped = float(jnp.mean(labels != expert_action(spec, expert, expert_params, obs)[0]))
     assert flipped == pytest.approx(0.4 * (2 - 1) / 2, abs=0.025)
@@ -174,12 +174,12 @@ def test_retrain_from_scratch_forgets_the_previous_learner(tiny_dagger):
     build, _, _, expert_params = tiny_dagger
     for scratch in (False, True):
         cfg, state, rounds = build(retrain_from_scratch=scratch, beta_schedule="constant", beta=1.0)
-        betas, key = jnp.asarray(cfg.betas), jax.random.PRNGKey(1)
-        state, _ = rounds(state, betas, expert_params, key, 1)
+        hyper, key = hyper_of(cfg), jax.random.PRNGKey(1)
+        state, _ = rounds(state, hyper, expert_params, key, 1)
         other = state.replace(learner=state.learner.replace(
             params=jax.tree.map(lambda p: p + 0.5, state.learner.params)))
-        a, _ = rounds(state, betas, expert_params, key, 1)
-        b, _ = rounds(other, betas, expert_params, key, 1)
+        a, _ = rounds(state, hyper, expert_params, key, 1)
+        b, _ = rounds(other, hyper, expert_params, key, 1)
         np.testing.assert_array_equal(a.buffer_actions, b.buffer_actions)  # the same D
         same = all(bool(jnp.array_equal(x, y)) for x, y in
                    zip(jax.tree.leaves(a.learner.params), jax.tree.leaves(b.learner.params)))
@@ -197,9 +197,9 @@ def test_dagger_continuous_buffer_holds_executed_expert_actions(tmp_runs):
     d = summary["dagger"]
     assert d["demo_labels"] == 200 and d["dataset_size"] == 1000
     run = Run(summary["run_dir"])
-    state = run.restore_raw()
+    state = run.restore_raw()  # member 0 of the leading member axis
     spec, expert, expert_params = load_policy(Run(summary["expert"]["run"]))
-    obs, labels = state["buffer_obs"][:1000], state["buffer_actions"][:1000]
+    obs, labels = state["buffer_obs"][0, :1000], state["buffer_actions"][0, :1000]
     expected = expert_action(spec, expert, expert_params, jnp.asarray(obs))[0]
     np.testing.assert_allclose(labels, expected, atol=1e-5)  # demos and queries: one convention
     assert np.abs(labels).max() <= 2.0 and np.isclose(np.abs(labels).max(), 2.0)  # clipped, and used

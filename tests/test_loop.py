@@ -21,7 +21,8 @@ class _Quiet:
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
-    run = Run.create(tmp_path, "bc", "CartPole-v1", None, {"seed": 0}, {})
+    members = [{"member": 0, "seed": 0, "cell": 0, "hyper": {}}]
+    run = Run.create(tmp_path, "bc", "CartPole-v1", None, {"seed": 0}, {}, members)
 
     @jax.jit
     def chunk(state):  # the loss becomes NaN in the third chunk
@@ -32,7 +33,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     state = {"params": jnp.zeros(3), "step": jnp.zeros((), jnp.int32)}
     with pytest.raises(TrainingDiverged, match="diverged at step 3"):
         run_chunks(state, chunk, total=5, chunk=1, start=0, run=run, progress=_Quiet(),
-                   summarize=lambda step, loss, s: {"loss": float(loss)})
+                   summarize=lambda step, loss, s: [{"loss": float(loss)}], members=members)
     run.wait()
     assert run.latest_step() == 2
     assert [r["step"] for r in run.metrics()] == [1, 2]

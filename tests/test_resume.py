@@ -38,11 +38,12 @@ def final_params(run_dir):
 
 
 @pytest.mark.parametrize("args", [
-    ("bc", "--env", "CartPole", "--episodes", "5", "--num-steps", "24000"),
+    ("bc", "--env", "CartPole", "--episodes", "5", "--num-steps", "24000", "--seeds", "2",
+     "--sweep", "lr=1e-3,3e-3"),
     ("expert", "--env", "CartPole", "--total-timesteps", "524288"),
     ("dagger", "--rounds", "16", "--steps-per-round", "4000", "--train-steps", "2000",
      "--eval-episodes", "10", "--beta-schedule", "exponential"),
-], ids=["bc", "expert", "dagger"])
+], ids=["bc-sweep", "expert", "dagger"])
 def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
     if args[0] != "expert":
         args = (*args, "--expert", cartpole_expert)

@@ -22,19 +22,27 @@ def bc_loss(params, actor, discrete, obs, actions):
     return -jnp.mean(networks.log_prob(discrete, actor.apply(params, obs), actions))
 
 
-def make_bc(actor, discrete: bool, lr: float, batch_size: int):
-    """(init(key, obs0) -> BCState, bc_update, train_chunk(state, data, num_steps) -> (state, losses)).
+def adam(lr):
+    """Adam whose learning rate is a traced value kept in the optimizer state
+    (`optax.inject_hyperparams`): `init` stores `lr`; `update` reads it back from the state,
+    so one compiled program serves every learning rate of a sweep."""
+    return optax.inject_hyperparams(optax.adam)(learning_rate=lr)
+
+
+def make_bc(actor, discrete: bool, batch_size: int):
+    """(init(key, obs0, lr) -> BCState, bc_update, train_chunk(state, data, num_steps) -> (state, losses)).
 
     `bc_update(state, obs, actions, size)` takes one Adam step on a minibatch of `batch_size`
     rows drawn uniformly with replacement from the first `size` rows, with the key
-    fold_in(key, step): the result does not depend on how steps are chunked.
+    fold_in(key, step): the result does not depend on how steps are chunked. `data` is
+    (obs, actions, size): rows past `size` are padding and are never drawn.
     """
-    tx = optax.adam(lr)
+    tx = adam(0.0)  # the learning rate in the state is the one used
 
-    def init(key, obs0) -> BCState:
+    def init(key, obs0, lr) -> BCState:
         init_key, train_key = jax.random.split(key)
         params = actor.init(init_key, obs0)
-        return BCState(params, tx.init(params), train_key, jnp.zeros((), jnp.int32))
+        return BCState(params, adam(lr).init(params), train_key, jnp.zeros((), jnp.int32))
 
     def bc_update(state: BCState, obs, actions, size):
         idx = jax.random.randint(jax.random.fold_in(state.key, state.step), (batch_size,), 0, size)
@@ -44,8 +52,8 @@ def make_bc(actor, discrete: bool, lr: float, batch_size: int):
                              opt_state=opt_state, step=state.step + 1), loss
 
     def train_chunk(state: BCState, data, num_steps: int):
-        obs, actions = data
-        return jax.lax.scan(lambda s, _: bc_update(s, obs, actions, obs.shape[0]), state, None,
+        obs, actions, size = data
+        return jax.lax.scan(lambda s, _: bc_update(s, obs, actions, size), state, None,
                             length=num_steps)
 
     return init, bc_update, train_chunk

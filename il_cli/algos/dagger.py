@@ -53,9 +53,18 @@ def corrupt_labels(spec: EnvSpec, labels, noise, key):
     return networks.clip_action(spec, labels + noise * jax.random.normal(value_key, labels.shape))
 
 
-def make_dagger(cfg: DAggerConfig, env, env_params, spec: EnvSpec, learner, expert, num_demos: int):
-    """(init(key, demo_obs, demo_actions) -> DAggerState, dagger_rounds(state, betas,
-    expert_params, eval_key, num_rounds) -> (state, per-round metrics)).
+def hyper_of(cfg: DAggerConfig) -> dict:
+    """The traced hyperparameters of DAgger: the β schedule's values and the label noise
+    (the learning rate lives in the optimizer state)."""
+    return {"betas": jnp.asarray(cfg.betas, jnp.float32), "label_noise": jnp.float32(cfg.label_noise)}
+
+
+def make_dagger(cfg: DAggerConfig, env, env_params, spec: EnvSpec, learner, expert, max_demos: int):
+    """(init(key, demo_obs, demo_actions, num_demos, lr) -> DAggerState, dagger_rounds(state,
+    hyper, expert_params, eval_key, num_rounds) -> (state, per-round metrics)).
+
+    `demo_obs`/`demo_actions` hold `max_demos` rows of which the first `num_demos` are
+    demonstrations; `hyper` is `hyper_of(cfg)`.
 
     Supervisor burden: each state the expert is asked about is one query, whether its answer
     becomes a label, an action in the mixture, or both; demonstrations count one per row.
@@ -64,27 +73,29 @@ def make_dagger(cfg: DAggerConfig, env, env_params, spec: EnvSpec, learner, expe
     """
     E, m = cfg.num_envs, cfg.steps_per_round
     T = m // E
-    capacity = num_demos + cfg.rounds * m
+    capacity = max_demos + cfg.rounds * m
     budget = cfg.expert_budget if cfg.expert_budget is not None else capacity
-    init_bc, bc_update, _ = make_bc(learner, spec.discrete, cfg.lr, cfg.batch_size)
+    init_bc, bc_update, _ = make_bc(learner, spec.discrete, cfg.batch_size)
     step_fn = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     reset_fn = jax.vmap(env.reset, in_axes=(0, None))
     obs0 = networks.dummy_obs(spec)
     paired_eval = rollout.make_paired_episodes(env, env_params, spec, learner, expert,
                                                cfg.eval_episodes, cfg.eval_policy)
 
-    def init(key, demo_obs, demo_actions) -> DAggerState:
+    def init(key, demo_obs, demo_actions, num_demos, lr) -> DAggerState:
         learner_key, reset_key, train_key = jax.random.split(key, 3)
         obs, env_state = reset_fn(jax.random.split(reset_key, E), env_params)
         buffer_obs = jnp.zeros((capacity, *spec.obs_shape), demo_obs.dtype)
         buffer_actions = jnp.zeros((capacity, *demo_actions.shape[1:]), demo_actions.dtype)
-        zero = jnp.zeros((), jnp.int32)
-        return DAggerState(init_bc(learner_key, obs0), env_state, obs,
-                           buffer_obs.at[:num_demos].set(demo_obs),
-                           buffer_actions.at[:num_demos].set(demo_actions),
-                           zero + num_demos, zero + num_demos, zero, train_key, zero)
+        num_demos = jnp.asarray(num_demos, jnp.int32)
+        return DAggerState(init_bc(learner_key, obs0, lr), env_state, obs,
+                           buffer_obs.at[:max_demos].set(demo_obs),
+                           buffer_actions.at[:max_demos].set(demo_actions),
+                           num_demos, num_demos, jnp.zeros((), jnp.int32), train_key,
+                           jnp.zeros((), jnp.int32))
 
-    def dagger_round(state: DAggerState, beta, expert_params, eval_key):
+    def dagger_round(state: DAggerState, hyper, expert_params, eval_key):
+        beta = hyper["betas"][state.round]
         round_key = jax.random.fold_in(state.key, state.round)
         roll_key, noise_key, init_key = jax.random.split(round_key, 3)
 
@@ -103,7 +114,7 @@ def make_dagger(cfg: DAggerConfig, env, env_params, spec: EnvSpec, learner, expe
             env_step, (state.obs, state.env_state, state.queries), jnp.arange(T))
         # Rows in (step, env) order: the asked states are a prefix of the m visited ones.
         visited = visited.reshape(m, *spec.obs_shape).astype(state.buffer_obs.dtype)
-        labels = corrupt_labels(spec, labels.reshape(m, *labels.shape[2:]), cfg.label_noise, noise_key)
+        labels = corrupt_labels(spec, labels.reshape(m, *labels.shape[2:]), hyper["label_noise"], noise_key)
         asked = asked.reshape(m)
 
         def write(buffer, rows):  # D ← D ∪ D_i: asked rows only, the rest of the buffer untouched
@@ -116,8 +127,9 @@ def make_dagger(cfg: DAggerConfig, env, env_params, spec: EnvSpec, learner, expe
         size = state.size + jnp.sum(asked)
 
         learner_state = state.learner
-        if cfg.retrain_from_scratch:
-            learner_state = init_bc(init_key, obs0).replace(step=learner_state.step)
+        if cfg.retrain_from_scratch:  # a fresh initialisation with the same learning rate
+            lr = learner_state.opt_state.hyperparams["learning_rate"]
+            learner_state = init_bc(init_key, obs0, lr).replace(step=learner_state.step)
         learner_state, losses = jax.lax.scan(
             lambda s, _: bc_update(s, buffer_obs, buffer_actions, jnp.maximum(size, 1)),
             learner_state, None, length=cfg.train_steps)
@@ -138,8 +150,8 @@ def make_dagger(cfg: DAggerConfig, env, env_params, spec: EnvSpec, learner, expe
                    "tv_expert_states_stochastic": on_expert.measure_mean["tv_stochastic"]}
         return state, metrics
 
-    def dagger_rounds(state: DAggerState, betas, expert_params, eval_key, num_rounds: int):
-        return jax.lax.scan(lambda s, _: dagger_round(s, betas[s.round], expert_params, eval_key),
+    def dagger_rounds(state: DAggerState, hyper, expert_params, eval_key, num_rounds: int):
+        return jax.lax.scan(lambda s, _: dagger_round(s, hyper, expert_params, eval_key),
                             state, None, length=num_rounds)
 
     return init, dagger_rounds

@@ -67,26 +67,46 @@ def ppo_loss(params, batch, actor, critic, discrete, clip_eps, vf_coef, ent_coef
     return loss, {"loss": loss, "pg_loss": pg_loss, "value_loss": value_loss, "entropy": ent}
 
 
+HYPER = ("lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
+         "reward_scale")
+
+
+def hyper_of(cfg: PPOConfig) -> dict:
+    """The traced hyperparameters of PPO: floats passed into the program, never closed over."""
+    return {name: jnp.float32(getattr(cfg, name)) for name in HYPER}
+
+
+def _optimizer(learning_rate, max_grad_norm):
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, eps=1e-5))
+
+
+optimizer = optax.inject_hyperparams(_optimizer)  # lr and clip norm live in the optimizer state
+
+
 def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
-    """(actor, init(key) -> PPOState, train_chunk(state, num_updates) -> (state, metrics))."""
+    """(actor, init(key, hyper) -> PPOState, train_chunk(state, hyper, num_updates) -> (state, metrics)).
+
+    `hyper` is `hyper_of(cfg)` (or a member of a stack of them): changing a value does not
+    recompile. The learning rate anneals linearly to 0 over the run when `anneal_lr`.
+    """
     actor = networks.make_actor(spec, cfg.hidden, cfg.activation)
     critic = networks.make_critic(spec, cfg.hidden, cfg.activation)
     E, T, M = cfg.num_envs, cfg.num_steps, cfg.num_minibatches
-    lr = (optax.linear_schedule(cfg.lr, 0.0, cfg.num_updates * cfg.num_epochs * M)
-          if cfg.anneal_lr else cfg.lr)
-    tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, eps=1e-5))
+    num_steps_total = cfg.num_updates * cfg.num_epochs * M
+    tx = optimizer(learning_rate=0.0, max_grad_norm=0.0)  # the values in the state are used
     step_fn = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     reset_fn = jax.vmap(env.reset, in_axes=(0, None))
 
-    def init(key) -> PPOState:
+    def init(key, hyper) -> PPOState:
         actor_key, critic_key, reset_key, train_key = jax.random.split(key, 4)
         obs0 = networks.dummy_obs(spec)
         params = {"actor": actor.init(actor_key, obs0), "critic": critic.init(critic_key, obs0)}
         obs, env_state = reset_fn(jax.random.split(reset_key, E), env_params)
-        return PPOState(params, tx.init(params), env_state, obs, jnp.zeros(E), train_key,
+        opt_state = optimizer(learning_rate=hyper["lr"], max_grad_norm=hyper["max_grad_norm"]).init(params)
+        return PPOState(params, opt_state, env_state, obs, jnp.zeros(E), train_key,
                         jnp.zeros((), jnp.int32))
 
-    def rollout(state: PPOState, key):
+    def rollout(state: PPOState, hyper, key):
         def env_step(carry, t):
             obs, env_state, ep_ret = carry
             act_key, step_key = jax.random.split(jax.random.fold_in(key, t))
@@ -99,7 +119,7 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
             ep_ret = ep_ret + reward
             tr = Transition(
                 obs, action, networks.log_prob(spec.discrete, out, action),
-                critic.apply(state.params["critic"], obs), reward * cfg.reward_scale,
+                critic.apply(state.params["critic"], obs), reward * hyper["reward_scale"],
                 terminated.astype(jnp.float32), done.astype(jnp.float32),
                 critic.apply(state.params["critic"], info["final_observation"]))
             finished = (jnp.sum(jnp.where(done, ep_ret, 0.0)), jnp.sum(done))
@@ -109,11 +129,11 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
             env_step, (state.obs, state.env_state, state.episode_return), jnp.arange(T))
         return state.replace(obs=obs, env_state=env_state, episode_return=ep_ret), traj, finished
 
-    def update(state: PPOState, _):
+    def update(state: PPOState, hyper):
         """One PPO iteration: a rollout of T steps in E envs, then epochs × minibatches of SGD."""
         rollout_key, epoch_key = jax.random.split(jax.random.fold_in(state.key, state.update))
-        state, traj, (ret_sum, ret_count) = rollout(state, rollout_key)
-        adv, targets = gae(traj, cfg.gamma, cfg.gae_lambda)
+        state, traj, (ret_sum, ret_count) = rollout(state, hyper, rollout_key)
+        adv, targets = gae(traj, hyper["gamma"], hyper["gae_lambda"])
         data = jax.tree.map(lambda x: x.reshape(T * E, *x.shape[2:]), (traj, adv, targets))
 
         def epoch(carry, key):
@@ -123,8 +143,12 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
             def minibatch(carry, batch):
                 params, opt_state = carry
                 grads, metrics = jax.grad(ppo_loss, has_aux=True)(
-                    params, batch, actor, critic, spec.discrete, cfg.clip_eps, cfg.vf_coef,
-                    cfg.ent_coef)
+                    params, batch, actor, critic, spec.discrete, hyper["clip_eps"], hyper["vf_coef"],
+                    hyper["ent_coef"])
+                if cfg.anneal_lr:  # linear decay to 0 over every minibatch step of the run
+                    frac = 1.0 - opt_state.count / num_steps_total
+                    opt_state = opt_state._replace(
+                        hyperparams={**opt_state.hyperparams, "learning_rate": hyper["lr"] * frac})
                 updates, opt_state = tx.update(grads, opt_state, params)
                 return (optax.apply_updates(params, updates), opt_state), metrics
 
@@ -137,7 +161,7 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
         state = state.replace(params=params, opt_state=opt_state, update=state.update + 1)
         return state, metrics
 
-    def train_chunk(state: PPOState, num_updates: int):
-        return jax.lax.scan(update, state, None, length=num_updates)
+    def train_chunk(state: PPOState, hyper, num_updates: int):
+        return jax.lax.scan(lambda s, _: update(s, hyper), state, None, length=num_updates)
 
     return actor, init, train_chunk

@@ -5,14 +5,14 @@ from typing import Annotated, Optional
 import typer
 
 from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe,
-                                    Resume, RunDir, Seed, eval_rows, expert_rows, open_or_start,
+                                    Resume, RunDir, Seed, Seeds, Sweep, eval_rows, expert_rows, sweep_rows, open_or_start,
                                     user_errors)
 from il_cli.config import BCConfig, build_config, parse_ints
 from il_cli.ui import UI
 
 
 def bc(
-    env: Env = None, seed: Seed = None, recipe: Recipe = None,
+    env: Env = None, seed: Seed = None, seeds: Seeds = None, sweep: Sweep = None, recipe: Recipe = None,
     demos: Annotated[Optional[str], typer.Option(help="Dataset from `il collect` (default: collect --episodes).")] = None,
     episodes: Annotated[Optional[int], typer.Option(help="Expert episodes to collect when no --demos.", show_default="20")] = None,
     expert: Expert = None, hidden: Hidden = None,
@@ -27,7 +27,8 @@ def bc(
     ui = UI(json)
     with user_errors(ui) as ctx:
         cfg, run = open_or_start(ui, ctx, "bc", BCConfig, resume, lambda: build_config(
-            BCConfig, "bc", recipe, env=env, seed=seed, demos=demos, episodes=episodes, expert=expert,
+            BCConfig, "bc", recipe, env=env, seed=seed, seeds=seeds,
+            sweep=tuple(sweep) if sweep else None, demos=demos, episodes=episodes, expert=expert,
             hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size, num_steps=num_steps,
             holdout_frac=holdout_frac, eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name)
         summary = run.summary
@@ -36,7 +37,7 @@ def bc(
 
             summary = run_bc(cfg, run, ui)
         run.close()
-        ui.results("behavioral cloning", rows(summary), run.path)
+        ui.results("behavioral cloning", sweep_rows(summary) if "members" in summary else rows(summary), run.path)
         ui.emit_json(summary)
 
 
@@ -57,4 +58,4 @@ def rows(summary: dict) -> list[tuple]:
         ("held-out log-likelihood", b["holdout_log_likelihood"]), ("held out", holdout),
         ("train loss", b["train_loss"]),
         ("demonstrations (expert queries)", f"{b['demos']} transitions, {b['demo_episodes']} episodes"),
-        ("samples / s", f"{b['samples_per_s']:,.0f}"), ("wall time (s)", summary["wall_s"])]
+        ("samples / s", f"{b['samples_per_s']:,.0f}" if b.get("samples_per_s") else None), ("wall time (s)", summary["wall_s"])]

@@ -1,6 +1,7 @@
 """Options shared by subcommands, and the error handling every command runs under."""
 
 import contextlib
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,6 +21,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print the summary as one JSO
 Expert = Annotated[Optional[str], typer.Option(help="Expert run directory (default: the cached expert, trained on first use).")]
 Hidden = Annotated[Optional[str], typer.Option(help="Hidden layer sizes, e.g. 64,64.", show_default="64,64")]
 EvalEpisodes = Annotated[Optional[int], typer.Option("--eval-episodes", help="Evaluation episodes.", show_default="100")]
+Seeds = Annotated[Optional[int], typer.Option("--seeds", help="Members with seeds seed … seed+N−1, trained as one vmapped program.", show_default="1")]
+Sweep = Annotated[Optional[list[str]], typer.Option("--sweep", help="key=v1,v2,...: a grid over a float hyperparameter (repeat for a cartesian product); each cell runs --seeds members.")]
 EvalPolicy = Annotated[Optional[str], typer.Option("--eval-policy", help="Evaluate greedy actions (mode) or actions sampled from π̂ (sample); ε is reported for that policy.", show_default="mode")]
 
 
@@ -82,10 +85,17 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
     from il_cli.loop import device_description, setup_jax
     from il_cli.paths import runs_root
 
-    setup_jax()
+    jax = setup_jax()
+    num_members = getattr(cfg, "seeds", 1) * math.prod(len(values) for _, values in getattr(cfg, "sweep", ()))
+    if num_members % jax.device_count():
+        raise UserError(f"{num_members} members do not divide evenly over {jax.device_count()} devices; "
+                        f"choose --seeds so that seeds × grid cells is a multiple of {jax.device_count()}")
     if not resume:
         spec = make_env(cfg.env)[2]
+        from il_cli.sweep import members
+
         run = Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg), spec.to_json(),
+                         members(cfg.seed, getattr(cfg, "seeds", 1), getattr(cfg, "sweep", ())),
                          run_dir=str(run_dir) if run_dir else None)
     if resumable:
         ctx["resume"] = f"il {command} --resume {run.path}"
@@ -110,3 +120,15 @@ def expert_rows(summary: dict) -> list[tuple]:
     paired = "same keys and episodes" if ex.get("paired") else "recorded in the dataset, not paired"
     return [("expert return", f"{ex['return_mean']:.2f}  ({paired})"),
             ("return gap J(π*) − J(π̂)", summary["return_gap"])]
+
+
+def sweep_rows(summary: dict) -> list[tuple]:
+    """Result rows of a run of several members: per sweep cell, the return's interquartile
+    mean with its 95% bootstrap CI, and mean ± std over the cell's seeds."""
+    out = []
+    for cell in summary["cells"]:
+        name = ", ".join(f"{k}={v:g}" for k, v in cell["hyper"].items()) or "all members"
+        r = cell["return"]
+        out.append((f"return, {name}", f"IQM {r['iqm']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
+                                       f"mean {r['mean']:.2f} ± {r['std']:.2f}  ({r['n']} seeds)"))
+    return out + [("members", len(summary["members"])), ("wall time (s)", summary["wall_s"])]

@@ -5,14 +5,14 @@ from typing import Annotated, Optional
 import typer
 
 from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe,
-                                    Resume, RunDir, Seed, eval_rows, expert_rows, open_or_start,
+                                    Resume, RunDir, Seed, Seeds, Sweep, eval_rows, expert_rows, sweep_rows, open_or_start,
                                     user_errors)
 from il_cli.config import DAggerConfig, build_config, parse_ints
 from il_cli.ui import UI
 
 
 def dagger(
-    env: Env = None, seed: Seed = None, recipe: Recipe = None, expert: Expert = None,
+    env: Env = None, seed: Seed = None, seeds: Seeds = None, sweep: Sweep = None, recipe: Recipe = None, expert: Expert = None,
     rounds: Annotated[Optional[int], typer.Option(help="Rounds N (default 10, or the length of an explicit schedule).")] = None,
     steps_per_round: Annotated[Optional[int], typer.Option(help="States m visited and labelled per round.", show_default="2000")] = None,
     num_envs: Annotated[Optional[int], typer.Option(help="Environments stepped in parallel.", show_default="8")] = None,
@@ -35,7 +35,8 @@ def dagger(
     ui = UI(json)
     with user_errors(ui) as ctx:
         cfg, run = open_or_start(ui, ctx, "dagger", DAggerConfig, resume, lambda: build_config(
-            DAggerConfig, "dagger", recipe, env=env, seed=seed, expert=expert, num_rounds=rounds,
+            DAggerConfig, "dagger", recipe, env=env, seed=seed, seeds=seeds,
+            sweep=tuple(sweep) if sweep else None, expert=expert, num_rounds=rounds,
             steps_per_round=steps_per_round, num_envs=num_envs, beta_schedule=beta_schedule,
             beta_decay=beta_decay, beta=beta, train_steps=train_steps,
             retrain_from_scratch=retrain_from_scratch, label_noise=label_noise,
@@ -48,7 +49,7 @@ def dagger(
 
             summary = run_dagger(cfg, run, ui)
         run.close()
-        ui.results("DAgger", rows(summary), run.path)
+        ui.results("DAgger", sweep_rows(summary) if "members" in summary else rows(summary), run.path)
         ui.emit_json(summary)
 
 

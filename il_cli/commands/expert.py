@@ -5,13 +5,13 @@ from typing import Annotated, Optional
 import typer
 
 from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Hidden, Json, Name, Recipe, Resume,
-                                    RunDir, Seed, eval_rows, open_or_start, user_errors)
+                                    RunDir, Seed, Seeds, Sweep, eval_rows, open_or_start, sweep_rows, user_errors)
 from il_cli.config import PPOConfig, build_config, parse_ints
 from il_cli.ui import UI
 
 
 def expert(
-    env: Env = None, seed: Seed = None, recipe: Recipe = None,
+    env: Env = None, seed: Seed = None, seeds: Seeds = None, sweep: Sweep = None, recipe: Recipe = None,
     total_timesteps: Annotated[Optional[int], typer.Option(help="Environment steps of PPO training.")] = None,
     num_envs: Annotated[Optional[int], typer.Option(help="Parallel environments.")] = None,
     num_steps: Annotated[Optional[int], typer.Option(help="Rollout length per update.")] = None,
@@ -24,7 +24,8 @@ def expert(
     ui = UI(json)
     with user_errors(ui) as ctx:
         cfg, run = open_or_start(ui, ctx, "expert", PPOConfig, resume, lambda: build_config(
-            PPOConfig, "expert", recipe, env=env, seed=seed, total_timesteps=total_timesteps,
+            PPOConfig, "expert", recipe, env=env, seed=seed, seeds=seeds,
+            sweep=tuple(sweep) if sweep else None, total_timesteps=total_timesteps,
             num_envs=num_envs, num_steps=num_steps, lr=lr, ent_coef=ent_coef,
             hidden=parse_ints(hidden, "hidden"), eval_episodes=eval_episodes,
             eval_policy=eval_policy), run_dir, name)
@@ -34,6 +35,9 @@ def expert(
 
             summary = train_expert(cfg, run, ui)
         run.close()
-        ui.results("expert", eval_rows(summary) + [
-            ("timesteps", summary["expert"]["timesteps"]), ("wall time (s)", summary["wall_s"])], run.path)
+        if "members" in summary:
+            ui.results("expert", sweep_rows(summary), run.path)
+        else:
+            ui.results("expert", eval_rows(summary) + [
+                ("timesteps", summary["expert"]["timesteps"]), ("wall time (s)", summary["wall_s"])], run.path)
         ui.emit_json(summary)

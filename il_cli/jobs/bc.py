@@ -2,20 +2,22 @@
 
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from il_cli import networks
 from il_cli.algos.bc import make_bc, make_bc_metrics
-from il_cli.config import BCConfig
+from il_cli.config import BCConfig, member_configs
 from il_cli.data import load_dataset
 from il_cli.envs import make_env
 from il_cli.jobs.collect import run_demos
-from il_cli.jobs.common import (base_summary, eval_key, evaluate, evaluate_against_expert, root_key,
+from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, root_key, run_summary, stack,
                                 throughput)
 from il_cli.jobs.expert import get_expert
-from il_cli.loop import chunk_length, run_chunks
+from il_cli.loop import chunk_length, jit_members, run_chunks, shard_members
 from il_cli.runs import Run, open_expert
 
 NO_HOLDOUT = "none — measured on training data"
@@ -48,76 +50,104 @@ def pairing_expert(cfg: BCConfig, header: dict) -> Run | None:
     return None
 
 
+class MemberData(NamedTuple):
+    """One member's demonstrations, split into training rows and held-out rows."""
+
+    header: dict
+    train: tuple  # (obs, actions)
+    holdout: tuple | None  # (obs, actions) of whole held-out episodes, or None
+    holdout_info: dict | str
+
+
+def member_data(cfg: BCConfig, run: Run, ui, member: int | None) -> MemberData:
+    """Member `cfg.seed`'s demonstrations (its own, collected with its seed, unless --demos)
+    and its held-out split, as a single run with that seed has them."""
+    collect_key, split_key, _ = jax.random.split(root_key(cfg.seed), 3)
+    path = run_demos(run, cfg.env, cfg.demos, cfg.episodes, lambda: get_expert(cfg.env, cfg.expert, ui),
+                     collect_key, member)
+    header, obs, actions, lengths = load_dataset(path, cfg.env)
+    train_rows, held_rows, held_episodes = split_holdout(lengths, cfg.holdout_frac, split_key)
+    if train_rows is None:
+        train_rows = np.arange(len(obs))
+    if held_rows is None:
+        return MemberData(header, (obs[train_rows], actions[train_rows]), None, NO_HOLDOUT)
+    return MemberData(header, (obs[train_rows], actions[train_rows]), (obs[held_rows], actions[held_rows]),
+                      {"episodes": held_episodes, "transitions": int(len(held_rows))})
+
+
+def padded(arrays: list[np.ndarray]) -> np.ndarray:
+    """Members' arrays of different lengths, zero-padded to the longest, stacked."""
+    n = max(len(a) for a in arrays)
+    return np.stack([np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), a.dtype)]) for a in arrays])
+
+
 def run_bc(cfg: BCConfig, run: Run, ui) -> dict:
     started = time.time()
-    collect_key, split_key, init_key = jax.random.split(root_key(cfg.seed), 3)
-    path = run_demos(run, cfg.env, cfg.demos, cfg.episodes, lambda: get_expert(cfg.env, cfg.expert, ui),
-                     collect_key)
-    header, obs, actions, lengths = load_dataset(path, cfg.env)
+    member_cfgs = member_configs(cfg)
+    single = len(member_cfgs) == 1
+    data = [member_data(m, run, ui, None if single else k) for k, m in enumerate(member_cfgs)]
     env, env_params, spec = make_env(cfg.env)
-    train_rows, held_rows, held_episodes = split_holdout(lengths, cfg.holdout_frac, split_key)
-    if train_rows is not None:
-        obs_train, actions_train = obs[train_rows], actions[train_rows]
-    else:
-        obs_train, actions_train = obs, actions
-    data = jax.device_put((obs_train, actions_train))
+    train_data = shard_members((padded([d.train[0] for d in data]), padded([d.train[1] for d in data]),
+                                np.array([len(d.train[0]) for d in data], np.int32)))
 
     actor = networks.make_actor(spec, cfg.hidden, cfg.activation)
-    init, _, train_chunk = make_bc(actor, spec.discrete, cfg.lr, cfg.batch_size)
-    state = jax.jit(init)(init_key, networks.dummy_obs(spec))
+    init, _, train_chunk = make_bc(actor, spec.discrete, cfg.batch_size)
+    init_keys = shard_members(stack([jax.random.split(root_key(m.seed), 3)[2] for m in member_cfgs]))
+    lrs = shard_members(jnp.array([m.lr for m in member_cfgs], jnp.float32))
+    state = jit_members(jax.vmap(init, in_axes=(0, None, 0)))(init_keys, networks.dummy_obs(spec), lrs)
     state, start = run.continue_from_checkpoint(state)
     chunk = chunk_length(cfg.num_steps, cfg.num_chunks)
     t0 = time.perf_counter()
-    compiled = jax.jit(lambda s, d: train_chunk(s, d, chunk)).lower(state, data).compile()
+    compiled = jit_members(jax.vmap(lambda s, d: train_chunk(s, d, chunk))).lower(state, train_data).compile()
     compile_s = time.perf_counter() - t0
-    key = eval_key(cfg.seed)
+    keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
 
     def train(state):
         t0 = time.perf_counter()
-        state, losses = jax.block_until_ready(compiled(state, data))
+        state, losses = jax.block_until_ready(compiled(state, train_data))
         return state, (losses, time.perf_counter() - t0)
 
     def summarize(step, out, state):
         losses, train_s = out
-        ret = evaluate(cfg.env, actor, state.params, key, cfg.eval_episodes, cfg.eval_policy)
-        return {"loss": float(np.mean(losses)), "return": ret["return_mean"],
-                "samples_per_s": chunk * cfg.batch_size / train_s}
+        returns = evaluate(cfg.env, actor, state.params, keys, cfg.eval_episodes, cfg.eval_policy)
+        rate = chunk * cfg.batch_size / train_s  # per member; all members train at once
+        return [{"loss": float(np.mean(losses[k])), "return": ret["return_mean"], "samples_per_s": rate}
+                for k, ret in enumerate(returns)]
 
     with ui.progress(cfg.num_steps, "step") as progress:
         state, _ = run_chunks(state, train, total=cfg.num_steps, chunk=chunk, start=start,
-                              run=run, progress=progress, summarize=summarize)
+                              run=run, progress=progress, summarize=summarize, members=run.members)
     run.wait()
 
-    if held_rows is not None:
-        holdout, held = (obs[held_rows], actions[held_rows]), {
-            "episodes": held_episodes, "transitions": int(len(held_rows))}
-    else:
-        holdout, held = (obs_train, actions_train), NO_HOLDOUT
-    expert_std = np.asarray(header.get("expert_action_std", [1.0] * spec.action_dim), np.float32)
-    metrics = jax.jit(make_bc_metrics(spec, actor, cfg.eval_policy))(
-        state.params, *holdout, expert_std, jax.random.fold_in(key, 1))
-    bc = {k: float(v) for k, v in metrics.items()}
-    rows = run.metrics()
-    bc.update(holdout=held, train_loss=rows[-1]["loss"], demos=int(header["count"]),
-              demo_episodes=int(header["episodes"]), expert_queries=int(header["count"]),
-              steps=cfg.num_steps, samples_per_s=throughput(rows), compile_s=compile_s)
-    summary = base_summary("bc", cfg.env, run, cfg.seed, started)
-    summary["eval"] = evaluate(cfg.env, actor, state.params, key, cfg.eval_episodes, cfg.eval_policy)
-    expert_run = pairing_expert(cfg, header)
+    evals = evaluate(cfg.env, actor, state.params, keys, cfg.eval_episodes, cfg.eval_policy)
+    expert_run = pairing_expert(cfg, data[0].header)
+    paired = None
     if expert_run is not None:
-        summary["expert"], tv = evaluate_against_expert(
-            env, env_params, spec, actor, state.params, expert_run, key, cfg.eval_episodes,
-            cfg.eval_policy)
-        bc.update(tv_learner_states=tv["tv_learner_states"],
-                  tv_learner_states_stochastic=tv["tv_learner_states_stochastic"])
-        summary["expert"]["paired"] = True
+        paired = evaluate_against_expert(env, env_params, spec, actor, state.params, expert_run, keys,
+                                         cfg.eval_episodes, cfg.eval_policy)
     else:  # the expert that made the demos is gone: its return as the dataset recorded it
-        ui.print(f"the expert {header.get('source')} is not here: the return gap uses the return "
-                 f"recorded in the dataset (not paired)")
-        summary["expert"] = {"run": header.get("source"), "return_mean": header["expert_return"],
-                             "paired": False}
-    summary["expert"]["demo_return_mean"] = header["return_mean"]
-    summary["bc"] = bc
-    summary["return_gap"] = summary["expert"]["return_mean"] - summary["eval"]["return_mean"]
+        ui.print(f"the expert {data[0].header.get('source')} is not here: the return gap uses the "
+                 f"return recorded in the dataset (not paired)")
+    held_out_metrics = jax.jit(make_bc_metrics(spec, actor, cfg.eval_policy))
+    blocks = []
+    for k, (m, d) in enumerate(zip(member_cfgs, data)):
+        params = jax.tree.map(lambda x: x[k], state.params)
+        expert_std = np.asarray(d.header.get("expert_action_std", [1.0] * spec.action_dim), np.float32)
+        bc = {key: float(v) for key, v in held_out_metrics(
+            params, *(d.holdout or d.train), expert_std, jax.random.fold_in(keys[k], 1)).items()}
+        rows = run.metrics(member=k)
+        bc.update(holdout=d.holdout_info, train_loss=rows[-1]["loss"], demos=int(d.header["count"]),
+                  demo_episodes=int(d.header["episodes"]), expert_queries=int(d.header["count"]),
+                  steps=cfg.num_steps, samples_per_s=throughput(rows), compile_s=compile_s)
+        if paired is not None:
+            expert, tv = paired[k]
+            bc.update(tv_learner_states=tv["tv_learner_states"],
+                      tv_learner_states_stochastic=tv["tv_learner_states_stochastic"])
+        else:
+            expert = {"run": d.header.get("source"), "return_mean": d.header["expert_return"], "paired": False}
+        expert["demo_return_mean"] = d.header["return_mean"]
+        blocks.append({"eval": evals[k], "expert": expert, "bc": bc,
+                       "return_gap": expert["return_mean"] - evals[k]["return_mean"]})
+    summary = run_summary("bc", cfg.env, cfg.seed, run, started, blocks, run.members)
     run.write_summary(summary)
     return summary

@@ -3,6 +3,7 @@
 import math
 import shutil
 import time
+from functools import lru_cache
 
 import jax
 import numpy as np
@@ -14,6 +15,13 @@ from il_cli.jobs.common import base_summary, load_policy, root_key
 from il_cli.runs import Run
 
 
+@lru_cache(maxsize=None)
+def _demo_rollout(env_id: str, actor, batch: int):
+    env, env_params, spec = make_env(env_id)
+    return jax.jit(rollout.make_episodes(env, env_params, spec, batch,
+                                         rollout.make_policy_act(spec, actor), record=True))
+
+
 def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
     """Roll the expert's deterministic policy for `num_episodes` episodes, `num_envs` at a time.
 
@@ -22,12 +30,9 @@ def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
     after compilation. Actions are the executed (clipped) ones, the dataset convention.
     """
     spec, actor, params = load_policy(expert)
-    env, env_params, _ = make_env(spec.env_id)
     batch = min(num_envs, num_episodes)
-    episodes_fn = jax.jit(rollout.make_episodes(env, env_params, spec, batch,
-                                                rollout.make_policy_act(spec, actor), record=True))
     t0 = time.perf_counter()
-    compiled = episodes_fn.lower(params, key).compile()
+    compiled = _demo_rollout(spec.env_id, actor, batch).lower(params, key).compile()
     compile_s = time.perf_counter() - t0
     obs, actions, returns, lengths, run_s, steps = [], [], [], [], 0.0, 0
     for i in range(math.ceil(num_episodes / batch)):
@@ -45,20 +50,22 @@ def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
     obs, actions, returns, lengths = map(np.concatenate, (obs, actions, returns, lengths))
     header = {"env_id": spec.env_id, "obs_shape": list(spec.obs_shape),
               "action": {"discrete": spec.discrete, "dim": spec.action_dim},
-              "source": str(expert.path), "expert_return": expert.summary["eval"]["return_mean"]}
+              "source": str(expert.path), "expert_return": expert.member_summary()["eval"]["return_mean"]}
     if not spec.discrete:
-        header["expert_action_std"] = expert.summary["expert"]["action_std"]
+        header["expert_action_std"] = expert.member_summary()["expert"]["action_std"]
     stats = {"transitions": int(len(obs)), "transitions_per_s": steps / run_s,
              "compile_s": compile_s, "num_envs": batch}
     actions = actions.astype(np.int32 if spec.discrete else np.float32)
     return obs, actions, returns, lengths, header, stats
 
 
-def run_demos(run: Run, env_id: str, demos: str | None, episodes: int, expert, key):
-    """The run's demonstrations, run/data/demos.npz: kept from an earlier start (resume),
-    copied from the dataset `demos`, or `episodes` collected from `expert()` (a callable, so
-    an expert is only obtained when needed); None when there are none."""
-    path = run.data_dir / "demos.npz"
+def run_demos(run: Run, env_id: str, demos: str | None, episodes: int, expert, key,
+              member: int | None = None):
+    """The run's demonstrations: kept from an earlier start (resume), copied from the dataset
+    `demos` (run/data/demos.npz, shared by every member), or `episodes` collected from
+    `expert()` (a callable, so an expert is only obtained when needed) with `key`, into
+    run/data/demos.npz, or demos-<member>.npz for a member of a sweep; None when there are none."""
+    path = run.data_dir / ("demos.npz" if demos or member is None else f"demos-{member}.npz")
     if path.is_file():
         return path
     if demos:
@@ -80,6 +87,6 @@ def run_collect(cfg, run: Run, expert: Run, started) -> dict:
     summary = base_summary("collect", cfg.env, run, cfg.seed, started)
     summary["dataset"] = {"path": str(path), **{k: header[k] for k in ("count", "episodes", "return_mean")}}
     summary["collect"] = stats
-    summary["expert"] = {"run": str(expert.path), **expert.summary["eval"]}
+    summary["expert"] = {"run": str(expert.path), **expert.member_summary()["eval"]}
     run.write_summary(summary)
     return summary

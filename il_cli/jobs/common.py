@@ -10,7 +10,7 @@ import numpy as np
 from il_cli import networks, rollout
 from il_cli.envs import EnvSpec, make_env
 from il_cli.errors import UserError
-from il_cli.loop import COMPILE_STATS, device_description
+from il_cli.loop import COMPILE_STATS, PROGRAMS, device_description, jit_members, replicate
 from il_cli.runs import Run
 
 EVAL_STREAM = 0xE7A1  # evaluation keys are never training keys
@@ -25,13 +25,23 @@ def eval_key(seed: int):
     return jax.random.fold_in(root_key(seed), EVAL_STREAM)
 
 
+def stack(trees):
+    """One pytree with a leading member axis from a list of per-member pytrees."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def unstack(tree, num: int) -> list:
+    return [jax.tree.map(lambda x: x[k], tree) for k in range(num)]
+
+
 def spec_from_json(d: dict) -> EnvSpec:
     return EnvSpec(d["env_id"], tuple(d["obs_shape"]), d["discrete"], d["action_dim"],
                    tuple(d["action_low"]), tuple(d["action_high"]), d["max_steps"])
 
 
-def load_policy(run: Run):
-    """(spec, actor, actor_params) of any run with a saved policy."""
+def load_policy(run: Run, member: int | None = 0):
+    """(spec, actor, actor_params) of any run with a saved policy: member `member`'s
+    parameters, or with member=None every member's, stacked on a leading axis."""
     meta = run.meta
     spec = spec_from_json(meta["spec"])
     actor = networks.make_actor(spec, meta["config"]["hidden"], meta["config"].get("activation", "tanh"))
@@ -43,7 +53,13 @@ def load_policy(run: Run):
         raise UserError(f"cannot read the checkpoint of {run.path}: {exc}") from None
     for part in meta["policy_path"]:
         tree = tree[part]
-    return spec, actor, jax.tree.map(jnp.asarray, tree)
+    tree = jax.tree.map(jnp.asarray, tree)
+    if "members" not in meta:  # written before runs had a member axis
+        tree = jax.tree.map(lambda x: x[None], tree)
+    num = jax.tree.leaves(tree)[0].shape[0]
+    if member is not None and not 0 <= member < num:
+        raise UserError(f"{run.path} has members 0 to {num - 1}, not {member}")
+    return spec, actor, tree if member is None else jax.tree.map(lambda x: x[member], tree)
 
 
 def episode_stats(episodes, policy: str) -> dict:
@@ -58,28 +74,36 @@ def episode_stats(episodes, policy: str) -> dict:
 @lru_cache(maxsize=None)
 def _evaluator(env_id: str, actor, num_episodes: int, policy: str):
     env, env_params, spec = make_env(env_id)
-    return jax.jit(rollout.make_episodes(env, env_params, spec, num_episodes,
-                                         rollout.make_policy_act(spec, actor, policy)))
+    return jit_members(jax.vmap(rollout.make_episodes(env, env_params, spec, num_episodes,
+                                                  rollout.make_policy_act(spec, actor, policy))))
 
 
-def evaluate(env_id: str, actor, params, key, num_episodes: int, policy: str = "mode") -> dict:
-    """One episode in each of `num_episodes` envs, acting with the mode or sampled action."""
-    return episode_stats(_evaluator(env_id, actor, num_episodes, policy)(params, key), policy)
+def evaluate(env_id: str, actor, params, keys, num_episodes: int, policy: str = "mode") -> list[dict]:
+    """Each member's `eval` block: one episode in each of `num_episodes` envs, acting with
+    the mode or sampled action. `params` and `keys` have a leading member axis."""
+    episodes = jax.device_get(_evaluator(env_id, actor, num_episodes, policy)(params, keys))
+    return [episode_stats(e, policy) for e in unstack(episodes, len(keys))]
 
 
 def evaluate_against_expert(env, env_params, spec, learner, learner_params, expert_run: Run,
-                            key, num_episodes: int, policy: str):
-    """(expert block, ε figures): the expert evaluated with the learner's key and episode count
-    (a paired return gap), and ε = TV(π̂, π*) on the learner's and on the expert's states."""
+                            keys, num_episodes: int, policy: str) -> list[tuple[dict, dict]]:
+    """Per member, (expert block, ε figures): the expert evaluated with the member's key and
+    episode count (a paired return gap), and ε = TV(π̂, π*) on the learner's and the expert's
+    states. `learner_params` and `keys` have a leading member axis."""
     _, expert, expert_params = load_policy(expert_run)
-    paired = jax.jit(rollout.make_paired_episodes(env, env_params, spec, learner, expert,
-                                                  num_episodes, policy))
-    on_learner, on_expert = jax.device_get(paired((learner_params, expert_params), key))
-    figures = {"tv_learner_states": float(on_learner.measure_mean["tv"]),
-               "tv_learner_states_stochastic": float(on_learner.measure_mean["tv_stochastic"]),
-               "tv_expert_states": float(on_expert.measure_mean["tv"]),
-               "tv_expert_states_stochastic": float(on_expert.measure_mean["tv_stochastic"])}
-    return {"run": str(expert_run.path), **episode_stats(on_expert, "mode")}, figures
+    expert_params = replicate(expert_params)
+    paired = jit_members(jax.vmap(
+        rollout.make_paired_episodes(env, env_params, spec, learner, expert, num_episodes, policy),
+        in_axes=((0, None), 0)))
+    on_learner, on_expert = jax.device_get(paired((learner_params, expert_params), keys))
+    out = []
+    for lrn, exp in zip(unstack(on_learner, len(keys)), unstack(on_expert, len(keys))):
+        out.append(({"run": str(expert_run.path), **episode_stats(exp, "mode"), "paired": True}, {
+            "tv_learner_states": float(lrn.measure_mean["tv"]),
+            "tv_learner_states_stochastic": float(lrn.measure_mean["tv_stochastic"]),
+            "tv_expert_states": float(exp.measure_mean["tv"]),
+            "tv_expert_states_stochastic": float(exp.measure_mean["tv_stochastic"])}))
+    return out
 
 
 def throughput(rows: list[dict]) -> float | None:
@@ -104,4 +128,37 @@ def base_summary(command: str, env_id: str, run: Run, seed: int, started: float)
     return {"command": command, "env": env_id, "run_dir": str(run.path), "seed": seed,
             "wall_s": round(time.time() - started, 3), "device": device_description(),
             "versions": versions(),
-            "compile": {k: round(v, 3) for k, v in COMPILE_STATS.items()}}
+            "compile": {**{k: round(v, 3) for k, v in COMPILE_STATS.items()},
+                        "programs": dict(sorted(PROGRAMS.items()))}}
+
+
+def run_summary(command: str, env_id: str, seed: int, run: Run, started: float, blocks: list[dict],
+                members: list[dict]) -> dict:
+    """The summary of a run. With one member its figures (`blocks[0]`: `eval`, `expert`, the
+    command's own block, ...) are at the top level. With several, `members` lists each
+    member's, `cells` gives per sweep cell the mean, std, interquartile mean and 95%
+    bootstrap CI over its seeds of the return (and the return gap), and `eval` summarises
+    the members' mean returns. `members` are the il_cli.sweep entries of `blocks`."""
+    from il_cli.sweep import aggregate
+
+    summary = base_summary(command, env_id, run, seed, started)
+    if len(blocks) == 1:
+        return {**summary, **blocks[0]}
+    summary["members"] = [{**m, **b} for m, b in zip(members, blocks)]
+    cells = {}
+    for m, b in zip(members, blocks):
+        cells.setdefault(m["cell"], []).append((m, b))
+    summary["cells"] = []
+    for cell, rows in cells.items():
+        entry = {"cell": cell, "hyper": rows[0][0]["hyper"], "seeds": [m["seed"] for m, _ in rows],
+                 "return": aggregate([b["eval"]["return_mean"] for _, b in rows])}
+        if "return_gap" in rows[0][1]:
+            entry["return_gap"] = aggregate([b["return_gap"] for _, b in rows])
+        summary["cells"].append(entry)
+    returns = np.array([b["eval"]["return_mean"] for b in blocks])
+    summary["eval"] = {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
+                       "return_min": float(returns.min()), "return_max": float(returns.max()),
+                       "length_mean": float(np.mean([b["eval"]["length_mean"] for b in blocks])),
+                       "episodes": blocks[0]["eval"]["episodes"], "policy": blocks[0]["eval"]["policy"],
+                       "over": f"the mean returns of {len(blocks)} members"}
+    return summary

@@ -7,20 +7,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from il_cli import networks
-from il_cli.algos.dagger import make_dagger
-from il_cli.config import DAggerConfig
+from il_cli.algos.dagger import hyper_of, make_dagger
+from il_cli.config import DAggerConfig, member_configs
 from il_cli.data import load_dataset
 from il_cli.envs import make_env
+from il_cli.jobs.bc import padded
 from il_cli.jobs.collect import run_demos
-from il_cli.jobs.common import base_summary, eval_key, evaluate, evaluate_against_expert, load_policy, root_key
+from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, load_policy, root_key,
+                                run_summary, stack)
 from il_cli.jobs.expert import get_expert
-from il_cli.loop import run_chunks
+from il_cli.loop import jit_members, replicate, run_chunks, shard_members
 from il_cli.runs import Run
 
 
-def seed_demos(cfg: DAggerConfig, run: Run, expert: Run, spec, collect_key):
+def seed_demos(cfg: DAggerConfig, run: Run, expert: Run, spec, collect_key, member: int | None):
     """(obs, actions) that seed D: --demos, or --episodes collected, or none."""
-    path = run_demos(run, cfg.env, cfg.demos, cfg.episodes, lambda: expert, collect_key)
+    path = run_demos(run, cfg.env, cfg.demos, cfg.episodes, lambda: expert, collect_key, member)
     if path is not None:
         data = load_dataset(path, cfg.env)
         return data.obs, data.actions
@@ -33,42 +35,51 @@ def run_dagger(cfg: DAggerConfig, run: Run, ui) -> dict:
     started = time.time()
     expert_run = get_expert(cfg.env, cfg.expert, ui)
     spec, expert_actor, expert_params = load_policy(expert_run)
+    expert_params = replicate(expert_params)
     env, env_params, _ = make_env(cfg.env)
-    collect_key, init_key = jax.random.split(root_key(cfg.seed))
-    demo_obs, demo_actions = seed_demos(cfg, run, expert_run, spec, collect_key)
+    member_cfgs = member_configs(cfg)
+    single = len(member_cfgs) == 1
+    keys = [jax.random.split(root_key(m.seed)) for m in member_cfgs]  # (collect, init) per member
+    demos = [seed_demos(m, run, expert_run, spec, k[0], None if single else i)
+             for i, (m, k) in enumerate(zip(member_cfgs, keys))]
+    num_demos = np.array([len(obs) for obs, _ in demos], np.int32)
 
     learner = networks.make_actor(spec, cfg.hidden, cfg.activation)
-    init, dagger_rounds = make_dagger(cfg, env, env_params, spec, learner, expert_actor, len(demo_obs))
-    state = jax.jit(init)(init_key, jnp.asarray(demo_obs), jnp.asarray(demo_actions))
+    init, dagger_rounds = make_dagger(cfg, env, env_params, spec, learner, expert_actor,
+                                      int(num_demos.max()))
+    state = jit_members(jax.vmap(init))(*shard_members((
+        stack([k[1] for k in keys]), padded([o for o, _ in demos]), padded([a for _, a in demos]),
+        num_demos, np.array([m.lr for m in member_cfgs], np.float32))))
     state, start = run.continue_from_checkpoint(state)
-    betas, key = jnp.asarray(cfg.betas, jnp.float32), eval_key(cfg.seed)
+    hyper = shard_members(stack([hyper_of(m) for m in member_cfgs]))
+    eval_keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
     t0 = time.perf_counter()
-    compiled = jax.jit(lambda s, b, e, k: dagger_rounds(s, b, e, k, 1)).lower(
-        state, betas, expert_params, key).compile()
+    compiled = jit_members(jax.vmap(lambda s, h, e, k: dagger_rounds(s, h, e, k, 1), in_axes=(0, 0, None, 0))).lower(
+        state, hyper, expert_params, eval_keys).compile()
     compile_s = time.perf_counter() - t0
 
     def summarize(step, metrics, state):
-        return {k: v[-1].item() for k, v in metrics.items()}
+        return [{k: v[member, -1].item() for k, v in metrics.items()} for member in range(len(member_cfgs))]
 
     with ui.progress(cfg.rounds, "round") as progress:
-        state, _ = run_chunks(state, lambda s: compiled(s, betas, expert_params, key),
-                              total=cfg.rounds, chunk=1, start=start, run=run,
-                              progress=progress, summarize=summarize)
+        state, _ = run_chunks(state, lambda s: compiled(s, hyper, expert_params, eval_keys),
+                              total=cfg.rounds, chunk=1, start=start, run=run, progress=progress,
+                              summarize=summarize, members=run.members)
     run.wait()
-    rows = run.metrics()
-    summary = base_summary("dagger", cfg.env, run, cfg.seed, started)
-    summary["eval"] = evaluate(cfg.env, learner, state.learner.params, key, cfg.eval_episodes,
-                               cfg.eval_policy)
-    summary["expert"], tv = evaluate_against_expert(
-        env, env_params, spec, learner, state.learner.params, expert_run, key, cfg.eval_episodes,
-        cfg.eval_policy)
-    summary["expert"]["paired"] = True
-    summary["dagger"] = {
-        "rounds": cfg.rounds, "betas": cfg.betas, "betas_effective": [r["beta"] for r in rows],
-        "demo_labels": int(len(demo_obs)), "expert_queries": int(state.queries),
-        "expert_budget": cfg.expert_budget, "expert_steps": int(state.expert_steps),
-        "dataset_size": int(state.size), **tv, "train_loss": rows[-1]["loss"],
-        "compile_s": compile_s}
-    summary["return_gap"] = summary["expert"]["return_mean"] - summary["eval"]["return_mean"]
+    params = state.learner.params
+    evals = evaluate(cfg.env, learner, params, eval_keys, cfg.eval_episodes, cfg.eval_policy)
+    paired = evaluate_against_expert(env, env_params, spec, learner, params, expert_run, eval_keys,
+                                     cfg.eval_episodes, cfg.eval_policy)
+    blocks = []
+    for k, m in enumerate(member_cfgs):
+        rows = run.metrics(member=k)
+        expert, tv = paired[k]
+        blocks.append({"eval": evals[k], "expert": expert, "dagger": {
+            "rounds": m.rounds, "betas": m.betas, "betas_effective": [r["beta"] for r in rows],
+            "demo_labels": int(num_demos[k]), "expert_queries": int(state.queries[k]),
+            "expert_budget": m.expert_budget, "expert_steps": int(state.expert_steps[k]),
+            "dataset_size": int(state.size[k]), **tv, "train_loss": rows[-1]["loss"],
+            "compile_s": compile_s}, "return_gap": expert["return_mean"] - evals[k]["return_mean"]})
+    summary = run_summary("dagger", cfg.env, cfg.seed, run, started, blocks, run.members)
     run.write_summary(summary)
     return summary

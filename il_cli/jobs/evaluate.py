@@ -11,18 +11,25 @@ from il_cli import networks
 from il_cli.config import EvalConfig
 from il_cli.envs import make_env
 from il_cli.errors import UserError
-from il_cli.jobs.common import base_summary, eval_key, evaluate, load_policy
+from il_cli.jobs.common import eval_key, evaluate, load_policy, run_summary, stack
 from il_cli.loop import device_description
 from il_cli.runs import Run
 
 
 def run_eval(cfg: EvalConfig, ui) -> dict:
+    """Every member of the run (or `cfg.member`), as the run evaluated it unless told otherwise."""
     started = time.time()
     run = Run.open(cfg.run)
     meta = run.meta
     if not meta.get("policy_path"):
         raise UserError(f"{cfg.run} is a '{meta['command']}' run, which has no policy to evaluate")
-    spec, actor, params = load_policy(run)
+    spec, actor, params = load_policy(run, member=None)
+    members = run.members
+    if cfg.member is not None:
+        if not 0 <= cfg.member < len(members):
+            raise UserError(f"{cfg.run} has members 0 to {len(members) - 1}, not {cfg.member}")
+        members = [members[cfg.member]]
+        params = jax.tree.map(lambda x: x[cfg.member : cfg.member + 1], params)
     own = meta["config"]
     seed = own["seed"] if cfg.seed is None else cfg.seed
     episodes = own.get("eval_episodes", 100) if cfg.episodes is None else cfg.episodes
@@ -33,12 +40,16 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
         ("policy", policy, own.get("eval_policy", "mode"))) if mine != theirs]
     if differs:
         ui.print(f"evaluating with {', '.join(differs)}: the figure will not be the run's own")
-    stats = evaluate(spec.env_id, actor, params, eval_key(seed), episodes, policy)
-    summary = base_summary("eval", spec.env_id, run, seed, started)
-    summary["eval"] = stats
+    seeds = [m["seed"] - own["seed"] + seed for m in members]  # member k: the base seed + its offset
+    evals = evaluate(spec.env_id, actor, params, stack([eval_key(s) for s in seeds]), episodes, policy)
+    summary = run_summary("eval", spec.env_id, seeds[0] if len(seeds) == 1 else seed, run, started,
+                          [{"eval": e} for e in evals], [{**m, "seed": s} for m, s in zip(members, seeds)])
+    if cfg.member is not None:
+        summary.update(member=cfg.member, hyper=members[0]["hyper"])
     summary["evaluated"] = meta["command"]
     if cfg.gif:
-        summary["gif"] = render_gif(spec, actor, params, jax.random.fold_in(eval_key(seed), 1), cfg.gif,
+        first = jax.tree.map(lambda x: x[0], params)
+        summary["gif"] = render_gif(spec, actor, first, jax.random.fold_in(eval_key(seeds[0]), 1), cfg.gif,
                                     cfg.gif_frames)
     with open(run.path / "evals.jsonl", "a") as f:
         f.write(json.dumps(summary) + "\n")

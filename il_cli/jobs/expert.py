@@ -8,46 +8,61 @@ import jax
 import numpy as np
 
 from il_cli import config as config_lib
-from il_cli.algos.ppo import make_ppo
-from il_cli.config import PPOConfig
+from il_cli.algos.ppo import hyper_of, make_ppo
+from il_cli.config import PPOConfig, member_configs
 from il_cli.envs import make_env
-from il_cli.jobs.common import base_summary, eval_key, evaluate, root_key
-from il_cli.loop import chunk_length, device_description, run_chunks
+from il_cli.jobs.common import eval_key, evaluate, root_key, run_summary, stack
+from il_cli.loop import chunk_length, device_description, jit_members, run_chunks, shard_members
 from il_cli.paths import cache_dir
 from il_cli.runs import Run, open_expert
+from il_cli.sweep import members
 from il_cli.ui import UI
 
 def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
-    """Train PPO per `cfg` in `run`, continuing from its last checkpoint if it has one; the summary."""
+    """Train PPO per `cfg` in `run` (every member in one vmapped program), continuing from its
+    last checkpoint if it has one; the summary."""
     started = time.time()
     env, env_params, spec = make_env(cfg.env)
     actor, init, train_chunk = make_ppo(cfg, env, env_params, spec)
+    member_cfgs = member_configs(cfg)
+    hyper = shard_members(stack([hyper_of(m) for m in member_cfgs]))
+    keys = shard_members(stack([root_key(m.seed) for m in member_cfgs]))
+    eval_keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
     chunk = chunk_length(cfg.num_updates, cfg.num_chunks)
-    state = jax.jit(init)(root_key(cfg.seed))
+    state = jit_members(jax.vmap(init))(keys, hyper)
     state, start = run.continue_from_checkpoint(state)
     steps_per_update = cfg.num_envs * cfg.num_steps
-    chunk_fn = jax.jit(lambda s: train_chunk(s, chunk))
+    chunk_fn = jit_members(jax.vmap(lambda s, h: train_chunk(s, h, chunk)))
 
     def summarize(step, m, state):
-        count = float(m["episodes"].sum())
-        ret = evaluate(cfg.env, actor, state.params["actor"], eval_key(cfg.seed), cfg.eval_episodes,
-                       cfg.eval_policy)
-        return {"timesteps": step * steps_per_update,
-                "train_return": float(m["episode_return_sum"].sum() / count) if count else None,
-                "return": ret["return_mean"], "loss": float(m["loss"].mean()),
-                "entropy": float(m["entropy"].mean())}
+        returns = evaluate(cfg.env, actor, state.params["actor"], eval_keys, cfg.eval_episodes,
+                           cfg.eval_policy)
+        figures = []
+        for k, ret in enumerate(returns):
+            count = float(m["episodes"][k].sum())
+            figures.append({
+                "timesteps": step * steps_per_update,
+                "train_return": float(m["episode_return_sum"][k].sum() / count) if count else None,
+                "return": ret["return_mean"], "loss": float(m["loss"][k].mean()),
+                "entropy": float(m["entropy"][k].mean())})
+        return figures
 
     with ui.progress(cfg.num_updates, "update") as progress:
-        state, _ = run_chunks(state, chunk_fn, total=cfg.num_updates, chunk=chunk, start=start,
-                           run=run, progress=progress, summarize=summarize)
+        state, _ = run_chunks(state, lambda s: chunk_fn(s, hyper), total=cfg.num_updates, chunk=chunk,
+                              start=start, run=run, progress=progress, summarize=summarize,
+                              members=run.members)
     run.wait()
-    summary = base_summary("expert", cfg.env, run, cfg.seed, started)
-    summary["eval"] = evaluate(cfg.env, actor, state.params["actor"], eval_key(cfg.seed),
-                               cfg.eval_episodes, cfg.eval_policy)
-    summary["expert"] = {"timesteps": cfg.num_updates * steps_per_update, "updates": cfg.num_updates}
-    if not spec.discrete:
-        log_std = state.params["actor"]["params"]["log_std"]
-        summary["expert"]["action_std"] = np.exp(np.asarray(log_std)).tolist()
+    returns = evaluate(cfg.env, actor, state.params["actor"], eval_keys, cfg.eval_episodes,
+                       cfg.eval_policy)
+    blocks = []
+    for k, ret in enumerate(returns):
+        block = {"eval": ret, "expert": {"timesteps": cfg.num_updates * steps_per_update,
+                                         "updates": cfg.num_updates}}
+        if not spec.discrete:
+            log_std = state.params["actor"]["params"]["log_std"][k]
+            block["expert"]["action_std"] = np.exp(np.asarray(log_std)).tolist()
+        blocks.append(block)
+    summary = run_summary("expert", cfg.env, cfg.seed, run, started, blocks, run.members)
     run.write_summary(summary)
     return summary
 
@@ -73,7 +88,7 @@ def get_expert(env_id: str, expert: str | None, ui: UI) -> Run:
     tmp = cached.with_name(f".{env_id}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     run = Run.create(tmp.parent, "expert", env_id, None, config_lib.to_json(cfg),
-                     make_env(env_id)[2].to_json(), run_dir=str(tmp))
+                     make_env(env_id)[2].to_json(), members(cfg.seed, 1, ()), run_dir=str(tmp))
     summary = train_expert(cfg, run, ui)
     run.close()
     if cached.exists() and not (cached / "summary.json").is_file():

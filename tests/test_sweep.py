@@ -1,0 +1,112 @@
+"""Seeds and sweeps: members of one vmapped program, their aggregates, devices."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import il, il_json
+from il_cli.errors import UserError
+from il_cli.sweep import aggregate, bootstrap_ci, iqm, members, parse_sweep
+from test_errors import assert_user_error
+
+TINY = {
+    "bc": ("bc", "--episodes", "2", "--num-steps", "200", "--eval-episodes", "6"),
+    "dagger": ("dagger", "--rounds", "2", "--steps-per-round", "400", "--train-steps", "50",
+               "--eval-episodes", "6"),
+    "expert": ("expert", "--total-timesteps", "4096", "--eval-episodes", "6"),
+}
+
+
+def test_members_are_grid_cells_times_seeds():
+    grid = parse_sweep(["lr=1e-3,3e-4", "label_noise=0,0.1"], "dagger", {})
+    assert grid == (("lr", (1e-3, 3e-4)), ("label_noise", (0.0, 0.1)))
+    ms = members(5, 3, grid)
+    assert len(ms) == 12 and [m["member"] for m in ms] == list(range(12))
+    assert [m["seed"] for m in ms[:3]] == [5, 6, 7] and ms[3]["hyper"] == {"lr": 1e-3, "label_noise": 0.1}
+    assert members(5, 3, ()) == [{"member": k, "seed": 5 + k, "cell": 0, "hyper": {}} for k in range(3)]
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("hidden=32,64", "a count or a shape"), ("lrr=1e-3", "did you mean lr"),
+    ("lr=fast", "must be numbers"), ("lr", "key=v1,v2")])
+def test_bad_sweeps(spec, message):
+    with pytest.raises(UserError, match=message):
+        parse_sweep([spec], "bc", {"hidden": None})
+
+
+def test_bad_sweep_on_the_command_line():
+    assert_user_error(il("bc", "--sweep", "num_steps=1,2", check=False), "il bc sweeps lr")
+    assert_user_error(il("dagger", "--sweep", "label_noise=0,2", check=False), "[0, 1]")
+    assert_user_error(il("bc", "--sweep", "lr=1e-3", "--sweep", "lr=2e-3", check=False), "twice")
+    assert_user_error(il("bc", "--seeds", "0", check=False), "--seeds must be positive")
+
+
+def test_iqm_and_bootstrap_ci_by_hand():
+    assert iqm([1, 2, 3, 4, 5, 6, 7, 100]) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
+    assert bootstrap_ci([2.0] * 5) == [2.0, 2.0]
+    lo, hi = bootstrap_ci(np.arange(20.0))
+    assert lo < iqm(np.arange(20.0)) < hi and 0 <= lo and hi <= 19
+    agg = aggregate([1.0, 2.0, 3.0, 4.0])
+    assert agg["mean"] == 2.5 and agg["iqm"] == 2.5 and agg["n"] == 4
+
+
+@pytest.mark.parametrize("command", ["bc", "dagger", "expert"])
+def test_member_k_is_the_run_with_seed_s_plus_k(command, cartpole_expert, tmp_runs):
+    from il_cli.jobs.common import load_policy
+    from il_cli.runs import Run
+
+    args = TINY[command] + (() if command == "expert" else ("--expert", cartpole_expert))
+    sweep = il_json(*args, "--seed", "3", "--seeds", "2")
+    one = il_json(*args, "--seed", "4")
+    member = sweep["members"][1]
+    assert member["seed"] == 4 and member["eval"] == one["eval"]
+    _, _, a = load_policy(Run(sweep["run_dir"]), member=1)
+    _, _, b = load_policy(Run(one["run_dir"]))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(x, y, atol=1e-5)
+
+
+def test_sweep_run_directory_and_eval(cartpole_expert, tmp_runs):
+    summary = il_json(*TINY["bc"], "--expert", cartpole_expert, "--seeds", "2", "--sweep", "lr=1e-3,1e-2")
+    assert [m["hyper"]["lr"] for m in summary["members"]] == [1e-3, 1e-3, 1e-2, 1e-2]
+    assert [c["hyper"] for c in summary["cells"]] == [{"lr": 1e-3}, {"lr": 1e-2}]
+    cell = summary["cells"][1]
+    returns = [m["eval"]["return_mean"] for m in summary["members"][2:]]
+    assert cell["return"]["mean"] == pytest.approx(np.mean(returns)) and cell["return"]["n"] == 2
+    assert cell["return"]["ci95"][0] <= cell["return"]["iqm"] <= cell["return"]["ci95"][1]
+    rows = [json.loads(r) for r in open(f"{summary['run_dir']}/metrics.jsonl")]
+    assert {(r["member"], r["seed"], r["lr"]) for r in rows} == {
+        (0, 0, 1e-3), (1, 1, 1e-3), (2, 0, 1e-2), (3, 1, 1e-2)}
+    config = json.load(open(f"{summary['run_dir']}/config.json"))
+    assert config["config"]["sweep"] == [["lr", [1e-3, 1e-2]]] and len(config["members"]) == 4
+    again = il_json("eval", summary["run_dir"])
+    assert [m["eval"] for m in again["members"]] == [m["eval"] for m in summary["members"]]
+    assert il_json("eval", summary["run_dir"], "--member", "2")["eval"] == summary["members"][2]["eval"]
+    assert_user_error(il("eval", summary["run_dir"], "--member", "4", check=False), "members 0 to 3")
+
+
+def test_a_float_sweep_compiles_the_programs_of_one_run(cartpole_expert, tmp_runs):
+    no_cache = {"IL_COMPILE_CACHE": "0"}
+    args = TINY["dagger"] + ("--expert", cartpole_expert, "--json")
+    one = json.loads(il(*args, env=no_cache).stdout)
+    grid = json.loads(il(*args, "--seeds", "2", "--sweep", "lr=1e-3,3e-3", "--sweep", "label_noise=0,0.2",
+                         "--sweep", "beta_decay=0.5,0.9", "--beta-schedule", "exponential", env=no_cache).stdout)
+    assert len(grid["members"]) == 16
+    for program in ("jit(init)", "jit(<lambda>)", "jit(episodes)", "jit(paired)"):  # init, rounds, evals
+        assert grid["compile"]["programs"][program] == one["compile"]["programs"][program] == 1
+
+
+def test_four_devices_give_the_members_of_one_device(cartpole_expert, tmp_runs):
+    args = TINY["dagger"] + ("--expert", cartpole_expert, "--seeds", "4", "--json")
+    runs = {}
+    for devices in (1, 4):
+        flags = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+        runs[devices] = json.loads(il(*args, env=flags).stdout)
+        assert runs[devices]["device"].startswith(f"cpu ×{devices}")
+    for a, b in zip(runs[1]["members"], runs[4]["members"], strict=True):
+        assert a["eval"] == b["eval"]
+        assert a["dagger"]["train_loss"] == pytest.approx(b["dagger"]["train_loss"], rel=1e-5)
+    flags = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    assert_user_error(il(*TINY["bc"], "--seeds", "3", check=False, env=flags), "divide evenly over 4 devices")
