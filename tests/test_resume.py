@@ -59,9 +59,11 @@ def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
         np.testing.assert_array_equal(x, y)
     done = Run(tmp_path / "interrupted").summary
     assert done["eval"] == Run(tmp_path / "straight").summary["eval"]
-    steps = [int(line.split('"step": ')[1].split(",")[0])
-             for line in (tmp_path / "interrupted" / "metrics.jsonl").read_text().splitlines()]
-    assert steps == sorted(set(steps))  # no duplicated chunks after the resume
+    run = Run(tmp_path / "interrupted")
+    for member in run.members:
+        steps = [r["step"] for r in run.metrics(member=member["member"])]
+        assert steps == sorted(set(steps))  # no duplicated chunks after the resume
+    assert len(run.metrics()) == len(run.members) * len(steps)
 
 
 def test_resume_of_finished_run_reprints_its_summary(cartpole_expert):
