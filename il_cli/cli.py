@@ -10,6 +10,7 @@ from il_cli.commands.collect import collect
 from il_cli.commands.dagger import dagger
 from il_cli.commands.evaluate import eval_
 from il_cli.commands.expert import expert
+from il_cli.commands.plot import plot
 from il_cli.commands.runs import envs, runs
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.command()(collect)
 app.command()(dagger)
 app.command("eval")(eval_)
 app.command()(expert)
+app.command()(plot)
 app.command()(runs)
 app.command()(envs)
 

@@ -199,3 +199,30 @@ def list_runs(root) -> list[Run]:
         return []
     return sorted((Run(p) for p in root.iterdir() if (p / CONFIG).is_file()),
                   key=lambda r: r.path.name)
+
+
+def group_runs(runs: list[Run]) -> list[dict]:
+    """Finished runs pooled by what they ran: (command, env, the config with the member's
+    hyperparameters, apart from seeds). One entry per such cell, with the final returns of all
+    its members aggregated (mean, std, IQM, 95% bootstrap CI; il_cli.sweep.aggregate), so the
+    seed blocks of a job array come together."""
+    from il_cli.sweep import aggregate
+
+    groups = {}
+    for run in runs:
+        summary = run.summary
+        if summary is None:
+            continue
+        meta = run.meta
+        config = {k: v for k, v in meta["config"].items() if k not in ("seed", "seeds", "sweep")}
+        for member in summary.get("members") or [{**run.members[0], **summary}]:
+            key = json.dumps([meta["command"], meta["env"], {**config, **member["hyper"]}], sort_keys=True)
+            group = groups.setdefault(key, {
+                "command": meta["command"], "env": meta["env"],
+                "cell": ", ".join(f"{k}={v:g}" for k, v in member["hyper"].items()) or "–",
+                "returns": [], "runs": []})
+            group["returns"].append(member["eval"]["return_mean"])
+            if str(run.path) not in group["runs"]:
+                group["runs"].append(str(run.path))
+    return [{"command": g["command"], "env": g["env"], "cell": g["cell"], "runs": g["runs"],
+             "return": aggregate(g["returns"])} for g in groups.values()]

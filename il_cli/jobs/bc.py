@@ -18,6 +18,7 @@ from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, roo
                                 throughput)
 from il_cli.jobs.expert import get_expert
 from il_cli.loop import chunk_length, jit_members, run_chunks, shard_members
+from il_cli.plots import write_curves
 from il_cli.runs import Run, open_expert
 
 NO_HOLDOUT = "none — measured on training data"
@@ -149,5 +150,6 @@ def run_bc(cfg: BCConfig, run: Run, ui) -> dict:
         blocks.append({"eval": evals[k], "expert": expert, "bc": bc,
                        "return_gap": expert["return_mean"] - evals[k]["return_mean"]})
     summary = run_summary("bc", cfg.env, cfg.seed, run, started, blocks, run.members)
+    summary["curves"] = str(write_curves(run))
     run.write_summary(summary)
     return summary

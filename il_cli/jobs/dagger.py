@@ -17,6 +17,7 @@ from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, loa
                                 run_summary, stack)
 from il_cli.jobs.expert import get_expert
 from il_cli.loop import jit_members, replicate, run_chunks, shard_members
+from il_cli.plots import write_curves
 from il_cli.runs import Run
 
 
@@ -81,5 +82,6 @@ def run_dagger(cfg: DAggerConfig, run: Run, ui) -> dict:
             "dataset_size": int(state.size[k]), **tv, "train_loss": rows[-1]["loss"],
             "compile_s": compile_s}, "return_gap": expert["return_mean"] - evals[k]["return_mean"]})
     summary = run_summary("dagger", cfg.env, cfg.seed, run, started, blocks, run.members)
+    summary["curves"] = str(write_curves(run))
     run.write_summary(summary)
     return summary

@@ -14,6 +14,7 @@ from il_cli.envs import make_env
 from il_cli.jobs.common import eval_key, evaluate, root_key, run_summary, stack
 from il_cli.loop import chunk_length, device_description, jit_members, run_chunks, shard_members
 from il_cli.paths import cache_dir
+from il_cli.plots import write_curves
 from il_cli.runs import Run, open_expert
 from il_cli.sweep import members
 from il_cli.ui import UI
@@ -63,6 +64,7 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
             block["expert"]["action_std"] = np.exp(np.asarray(log_std)).tolist()
         blocks.append(block)
     summary = run_summary("expert", cfg.env, cfg.seed, run, started, blocks, run.members)
+    summary["curves"] = str(write_curves(run))
     run.write_summary(summary)
     return summary
 
@@ -76,12 +78,33 @@ def default_expert_config(env_id: str) -> PPOConfig:
 
 
 def get_expert(env_id: str, expert: str | None, ui: UI) -> Run:
-    """The expert run to imitate: `expert` if given, else the cached one, trained on first use."""
+    """The expert run to imitate: `expert` if given, else the cached one, trained on first use.
+
+    A file lock around the cache entry makes processes that start at once on an empty
+    cache train it once: the others wait, then use it."""
+    from filelock import FileLock, Timeout
+
     if expert:
         return open_expert(expert, env_id)
     cached = cache_dir() / "experts" / env_id
     if (cached / "summary.json").is_file():
         return Run(cached)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(cached.parent / f".{env_id}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        ui.print(f"waiting for another process to train the {env_id} expert ({cached})")
+        lock.acquire()
+    try:
+        if (cached / "summary.json").is_file():
+            return Run(cached)
+        return _train_cached_expert(env_id, cached, ui)
+    finally:
+        lock.release()
+
+
+def _train_cached_expert(env_id: str, cached, ui: UI) -> Run:
     cfg = default_expert_config(env_id)
     ui.print(f"no cached expert for {env_id}: training one with PPO "
              f"({cfg.total_timesteps} steps) into {cached}")
@@ -91,12 +114,9 @@ def get_expert(env_id: str, expert: str | None, ui: UI) -> Run:
                      make_env(env_id)[2].to_json(), members(cfg.seed, 1, ()), run_dir=str(tmp))
     summary = train_expert(cfg, run, ui)
     run.close()
-    if cached.exists() and not (cached / "summary.json").is_file():
-        shutil.rmtree(cached)  # an unfinished cache entry
-    try:
-        tmp.rename(cached)
-    except OSError:  # another process cached one meanwhile
-        shutil.rmtree(tmp, ignore_errors=True)
+    if cached.exists():
+        shutil.rmtree(cached)  # an unfinished entry (the lock keeps finished ones from here)
+    tmp.rename(cached)
     ui.print(f"expert for {env_id}: return {summary['eval']['return_mean']:.1f} "
              f"(device {device_description()})")
     return Run(cached)

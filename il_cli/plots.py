@@ -1,0 +1,79 @@
+"""Learning curves from run directories: one line per run (or per sweep cell), the mean
+over its seeds, with a 95% bootstrap confidence band. matplotlib, non-interactive. No JAX."""
+
+from pathlib import Path
+
+import numpy as np
+
+from il_cli.errors import UserError, suggest
+from il_cli.runs import Run
+
+X_AXES = {"step": "step", "wall_s": "elapsed_s", "expert_queries": "expert_queries"}
+
+
+def mean_ci(values, num_resamples: int = 1000, seed: int = 0):
+    """(mean, low, high) over seeds, axis 0 of [seeds, points]: the mean and a 95% percentile
+    bootstrap interval of it (low = high = mean for a single seed)."""
+    values = np.asarray(values, np.float64)
+    mean = values.mean(axis=0)
+    if len(values) < 2:
+        return mean, mean, mean
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (num_resamples, len(values)))].mean(axis=1)
+    return mean, np.quantile(means, 0.025, axis=0), np.quantile(means, 0.975, axis=0)
+
+
+def curves(run: Run, metric: str, x: str) -> list[dict]:
+    """Per sweep cell of `run`: {"label", "x", "mean", "low", "high", "seeds"}, from metrics.jsonl."""
+    rows = run.metrics()
+    if not rows:
+        raise UserError(f"{run.path} has no metrics yet")
+    known = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float))})
+    for name, column in ((metric, metric), (x, X_AXES[x])):
+        if column not in known:
+            raise UserError(f"{run.path} has no '{name}' in its metrics{suggest(name, known)}; "
+                            f"it logs {', '.join(known)}")
+    members = run.members
+    out = []
+    for cell in sorted({m["cell"] for m in members}):
+        ids = [m["member"] for m in members if m["cell"] == cell]
+        per_member = [[r for r in rows if r.get("member", 0) == k] for k in ids]
+        length = min(len(p) for p in per_member)
+        ys = np.array([[r[metric] for r in p[:length]] for p in per_member], np.float64)
+        xs = np.array([[r[X_AXES[x]] for r in p[:length]] for p in per_member], np.float64).mean(axis=0)
+        mean, low, high = mean_ci(ys)
+        hyper = next(m["hyper"] for m in members if m["cell"] == cell)
+        label = run.path.name + "".join(f" {k}={v:g}" for k, v in hyper.items())
+        out.append({"label": label, "x": xs, "mean": mean, "low": low, "high": high, "seeds": len(ids)})
+    return out
+
+
+def plot(runs: list[Run], metric: str = "return", x: str = "step", out=None) -> Path:
+    """Draw `metric` against `x` for every run (one line per sweep cell) and save a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = [c for run in runs for c in curves(run, metric, x)]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for line in lines:
+        seeds = f" ({line['seeds']} seeds)" if line["seeds"] > 1 else ""
+        ax.plot(line["x"], line["mean"], label=line["label"] + seeds)
+        if line["seeds"] > 1:
+            ax.fill_between(line["x"], line["low"], line["high"], alpha=0.25)
+    ax.set_xlabel({"step": "step", "wall_s": "wall time (s)", "expert_queries": "expert queries"}[x])
+    ax.set_ylabel(metric + (" (mean, 95% CI over seeds)" if any(c["seeds"] > 1 for c in lines) else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(out) if out else Path(f"{metric}-by-{x}.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_curves(run: Run) -> Path:
+    """The run's own curves.png: evaluation return by step."""
+    return plot([run], "return", "step", run.path / "curves.png")

@@ -1,0 +1,111 @@
+"""What a cluster user relies on: array scripts, exit codes, a shared expert cache, plots."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import il, il_json
+from test_errors import assert_user_error
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "recipes" / "cluster"
+
+
+def script(name, *args, **variables):
+    env = {**os.environ, "IL_DRY_RUN": "1", "IL_RUNS_DIR": "runs", **variables}
+    return subprocess.run(["bash", SCRIPTS / name, *args], capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize("task,env,seed", [(0, "CartPole", 0), (3, "CartPole", 24), (5, "Acrobot", 8),
+                                           (11, "Pendulum", 24)])
+def test_slurm_array_task_chooses_env_and_seed_block(task, env, seed):
+    proc = script("slurm_array.sh", "--sweep", "lr=1e-3,3e-4", SLURM_ARRAY_TASK_ID=str(task),
+                  SLURM_ARRAY_JOB_ID="77")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [
+        "il", "bc", "--env", env, "--seed", str(seed), "--seeds", "8", "--run-dir",
+        f"runs/bc-{env}-job77-seeds{seed}-{seed + 7}", "--sweep", "lr=1e-3,3e-4"]
+
+
+def test_slurm_array_resumes_a_requeued_task_and_refuses_a_task_past_the_grid(tmp_path):
+    run_dir = tmp_path / "bc-Acrobot-job77-seeds0-7"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")
+    proc = script("slurm_array.sh", SLURM_ARRAY_TASK_ID="4", SLURM_ARRAY_JOB_ID="77",
+                  IL_RUNS_DIR=str(tmp_path))
+    assert proc.stdout.split() == ["il", "bc", "--resume", str(run_dir)]
+    proc = script("slurm_array.sh", SLURM_ARRAY_TASK_ID="12", ENVS="CartPole Acrobot Pendulum")
+    assert proc.returncode == 2 and "--array=0-11" in proc.stderr
+    assert script("slurm_array.sh").returncode != 0  # not an array task
+
+
+def test_sweep_script_runs_every_env_and_stops_on_a_user_error(tmp_runs):
+    proc = script("sweep.sh", "--sweep", "lr=1e-3,3e-4", ENVS="CartPole Pendulum", SEEDS="4",
+                  COMMAND="dagger")
+    assert [line.split()[:7] for line in proc.stdout.splitlines()] == [
+        ["il", "dagger", "--env", e, "--seeds", "4", "--name"] for e in ("CartPole", "Pendulum")]
+    env = {**os.environ, "ENVS": "CartPole Pendulum"}
+    proc = subprocess.run(["bash", SCRIPTS / "sweep.sh", "--sweep", "hidden=1,2"], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 2 and proc.stderr.count("error: ") == 1  # stopped at the first env
+
+
+def test_sigterm_keeps_the_checkpoint_and_exits_143(cartpole_expert, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "il_cli", "bc", "--expert", cartpole_expert,
+                             "--episodes", "2", "--num-steps", "40000", "--run-dir", str(run_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "metrics.jsonl").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert f"terminated: the last checkpoint is kept; continue with `il bc --resume {run_dir}`" in err
+    assert "Traceback" not in err
+    summary = json.loads(il("bc", "--resume", run_dir, "--json").stdout)
+    assert summary["bc"]["steps"] == 40000
+
+
+def test_two_processes_on_an_empty_cache_train_the_expert_once(tmp_path):
+    env = {**os.environ, "IL_CACHE_DIR": str(tmp_path / "cache"), "IL_RUNS_DIR": str(tmp_path / "runs")}
+    args = [sys.executable, "-m", "il_cli", "bc", "--episodes", "1", "--num-steps", "50",
+            "--eval-episodes", "2", "--json"]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    trained = [err.count("no cached expert for CartPole-v1") for _, err in outs]
+    assert sorted(trained) == [0, 1]
+    assert "waiting for another process" in outs[trained.index(0)][1]
+    experts = {json.loads(out)["expert"]["run"] for out, _ in outs}
+    assert experts == {str(tmp_path / "cache" / "experts" / "CartPole-v1")}
+    assert not list((tmp_path / "cache" / "experts").glob(".*.tmp"))
+
+
+def test_plot_draws_one_band_per_cell_and_runs_group_pools_seed_blocks(cartpole_expert, tmp_runs, tmp_path):
+    args = ("bc", "--expert", cartpole_expert, "--episodes", "2", "--num-steps", "200", "--eval-episodes",
+            "4", "--sweep", "lr=1e-3,1e-2", "--seeds", "2")
+    first, second = il_json(*args), il_json(*args, "--seed", "2")
+    assert Path(first["curves"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = tmp_path / "plot.png"
+    proc = il("plot", first["run_dir"], second["run_dir"], "--metric", "loss", "--out", out)
+    assert proc.stdout.strip() == str(out) and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from il_cli.plots import curves
+    from il_cli.runs import Run
+
+    lines = curves(Run(first["run_dir"]), "return", "step")
+    assert [line["seeds"] for line in lines] == [2, 2] and len(lines[0]["x"]) == 8
+    assert all((line["low"] <= line["mean"]).all() and (line["mean"] <= line["high"]).all() for line in lines)
+    assert_user_error(il("plot", first["run_dir"], "--metric", "retrun", check=False), "did you mean return")
+
+    groups = json.loads(il("runs", tmp_runs, "--group", "--json").stdout)["groups"]
+    assert [(g["cell"], g["return"]["n"]) for g in groups] == [("lr=0.001", 4), ("lr=0.01", 4)]
+    pooled = [m["eval"]["return_mean"] for s in (first, second) for m in s["members"][:2]]
+    assert groups[0]["return"]["mean"] == pytest.approx(sum(pooled) / 4)
+    assert "IQM" in il("runs", tmp_runs, "--group").stdout
