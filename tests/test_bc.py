@@ -59,6 +59,7 @@ def test_collect_writes_dataset_and_bc_trains_on_it(cartpole_expert, tmp_runs):
     assert il_json("eval", bc["run_dir"])["eval"] == bc["eval"]  # 8 episodes, as the run did
 
 
+@pytest.mark.slow  # test_sweep's member-k test covers it: same seed, same run; other seed, other run
 def test_same_seed_same_result_other_seed_differs(cartpole_expert, tmp_runs):
     args = ("bc", "--expert", cartpole_expert, "--episodes", "2", "--num-steps", "200",
             "--eval-episodes", "4")

@@ -40,7 +40,7 @@ def final_params(run_dir):
 @pytest.mark.parametrize("args", [
     ("bc", "--env", "CartPole", "--episodes", "5", "--num-steps", "8000", "--seeds", "2",
      "--sweep", "lr=1e-3,3e-3"),
-    ("expert", "--env", "CartPole", "--total-timesteps", "524288"),
+    pytest.param(("expert", "--env", "CartPole", "--total-timesteps", "524288"), marks=pytest.mark.slow),
     ("dagger", "--rounds", "16", "--steps-per-round", "4000", "--train-steps", "2000",
      "--eval-episodes", "10", "--beta-schedule", "exponential"),
 ], ids=["bc-sweep", "expert", "dagger"])

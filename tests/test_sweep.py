@@ -66,6 +66,8 @@ def test_member_k_is_the_run_with_seed_s_plus_k(command, cartpole_expert, tmp_ru
     _, _, b = load_policy(Run(one["run_dir"]))
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(x, y, atol=1e-5)
+    _, _, other = load_policy(Run(sweep["run_dir"]), member=0)  # seed 3: another run
+    assert not all(np.allclose(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(other)))
 
 
 def test_sweep_run_directory_and_eval(cartpole_expert, tmp_runs):
