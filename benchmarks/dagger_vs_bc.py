@@ -4,8 +4,8 @@
 
 BC gets budget/H expert episodes (H = episode length), all of them trained on (no held-out
 episodes); DAgger gets 5 rounds of budget/5 visited states, capped at the same number of
-expert queries with --expert-budget. Prints a
-markdown table of mean ± std returns (100 evaluation episodes each) and writes JSON.
+expert queries with --expert-budget. Each method is one `--seeds` program per budget.
+Prints a markdown table of mean ± std over seeds of the 100-episode returns and writes JSON.
 """
 
 import argparse
@@ -38,24 +38,22 @@ def main():
     rows, results = [], []
     for budget in map(int, args.budgets.split(",")):
         per_round = max(args.num_envs, budget // args.rounds // args.num_envs * args.num_envs)
-        bc, dagger, labels = [], [], {"bc": [], "dagger": []}
-        for seed in range(args.seeds):
-            b = il("bc", "--env", env_id, "--seed", seed, "--episodes", max(1, budget // horizon),
-                   "--holdout-frac", 0)
-            d = il("dagger", "--env", env_id, "--seed", seed, "--rounds", args.rounds,
-                   "--steps-per-round", per_round, "--num-envs", args.num_envs,
-                   "--expert-budget", budget)
-            bc.append(b["eval"]["return_mean"])
-            dagger.append(d["eval"]["return_mean"])
-            labels["bc"].append(b["bc"]["expert_queries"])
-            labels["dagger"].append(d["dagger"]["expert_queries"])
-        results.append({"budget": budget, "bc": bc, "dagger": dagger, "labels": labels,
-                        "expert": d["expert"]["return_mean"]})
+        b = il("bc", "--env", env_id, "--seeds", args.seeds, "--episodes", max(1, budget // horizon),
+               "--holdout-frac", 0)
+        d = il("dagger", "--env", env_id, "--seeds", args.seeds, "--rounds", args.rounds,
+               "--steps-per-round", per_round, "--num-envs", args.num_envs, "--expert-budget", budget)
+        members = {"bc": b["members"] if args.seeds > 1 else [b], "dagger": d["members"] if args.seeds > 1 else [d]}
+        bc = [m["eval"]["return_mean"] for m in members["bc"]]
+        dagger = [m["eval"]["return_mean"] for m in members["dagger"]]
+        labels = {"bc": [m["bc"]["expert_queries"] for m in members["bc"]],
+                  "dagger": [m["dagger"]["expert_queries"] for m in members["dagger"]]}
+        expert = float(np.mean([m["expert"]["return_mean"] for m in members["dagger"]]))
+        results.append({"budget": budget, "bc": bc, "dagger": dagger, "labels": labels, "expert": expert})
         rows.append(f"| {budget} | {np.mean(bc):.1f} ± {np.std(bc):.1f} | "
-                    f"{np.mean(dagger):.1f} ± {np.std(dagger):.1f} | {d['expert']['return_mean']:.1f} |")
+                    f"{np.mean(dagger):.1f} ± {np.std(dagger):.1f} | {expert:.1f} |")
         print(rows[-1], flush=True)
     print(f"\n{env_id}, {args.seeds} seeds, 100 evaluation episodes each\n")
-    print("| expert labels | BC return | DAgger return | expert |\n|---|---|---|---|")
+    print("| expert queries | BC return | DAgger return | expert (paired) |\n|---|---|---|---|")
     print("\n".join(rows))
     with open(args.out, "w") as f:
         json.dump({"env": env_id, "seeds": args.seeds, "results": results}, f, indent=2)

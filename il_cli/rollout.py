@@ -1,10 +1,13 @@
-"""Vectorized rollouts on gymnax environments: evaluation, demonstrations, raw stepping.
+"""Vectorized rollouts on gymnax environments, all built on one primitive.
 
-Everything here is a `make_*` factory that closes over static shapes and returns a pure
-function of (params, key) to be jit-compiled.
+`make_rollout` is the only place environments are stepped: an act function in, a per-step
+record out, gymnax's auto-reset, and masks for episodes that finished. Evaluation,
+demonstrations, raw stepping, DAgger's mixture policy and PPO's rollouts are all written
+with it. Everything here is a `make_*` factory that closes over static shapes and returns
+pure functions to be jit-compiled.
 """
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +16,71 @@ from il_cli import networks
 from il_cli.envs import EnvSpec
 
 MEASURE_STREAM = 0x3EA5  # measurement keys are never action or environment keys
+
+
+class EnvCarry(NamedTuple):
+    """The environments between steps (and between chunks of training)."""
+
+    obs: jax.Array  # [E, *obs_shape]
+    state: Any  # gymnax environment states
+    episode_return: jax.Array  # [E] return of the running episode so far
+    episodes_done: jax.Array  # [E] episodes finished since the carry was reset
+
+
+class Step(NamedTuple):
+    """One step of every environment ([E, ...] each), as the record function sees it."""
+
+    obs: jax.Array  # the observation acted on
+    action: jax.Array  # the action `act` chose (before clipping to the bounds)
+    env_action: jax.Array  # the action the environment received
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    final_obs: jax.Array  # the observation reached, before gymnax's auto-reset
+    episode_return: jax.Array  # the episode's return so far, this step's reward included
+    first_episode: jax.Array  # True while this is the env's first episode since reset
+    extra: Any  # what `act` returned beside the action
+
+
+def make_rollout(env, env_params, spec: EnvSpec, num_envs: int) -> tuple[Callable, Callable]:
+    """(reset(key) -> EnvCarry, rollout(act, record, carry, key, num_steps, aux=None) ->
+    (carry, aux, records)).
+
+    At step t (key_t = fold_in(key, t), split into an act key and an environment key)
+    `act(obs, act_key, aux) -> (action, extra, aux)` chooses every environment's action; the
+    environments step on the action clipped to its bounds (vmapped gymnax `step`, which
+    auto-resets a terminated or truncated episode); `record(Step) -> pytree` is stacked
+    over the `num_steps` steps. `aux` is the caller's own carry.
+    """
+    step_fn = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    reset_fn = jax.vmap(env.reset, in_axes=(0, None))
+
+    def reset(key) -> EnvCarry:
+        obs, state = reset_fn(jax.random.split(key, num_envs), env_params)
+        zeros = jnp.zeros(num_envs)
+        return EnvCarry(obs, state, zeros, zeros.astype(jnp.int32))
+
+    def rollout(act, record, carry: EnvCarry, key, num_steps: int, aux=None):
+        def step(loop_carry, t):
+            carry, aux = loop_carry
+            act_key, env_key = jax.random.split(jax.random.fold_in(key, t))
+            action, extra, aux = act(carry.obs, act_key, aux)
+            env_action = networks.clip_action(spec, action)
+            obs, state, reward, terminated, truncated, info = step_fn(
+                jax.random.split(env_key, num_envs), carry.state, env_action, env_params)
+            done = terminated | truncated
+            episode_return = carry.episode_return + reward
+            out = record(Step(carry.obs, action, env_action, reward, terminated, truncated,
+                              info["final_observation"], episode_return, carry.episodes_done == 0,
+                              extra))
+            carry = EnvCarry(obs, state, jnp.where(done, 0.0, episode_return),
+                             carry.episodes_done + done.astype(jnp.int32))
+            return (carry, aux), out
+
+        (carry, aux), records = jax.lax.scan(step, (carry, aux), jnp.arange(num_steps))
+        return carry, aux, records
+
+    return reset, rollout
 
 
 class Episodes(NamedTuple):
@@ -44,47 +112,38 @@ def make_episodes(env, env_params, spec: EnvSpec, num_envs: int, act: Callable,
                   measure: Callable | None = None) -> Callable:
     """episodes(params, key) -> Episodes: one episode in each of `num_envs` environments.
 
-    Steps are a `lax.scan` of `max_steps` (the env's time limit by default); steps after an
-    environment's first episode ends are masked out. `act(params, obs, key)` chooses actions;
+    Steps run to the env's time limit (or `max_steps`); steps after an environment's first
+    episode ends are masked out. `act(params, obs, key)` chooses actions;
     `measure(params, obs, key) -> {name: [E]}`, if given, is averaged over every visited state
     (with a key of its own, so measuring does not change the episodes).
     """
     horizon = int(max_steps or spec.max_steps)
-    step_fn = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    reset_fn = jax.vmap(env.reset, in_axes=(0, None))
+    reset, rollout = make_rollout(env, env_params, spec, num_envs)
 
     def episodes(params, key):
         reset_key, run_key = jax.random.split(key)
-        obs, state = reset_fn(jax.random.split(reset_key, num_envs), env_params)
 
-        def step(carry, t):
-            obs, state, alive, ret, length, total = carry
-            t_key = jax.random.fold_in(run_key, t)
-            act_key, step_key = jax.random.split(t_key)
-            if measure is not None:
-                figures = measure(params, obs, jax.random.fold_in(t_key, MEASURE_STREAM))
-                total = {k: total[k] + jnp.sum(jnp.where(alive, v, 0.0)) for k, v in figures.items()}
-            action = act(params, obs, act_key)
-            env_action = networks.clip_action(spec, action)
-            next_obs, state, reward, terminated, truncated, _ = step_fn(
-                jax.random.split(step_key, num_envs), state, env_action, env_params)
-            ret = ret + jnp.where(alive, reward, 0.0)
-            length = length + alive.astype(jnp.int32)
-            out = (obs, env_action, alive) if record else None
-            alive = alive & ~(terminated | truncated)
-            return (next_obs, state, alive, ret, length, total), out
+        def policy(obs, key, aux):
+            figures = {} if measure is None else measure(params, obs, jax.random.fold_in(key, MEASURE_STREAM))
+            return act(params, obs, key), figures, aux
 
-        total = None
+        def keep(s: Step):
+            alive = s.first_episode
+            out = {"reward": jnp.where(alive, s.reward, 0.0), "alive": alive,
+                   "figures": {k: jnp.where(alive, v, 0.0).sum() for k, v in s.extra.items()}}
+            if record:
+                out["obs"], out["action"] = s.obs, s.env_action
+            return out
+
+        _, _, steps = rollout(policy, keep, reset(reset_key), run_key, horizon)
+        lengths = steps["alive"].sum(axis=0)
+        measured = None
         if measure is not None:
-            shapes = jax.eval_shape(measure, params, obs, run_key)
-            total = {k: jnp.zeros(()) for k in shapes}
-        init = (obs, state, jnp.ones(num_envs, bool), jnp.zeros(num_envs),
-                jnp.zeros(num_envs, jnp.int32), total)
-        (_, _, _, returns, lengths, total), trace = jax.lax.scan(step, init, jnp.arange(horizon))
-        measured = None if total is None else {k: v / jnp.sum(lengths) for k, v in total.items()}
+            measured = {k: v.sum() / jnp.sum(lengths) for k, v in steps["figures"].items()}
         if record:
-            return Episodes(returns, lengths, *trace, measure_mean=measured)
-        return Episodes(returns, lengths, measure_mean=measured)
+            return Episodes(steps["reward"].sum(axis=0), lengths, steps["obs"], steps["action"],
+                            steps["alive"], measure_mean=measured)
+        return Episodes(steps["reward"].sum(axis=0), lengths, measure_mean=measured)
 
     return episodes
 
@@ -92,28 +151,18 @@ def make_episodes(env, env_params, spec: EnvSpec, num_envs: int, act: Callable,
 def make_random_stepper(env, env_params, spec: EnvSpec, num_envs: int, num_steps: int) -> Callable:
     """steps(key) -> total reward: `num_steps` random-action steps in `num_envs` envs.
 
-    The machine's limit on this workload: jit(vmap(scan(env.step))) with no network.
+    The machine's limit on this workload: the rollout primitive with no network.
     """
-    step_fn = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    reset_fn = jax.vmap(env.reset, in_axes=(0, None))
+    reset, rollout = make_rollout(env, env_params, spec, num_envs)
 
-    def random_action(key):
+    def random_action(obs, key, aux):
         if spec.discrete:
-            return jax.random.randint(key, (num_envs,), 0, spec.action_dim)
-        return networks.clip_action(spec, jax.random.normal(key, (num_envs, spec.action_dim)))
+            return jax.random.randint(key, (num_envs,), 0, spec.action_dim), None, aux
+        return jax.random.normal(key, (num_envs, spec.action_dim)), None, aux
 
     def steps(key):
-        obs, state = reset_fn(jax.random.split(key, num_envs), env_params)
-
-        def step(carry, t):
-            state, total = carry
-            act_key, step_key = jax.random.split(jax.random.fold_in(key, t))
-            _, state, reward, _, _, _ = step_fn(
-                jax.random.split(step_key, num_envs), state, random_action(act_key), env_params)
-            return (state, total + reward.sum()), None
-
-        (_, total), _ = jax.lax.scan(step, (state, 0.0), jnp.arange(num_steps))
-        return total
+        _, _, rewards = rollout(random_action, lambda s: s.reward.sum(), reset(key), key, num_steps)
+        return rewards.sum()
 
     return steps
 

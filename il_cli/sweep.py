@@ -54,24 +54,25 @@ def members(seed: int, num_seeds: int, grid) -> list[dict]:
             for c, cell in enumerate(cells) for i in range(num_seeds)]
 
 
-def iqm(x) -> float:
-    """Interquartile mean: the mean after trimming 25% from each end (rliable's
-    `aggregate_iqm`, scipy's `trim_mean(x, 0.25)`)."""
-    from scipy.stats import trim_mean
+def iqm(x, axis: int = -1):
+    """Interquartile mean: the mean after trimming int(n/4) values from each end (rliable's
+    `aggregate_iqm`, scipy's `trim_mean(x, 0.25)`); along `axis` of an array."""
+    x = np.sort(np.asarray(x, np.float64), axis=axis)
+    n = x.shape[axis]
+    k = int(0.25 * n)
+    result = np.take(x, np.arange(k, n - k), axis=axis).mean(axis=axis)
+    return float(result) if np.ndim(result) == 0 else result
 
-    return float(trim_mean(np.asarray(x, np.float64), 0.25))
 
-
-def bootstrap_ci(x, stat=iqm, num_resamples: int = 2000, alpha: float = 0.05, seed: int = 0):
-    """A percentile bootstrap (1 − alpha) confidence interval of `stat` over seeds: rliable's
+def bootstrap_ci(x, num_resamples: int = 2000, alpha: float = 0.05, seed: int = 0):
+    """A percentile bootstrap (1 − alpha) confidence interval of the IQM over seeds: rliable's
     stratified bootstrap, which for the runs of one task is the plain bootstrap over runs.
     (rliable itself does not import with current pandas and arch, so it is not a dependency.)"""
     x = np.asarray(x, np.float64)
     if len(x) < 2:
         return [float(x[0]), float(x[0])] if len(x) else [math.nan, math.nan]
     rng = np.random.default_rng(seed)
-    resampled = x[rng.integers(0, len(x), (num_resamples, len(x)))]
-    stats = np.array([stat(r) for r in resampled])
+    stats = iqm(x[rng.integers(0, len(x), (num_resamples, len(x)))], axis=1)
     return [float(np.quantile(stats, alpha / 2)), float(np.quantile(stats, 1 - alpha / 2))]
 
 

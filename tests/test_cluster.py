@@ -58,7 +58,7 @@ def test_sweep_script_runs_every_env_and_stops_on_a_user_error(tmp_runs):
 def test_sigterm_keeps_the_checkpoint_and_exits_143(cartpole_expert, tmp_path):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "il_cli", "bc", "--expert", cartpole_expert,
-                             "--episodes", "2", "--num-steps", "40000", "--run-dir", str(run_dir)],
+                             "--episodes", "2", "--num-steps", "16000", "--run-dir", str(run_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (run_dir / "metrics.jsonl").exists():
@@ -69,7 +69,7 @@ def test_sigterm_keeps_the_checkpoint_and_exits_143(cartpole_expert, tmp_path):
     assert f"terminated: the last checkpoint is kept; continue with `il bc --resume {run_dir}`" in err
     assert "Traceback" not in err
     summary = json.loads(il("bc", "--resume", run_dir, "--json").stdout)
-    assert summary["bc"]["steps"] == 40000
+    assert summary["bc"]["steps"] == 16000
 
 
 def test_two_processes_on_an_empty_cache_train_the_expert_once(tmp_path):

@@ -7,7 +7,6 @@ with the expert, D_i = {(s, π*(s))}; D ← D ∪ D_i; train π̂_{i+1} on D. Ro
 filled; environments continue their episodes from one round to the next.
 """
 
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +20,7 @@ from il_cli.envs import EnvSpec
 
 class DAggerState(struct.PyTreeNode):
     learner: BCState
-    env_state: Any
-    obs: jax.Array
+    env: rollout.EnvCarry  # environments continue their episodes from one round to the next
     buffer_obs: jax.Array  # D: [capacity, *obs_shape]
     buffer_actions: jax.Array  # expert labels: [capacity] or [capacity, action_dim]
     size: jax.Array  # rows of D filled
@@ -76,19 +74,17 @@ def make_dagger(cfg: DAggerConfig, env, env_params, spec: EnvSpec, learner, expe
     capacity = max_demos + cfg.rounds * m
     budget = cfg.expert_budget if cfg.expert_budget is not None else capacity
     init_bc, bc_update, _ = make_bc(learner, spec.discrete, cfg.batch_size)
-    step_fn = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    reset_fn = jax.vmap(env.reset, in_axes=(0, None))
+    reset, env_rollout = rollout.make_rollout(env, env_params, spec, E)
     obs0 = networks.dummy_obs(spec)
     paired_eval = rollout.make_paired_episodes(env, env_params, spec, learner, expert,
                                                cfg.eval_episodes, cfg.eval_policy)
 
     def init(key, demo_obs, demo_actions, num_demos, lr) -> DAggerState:
         learner_key, reset_key, train_key = jax.random.split(key, 3)
-        obs, env_state = reset_fn(jax.random.split(reset_key, E), env_params)
         buffer_obs = jnp.zeros((capacity, *spec.obs_shape), demo_obs.dtype)
         buffer_actions = jnp.zeros((capacity, *demo_actions.shape[1:]), demo_actions.dtype)
         num_demos = jnp.asarray(num_demos, jnp.int32)
-        return DAggerState(init_bc(learner_key, obs0, lr), env_state, obs,
+        return DAggerState(init_bc(learner_key, obs0, lr), reset(reset_key),
                            buffer_obs.at[:max_demos].set(demo_obs),
                            buffer_actions.at[:max_demos].set(demo_actions),
                            num_demos, num_demos, jnp.zeros((), jnp.int32), train_key,
@@ -99,19 +95,15 @@ def make_dagger(cfg: DAggerConfig, env, env_params, spec: EnvSpec, learner, expe
         round_key = jax.random.fold_in(state.key, state.round)
         roll_key, noise_key, init_key = jax.random.split(round_key, 3)
 
-        def env_step(carry, t):
-            obs, env_state, queries = carry
-            mix_key, step_key = jax.random.split(jax.random.fold_in(roll_key, t))
+        def act(obs, key, queries):
             asked = jnp.arange(E) < budget - queries  # the states the expert may be asked about
             a_star, _ = rollout.expert_action(spec, expert, expert_params, obs)
             a_learner = networks.mode(spec.discrete, learner.apply(state.learner.params, obs))
-            action, used = mix_actions(a_star, a_learner, jnp.where(asked, beta, 0.0), mix_key)
-            obs_next, env_state, _, _, _, _ = step_fn(
-                jax.random.split(step_key, E), env_state, networks.clip_action(spec, action), env_params)
-            return (obs_next, env_state, queries + jnp.sum(asked)), (obs, a_star, used, asked)
+            action, used = mix_actions(a_star, a_learner, jnp.where(asked, beta, 0.0), key)
+            return action, (a_star, used, asked), queries + jnp.sum(asked)
 
-        (obs, env_state, queries), (visited, labels, used, asked) = jax.lax.scan(
-            env_step, (state.obs, state.env_state, state.queries), jnp.arange(T))
+        env_carry, queries, (visited, labels, used, asked) = env_rollout(
+            act, lambda s: (s.obs, *s.extra), state.env, roll_key, T, state.queries)
         # Rows in (step, env) order: the asked states are a prefix of the m visited ones.
         visited = visited.reshape(m, *spec.obs_shape).astype(state.buffer_obs.dtype)
         labels = corrupt_labels(spec, labels.reshape(m, *labels.shape[2:]), hyper["label_noise"], noise_key)
@@ -135,7 +127,7 @@ def make_dagger(cfg: DAggerConfig, env, env_params, spec: EnvSpec, learner, expe
             learner_state, None, length=cfg.train_steps)
 
         state = state.replace(
-            learner=learner_state, env_state=env_state, obs=obs, buffer_obs=buffer_obs,
+            learner=learner_state, env=env_carry, buffer_obs=buffer_obs,
             buffer_actions=buffer_actions, size=size, queries=queries,
             expert_steps=state.expert_steps + jnp.sum(used), round=state.round + 1)
         on_learner, on_expert = paired_eval((learner_state.params, expert_params), eval_key)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from il_cli import networks
+from il_cli import networks, rollout
 from il_cli.config import PPOConfig
 from il_cli.envs import EnvSpec
 
@@ -19,9 +19,7 @@ from il_cli.envs import EnvSpec
 class PPOState(struct.PyTreeNode):
     params: Any  # {"actor": ..., "critic": ...}
     opt_state: Any
-    env_state: Any
-    obs: jax.Array
-    episode_return: jax.Array  # running undiscounted return per environment
+    env: rollout.EnvCarry  # the environments continue from one update to the next
     key: jax.Array  # raw uint32 PRNG key; per-update keys are fold_in(key, update)
     update: jax.Array
 
@@ -94,45 +92,39 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
     E, T, M = cfg.num_envs, cfg.num_steps, cfg.num_minibatches
     num_steps_total = cfg.num_updates * cfg.num_epochs * M
     tx = optimizer(learning_rate=0.0, max_grad_norm=0.0)  # the values in the state are used
-    step_fn = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    reset_fn = jax.vmap(env.reset, in_axes=(0, None))
+    reset, env_rollout = rollout.make_rollout(env, env_params, spec, E)
 
     def init(key, hyper) -> PPOState:
         actor_key, critic_key, reset_key, train_key = jax.random.split(key, 4)
         obs0 = networks.dummy_obs(spec)
         params = {"actor": actor.init(actor_key, obs0), "critic": critic.init(critic_key, obs0)}
-        obs, env_state = reset_fn(jax.random.split(reset_key, E), env_params)
         opt_state = optimizer(learning_rate=hyper["lr"], max_grad_norm=hyper["max_grad_norm"]).init(params)
-        return PPOState(params, opt_state, env_state, obs, jnp.zeros(E), train_key,
-                        jnp.zeros((), jnp.int32))
+        return PPOState(params, opt_state, reset(reset_key), train_key, jnp.zeros((), jnp.int32))
 
-    def rollout(state: PPOState, hyper, key):
-        def env_step(carry, t):
-            obs, env_state, ep_ret = carry
-            act_key, step_key = jax.random.split(jax.random.fold_in(key, t))
+    def collect(state: PPOState, hyper, key):
+        """T steps of E envs with actions sampled from π: transitions, finished episodes."""
+
+        def act(obs, key, aux):
             out = actor.apply(state.params["actor"], obs)
-            action = networks.sample(spec.discrete, out, act_key)
-            next_obs, env_state, reward, terminated, truncated, info = step_fn(
-                jax.random.split(step_key, E), env_state, networks.clip_action(spec, action),
-                env_params)
-            done = terminated | truncated
-            ep_ret = ep_ret + reward
-            tr = Transition(
-                obs, action, networks.log_prob(spec.discrete, out, action),
-                critic.apply(state.params["critic"], obs), reward * hyper["reward_scale"],
-                terminated.astype(jnp.float32), done.astype(jnp.float32),
-                critic.apply(state.params["critic"], info["final_observation"]))
-            finished = (jnp.sum(jnp.where(done, ep_ret, 0.0)), jnp.sum(done))
-            return (next_obs, env_state, jnp.where(done, 0.0, ep_ret)), (tr, finished)
+            action = networks.sample(spec.discrete, out, key)
+            extra = (networks.log_prob(spec.discrete, out, action), critic.apply(state.params["critic"], obs))
+            return action, extra, aux
 
-        (obs, env_state, ep_ret), (traj, finished) = jax.lax.scan(
-            env_step, (state.obs, state.env_state, state.episode_return), jnp.arange(T))
-        return state.replace(obs=obs, env_state=env_state, episode_return=ep_ret), traj, finished
+        def record(s: rollout.Step):
+            log_prob, value = s.extra
+            done = s.terminated | s.truncated
+            tr = Transition(s.obs, s.action, log_prob, value, s.reward * hyper["reward_scale"],
+                            s.terminated.astype(jnp.float32), done.astype(jnp.float32),
+                            critic.apply(state.params["critic"], s.final_obs))
+            return tr, (jnp.sum(jnp.where(done, s.episode_return, 0.0)), jnp.sum(done))
+
+        env_carry, _, (traj, finished) = env_rollout(act, record, state.env, key, T)
+        return state.replace(env=env_carry), traj, finished
 
     def update(state: PPOState, hyper):
         """One PPO iteration: a rollout of T steps in E envs, then epochs × minibatches of SGD."""
         rollout_key, epoch_key = jax.random.split(jax.random.fold_in(state.key, state.update))
-        state, traj, (ret_sum, ret_count) = rollout(state, hyper, rollout_key)
+        state, traj, (ret_sum, ret_count) = collect(state, hyper, rollout_key)
         adv, targets = gae(traj, hyper["gamma"], hyper["gae_lambda"])
         data = jax.tree.map(lambda x: x.reshape(T * E, *x.shape[2:]), (traj, adv, targets))
 

@@ -39,8 +39,8 @@ def _terminate(signum, frame):
 def user_errors(ui: UI):
     """User mistakes: one line, exit 2. Ctrl-C: say how to resume, exit 130; SIGTERM, 143.
 
-    Yields a dict; a command that has created its run sets "resume" to the command line
-    that continues it."""
+    Yields a dict; a command that has created its run sets "run" to it (its pending
+    checkpoint is finished before exiting) and "resume" to the command line that continues it."""
     ctx = {}
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -50,6 +50,8 @@ def user_errors(ui: UI):
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
     except (KeyboardInterrupt, Terminated) as exc:
+        if "run" in ctx:  # let a checkpoint being written finish, so the last one is whole
+            ctx["run"].close()
         how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
         where = f"; continue with `{ctx['resume']}`" if "resume" in ctx else ""
         print(f"{how}: the last checkpoint is kept{where}", file=sys.stderr)
@@ -110,6 +112,7 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
         run = Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg), spec.to_json(),
                          members(cfg.seed, getattr(cfg, "seeds", 1), getattr(cfg, "sweep", ())),
                          run_dir=str(run_dir) if run_dir else None)
+    ctx["run"] = run
     if resumable:
         ctx["resume"] = f"il {command} --resume {run.path}"
     ui.header(command, cfg.env, run.path, device_description())

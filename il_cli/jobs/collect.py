@@ -11,7 +11,7 @@ import numpy as np
 from il_cli import rollout
 from il_cli.data import load_dataset, save_dataset
 from il_cli.envs import make_env
-from il_cli.jobs.common import base_summary, load_policy, root_key
+from il_cli.jobs.common import base_summary, load_expert, root_key
 from il_cli.runs import Run
 
 
@@ -29,7 +29,7 @@ def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
     rows episode after episode; `stats` has the transitions per second of the jitted rollouts
     after compilation. Actions are the executed (clipped) ones, the dataset convention.
     """
-    spec, actor, params = load_policy(expert)
+    spec, actor, params = load_expert(str(expert.path))
     batch = min(num_envs, num_episodes)
     t0 = time.perf_counter()
     compiled = _demo_rollout(spec.env_id, actor, batch).lower(params, key).compile()

@@ -62,6 +62,12 @@ def load_policy(run: Run, member: int | None = 0):
     return spec, actor, tree if member is None else jax.tree.map(lambda x: x[member], tree)
 
 
+@lru_cache(maxsize=8)
+def load_expert(path: str):
+    """`load_policy` of a finished expert run, read once per process."""
+    return load_policy(Run(path))
+
+
 def episode_stats(episodes, policy: str) -> dict:
     """The `eval` block: return statistics over the episodes, and which policy acted."""
     returns = np.asarray(jax.device_get(episodes.returns), np.float64)
@@ -90,7 +96,7 @@ def evaluate_against_expert(env, env_params, spec, learner, learner_params, expe
     """Per member, (expert block, ε figures): the expert evaluated with the member's key and
     episode count (a paired return gap), and ε = TV(π̂, π*) on the learner's and the expert's
     states. `learner_params` and `keys` have a leading member axis."""
-    _, expert, expert_params = load_policy(expert_run)
+    _, expert, expert_params = load_expert(str(expert_run.path))
     expert_params = replicate(expert_params)
     paired = jit_members(jax.vmap(
         rollout.make_paired_episodes(env, env_params, spec, learner, expert, num_episodes, policy),

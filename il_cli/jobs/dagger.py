@@ -3,7 +3,6 @@
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from il_cli import networks
@@ -13,7 +12,7 @@ from il_cli.data import load_dataset
 from il_cli.envs import make_env
 from il_cli.jobs.bc import padded
 from il_cli.jobs.collect import run_demos
-from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, load_policy, root_key,
+from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, load_expert, root_key,
                                 run_summary, stack)
 from il_cli.jobs.expert import get_expert
 from il_cli.loop import jit_members, replicate, run_chunks, shard_members
@@ -35,7 +34,7 @@ def seed_demos(cfg: DAggerConfig, run: Run, expert: Run, spec, collect_key, memb
 def run_dagger(cfg: DAggerConfig, run: Run, ui) -> dict:
     started = time.time()
     expert_run = get_expert(cfg.env, cfg.expert, ui)
-    spec, expert_actor, expert_params = load_policy(expert_run)
+    spec, expert_actor, expert_params = load_expert(str(expert_run.path))
     expert_params = replicate(expert_params)
     env, env_params, _ = make_env(cfg.env)
     member_cfgs = member_configs(cfg)
