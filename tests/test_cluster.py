@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,20 +73,31 @@ def test_sigterm_keeps_the_checkpoint_and_exits_143(cartpole_expert, tmp_path):
     assert summary["bc"]["steps"] == 16000
 
 
-def test_two_processes_on_an_empty_cache_train_the_expert_once(tmp_path):
+def test_a_process_waits_for_the_expert_another_is_training(cartpole_expert, tmp_path):
+    """Processes that start at once on an empty cache train the expert once: while one holds
+    the cache's lock, another waits, then uses the expert the first one cached."""
+    from filelock import FileLock
+
+    experts = tmp_path / "cache" / "experts"
+    experts.mkdir(parents=True)
     env = {**os.environ, "IL_CACHE_DIR": str(tmp_path / "cache"), "IL_RUNS_DIR": str(tmp_path / "runs")}
-    args = [sys.executable, "-m", "il_cli", "bc", "--episodes", "1", "--num-steps", "50",
-            "--eval-episodes", "2", "--json"]
-    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for _ in range(2)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
-    trained = [err.count("no cached expert for CartPole-v1") for _, err in outs]
-    assert sorted(trained) == [0, 1]
-    assert "waiting for another process" in outs[trained.index(0)][1]
-    experts = {json.loads(out)["expert"]["run"] for out, _ in outs}
-    assert experts == {str(tmp_path / "cache" / "experts" / "CartPole-v1")}
-    assert not list((tmp_path / "cache" / "experts").glob(".*.tmp"))
+    lock = FileLock(str(experts / ".CartPole-v1.lock"))
+    lock.acquire()  # as the first process does while it trains
+    proc = subprocess.Popen([sys.executable, "-m", "il_cli", "bc", "--episodes", "1", "--num-steps", "50",
+                             "--eval-episodes", "2", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((tmp_path / "runs").glob("*/config.json")):
+        time.sleep(0.1)  # the run is made before its demonstrations need the expert
+    time.sleep(2)
+    assert proc.poll() is None  # still waiting
+    shutil.copytree(cartpole_expert, experts / "CartPole-v1")  # the first process's expert lands
+    lock.release()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "waiting for another process to train the CartPole-v1 expert" in err
+    assert "no cached expert" not in err  # it did not train a second one
+    assert json.loads(out)["expert"]["run"] == str(experts / "CartPole-v1")
 
 
 def test_plot_draws_one_band_per_cell_and_runs_group_pools_seed_blocks(cartpole_expert, tmp_runs, tmp_path):
