@@ -143,6 +143,7 @@ def run_chunks(state, chunk_fn, *, total: int, chunk: int, start: int, run, prog
             run.log({"step": step, "member": member["member"], "seed": member["seed"],
                      **member["hyper"], **member_figures, "elapsed_s": elapsed})
         run.save(step, state)
-        progress.update(step, {k: float(np.mean([f[k] for f in figures])) for k in figures[0]
-                               if isinstance(figures[0][k], (int, float))})
+        progress.update(step, figures[0] if len(figures) == 1 else {
+            k: float(np.mean([f[k] for f in figures])) for k in figures[0]
+            if isinstance(figures[0][k], (int, float))})
     return state, figures

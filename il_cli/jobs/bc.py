@@ -111,7 +111,7 @@ def run_bc(cfg: BCConfig, run: Run, ui) -> dict:
     def summarize(step, out, state):
         losses, train_s = out
         returns = evaluate(cfg.env, actor, state.params, keys, cfg.eval_episodes, cfg.eval_policy)
-        rate = chunk * cfg.batch_size / train_s  # per member; all members train at once
+        rate = len(member_cfgs) * chunk * cfg.batch_size / train_s  # the program's: all members
         return [{"loss": float(np.mean(losses[k])), "return": ret["return_mean"], "samples_per_s": rate}
                 for k, ret in enumerate(returns)]
 
