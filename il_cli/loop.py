@@ -14,6 +14,7 @@ import numpy as np
 
 from il_cli import PROCESS_START
 from il_cli.errors import UserError
+from il_cli.signals import uninterrupted
 
 
 class TrainingDiverged(UserError):
@@ -142,7 +143,8 @@ def run_chunks(state, chunk_fn, *, total: int, chunk: int, start: int, run, prog
         for member, member_figures in zip(members, figures):
             run.log({"step": step, "member": member["member"], "seed": member["seed"],
                      **member["hyper"], **member_figures, "elapsed_s": elapsed})
-        run.save(step, state)
+        with uninterrupted():  # Ctrl-C or SIGTERM waits for the checkpoint to be started whole
+            run.save(step, state)
         progress.update(step, figures[0] if len(figures) == 1 else {
             k: float(np.mean([f[k] for f in figures])) for k in figures[0]
             if isinstance(figures[0][k], (int, float))})

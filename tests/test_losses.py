@@ -110,17 +110,12 @@ def test_ppo_clipped_objective_by_hand():
 
 def test_ppo_combined_loss_with_entropy_bonus():
     """L = pg + c_v·value_loss − c_e·H, with c_e > 0 (value 0.5·mean((0 − 1)²) = 0.5)."""
-
-    class Net:
-        def apply(self, params, obs):
-            return params
-
     logits = jnp.log(jnp.array([[0.6, 0.4], [0.6, 0.4]]))
     params = {"actor": logits, "critic": jnp.array([0.0, 0.0])}
     tr = Transition(obs=None, action=jnp.array([0, 1]), log_prob=jnp.log(jnp.array([0.6, 0.4])),
                     value=None, reward=None, terminated=None, done=None, next_value=None)
     adv, targets = jnp.array([2.0, 0.0]), jnp.array([1.0, 1.0])
-    loss, m = ppo_loss(params, (tr, adv, targets), Net(), Net(), True, 0.2, 0.5, 0.1)
+    loss, m = ppo_loss(params, (tr, adv, targets), FixedLogits(), FixedLogits(), True, 0.2, 0.5, 0.1)
     entropy = -(0.6 * np.log(0.6) + 0.4 * np.log(0.4))
     pg = -np.mean([1.0, -1.0])  # ratio 1, normalized advantages ±1
     assert float(loss) == pytest.approx(pg + 0.5 * 0.5 - 0.1 * entropy, rel=1e-5)

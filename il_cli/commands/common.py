@@ -2,13 +2,13 @@
 
 import contextlib
 import math
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from il_cli import signals
 from il_cli.errors import UserError
 from il_cli.ui import UI
 
@@ -27,14 +27,6 @@ Sweep = Annotated[Optional[list[str]], typer.Option("--sweep", help="key=v1,v2,.
 EvalPolicy = Annotated[Optional[str], typer.Option("--eval-policy", help="Evaluate greedy actions (mode) or actions sampled from π̂ (sample); ε is reported for that policy.", show_default="mode")]
 
 
-class Terminated(BaseException):
-    """SIGTERM (a scheduler's time limit, `kill`): stop as Ctrl-C does, the checkpoint kept."""
-
-
-def _terminate(signum, frame):
-    raise Terminated
-
-
 @contextlib.contextmanager
 def user_errors(ui: UI):
     """User mistakes: one line, exit 2. Ctrl-C: say how to resume, exit 130; SIGTERM, 143.
@@ -42,22 +34,20 @@ def user_errors(ui: UI):
     Yields a dict; a command that has created its run sets "run" to it (its pending
     checkpoint is finished before exiting) and "resume" to the command line that continues it."""
     ctx = {}
-    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        yield ctx
+        with signals.handled():
+            yield ctx
     except UserError as exc:
         ui.console.file.flush()
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
-    except (KeyboardInterrupt, Terminated) as exc:
+    except (KeyboardInterrupt, signals.Terminated) as exc:
         if "run" in ctx:  # let a checkpoint being written finish, so the last one is whole
             ctx["run"].close()
         how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
         where = f"; continue with `{ctx['resume']}`" if "resume" in ctx else ""
         print(f"{how}: the last checkpoint is kept{where}", file=sys.stderr)
         raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 143) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def open_resumed(path, command: str):
