@@ -84,11 +84,12 @@ def member_sharding():
 
 
 def shard_members(tree):
-    """`tree` (every leaf with a leading member axis) placed by `member_sharding`."""
+    """`tree` (every leaf with a leading member axis) on the device(s), placed by
+    `member_sharding`: datasets stay on device from one chunk to the next."""
     import jax
 
     sharding = member_sharding()
-    return tree if sharding is None else jax.device_put(tree, sharding)
+    return jax.device_put(tree) if sharding is None else jax.device_put(tree, sharding)
 
 
 def replicate(tree):
