@@ -208,3 +208,12 @@ def make_paired_episodes(env, env_params, spec: EnvSpec, learner, expert, num_ep
         return on_learner(params, key), on_expert(params, key)
 
     return paired
+
+
+def tv_figures(on_learner: Episodes, on_expert: Episodes) -> dict:
+    """The four ε figures of a `make_paired_episodes` evaluation: of the evaluated policy and
+    of the stochastic π̂ (`_stochastic`), on the learner's and on the expert's states."""
+    return {"tv_learner_states": on_learner.measure_mean["tv"],
+            "tv_learner_states_stochastic": on_learner.measure_mean["tv_stochastic"],
+            "tv_expert_states": on_expert.measure_mean["tv"],
+            "tv_expert_states_stochastic": on_expert.measure_mean["tv_stochastic"]}

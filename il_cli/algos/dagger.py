@@ -136,10 +136,7 @@ def make_dagger(cfg: DAggerConfig, env, env_params, spec: EnvSpec, learner, expe
                    "loss": jnp.mean(losses[-max(1, cfg.train_steps // 10):]),
                    "return": jnp.mean(on_learner.returns), "return_std": jnp.std(on_learner.returns),
                    "expert_return": jnp.mean(on_expert.returns),
-                   "tv_learner_states": on_learner.measure_mean["tv"],
-                   "tv_learner_states_stochastic": on_learner.measure_mean["tv_stochastic"],
-                   "tv_expert_states": on_expert.measure_mean["tv"],
-                   "tv_expert_states_stochastic": on_expert.measure_mean["tv_stochastic"]}
+                   **rollout.tv_figures(on_learner, on_expert)}
         return state, metrics
 
     def dagger_rounds(state: DAggerState, hyper, expert_params, eval_key, num_rounds: int):

@@ -104,11 +104,8 @@ def evaluate_against_expert(env, env_params, spec, learner, learner_params, expe
     on_learner, on_expert = jax.device_get(paired((learner_params, expert_params), keys))
     out = []
     for lrn, exp in zip(unstack(on_learner, len(keys)), unstack(on_expert, len(keys))):
-        out.append(({"run": str(expert_run.path), **episode_stats(exp, "mode"), "paired": True}, {
-            "tv_learner_states": float(lrn.measure_mean["tv"]),
-            "tv_learner_states_stochastic": float(lrn.measure_mean["tv_stochastic"]),
-            "tv_expert_states": float(exp.measure_mean["tv"]),
-            "tv_expert_states_stochastic": float(exp.measure_mean["tv_stochastic"])}))
+        out.append(({"run": str(expert_run.path), **episode_stats(exp, "mode"), "paired": True},
+                    {k: float(v) for k, v in rollout.tv_figures(lrn, exp).items()}))
     return out
 
 
