@@ -11,11 +11,12 @@ from il_cli.commands.dagger import dagger
 from il_cli.commands.evaluate import eval_
 from il_cli.commands.expert import expert
 from il_cli.commands.plot import plot
+from il_cli.commands.prefs import prefs
 from il_cli.commands.runs import envs, runs
 
 app = typer.Typer(
     name="il", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    help="Imitation learning experiments: behavioral cloning, DAgger and PPO experts as "
+    help="Imitation learning experiments: behavioral cloning, DAgger, learning from preferences and PPO experts as "
          "jit-compiled JAX programs on vectorized gymnax environments.")
 
 
@@ -34,6 +35,7 @@ app.command()(dagger)
 app.command("eval")(eval_)
 app.command()(expert)
 app.command()(plot)
+app.command()(prefs)
 app.command()(runs)
 app.command()(envs)
 

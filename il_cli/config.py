@@ -114,18 +114,94 @@ class PPOConfig:
         return max(1, self.total_timesteps // (self.num_envs * self.num_steps))
 
 
+TEACHERS = ("oracle", "noisy", "mistake", "skip", "equal")
+STATE_SOURCES = ("expert", "uniform-mix")
+PREF_PARAMS = ("q", "policy")
+TEACHER_HYPER = ("teacher_beta", "mistake_rate", "teacher_threshold")
+
+
+def _choice(cfg, name, choices):
+    value = getattr(cfg, name)
+    if value not in choices:
+        raise UserError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, "
+                        f"got '{value}'{suggest(str(value), choices)}")
+
+
+def _teacher(cfg):
+    """The simulated teacher's options (il_cli.algos.prefs.teach)."""
+    _choice(cfg, "teacher", TEACHERS)
+    _choice(cfg, "state_source", STATE_SOURCES)
+    if cfg.teacher_beta < 0:
+        raise UserError(f"--teacher-beta must be non-negative, got {cfg.teacher_beta}")
+    if cfg.teacher_threshold < 0:
+        raise UserError(f"--teacher-threshold must be non-negative, got {cfg.teacher_threshold}")
+    _in_unit_interval(cfg, "mistake_rate")
+
+
 @dataclass(frozen=True, kw_only=True)
 class CollectConfig:
-    """Expert demonstrations on vectorized environments."""
+    """Expert demonstrations, or with `prefs` a preference dataset, on vectorized environments."""
 
     env: str = "CartPole-v1"
     seed: int = 0
     episodes: int = 100
     num_envs: int = 1024
     expert: str | None = None
+    prefs: int = 0  # > 0: write this many preference pairs instead of demonstrations
+    state_source: str = "uniform-mix"
+    teacher: str = "oracle"
+    teacher_beta: float = 1.0
+    mistake_rate: float = 0.1
+    teacher_threshold: float = 0.1
 
     def __post_init__(self):
         _positive(self, "episodes", "num_envs")
+        _teacher(self)
+        if self.prefs < 0:
+            raise UserError(f"--prefs must be non-negative, got {self.prefs}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrefsConfig:
+    """Learning from state-action preferences: Q by eq. 24.11, π ∝ exp(Q/α)."""
+
+    env: str = "CartPole-v1"
+    seed: int = 0
+    expert: str | None = None
+    prefs_file: str | None = None  # a preference dataset; otherwise a simulated teacher
+    num_prefs: int = 5000
+    state_source: str = "uniform-mix"  # states from expert rollouts alone leave the learner no way back
+    teacher: str = "oracle"
+    teacher_beta: float = 1.0  # noisy: p(a ≻ b) = σ(β(score a − score b))
+    mistake_rate: float = 0.1  # mistake: fraction of flipped labels
+    teacher_threshold: float = 0.1  # skip / equal: score gap (nats) below which a pair is a tie
+    param: str = "q"  # q: Q(s, a) and π ∝ exp(Q/α); policy: log π directly (CPL / DPO-style)
+    temperature: float = 1.0  # α
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    lr: float = 1e-3
+    batch_size: int = 256
+    num_steps: int = 4000
+    holdout_frac: float = 0.1  # fraction of whole environment streams held out
+    eval_episodes: int = 100
+    eval_policy: str = "mode"
+    num_chunks: int = 8
+    seeds: int = 1
+    sweep: tuple = ()
+
+    def __post_init__(self):
+        _activation(self)
+        _eval_policy(self)
+        _teacher(self)
+        _choice(self, "param", PREF_PARAMS)
+        _members(self, "prefs")
+        _positive(self, "num_prefs", "temperature", "lr", "batch_size", "num_steps", "eval_episodes",
+                  "num_chunks")
+        _in_unit_interval(self, "holdout_frac", open_right=True)
+        swept = [key for key, _ in self.sweep if key in TEACHER_HYPER]
+        if self.prefs_file and swept:
+            raise UserError(f"--sweep {swept[0]}: the labels come from --prefs-file, so there is "
+                            f"no simulated teacher to vary")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -327,4 +403,5 @@ def parse_ints(text: str | None, what: str) -> tuple[int, ...] | None:
     return values
 
 
-COMMANDS = {"expert": PPOConfig, "collect": CollectConfig, "bc": BCConfig, "dagger": DAggerConfig}
+COMMANDS = {"expert": PPOConfig, "collect": CollectConfig, "bc": BCConfig, "dagger": DAggerConfig,
+            "prefs": PrefsConfig}

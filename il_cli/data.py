@@ -57,6 +57,9 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as f:
             header = json.loads(bytes(f["header"]).decode())
+            if header.get("kind") == "preferences":
+                raise UserError(f"{path} holds preferences, not demonstrations; give it to "
+                                f"`il prefs --prefs-file {path}`")
             obs, actions = f["obs"], f["actions"]
             lengths = f["episode_lengths"] if "episode_lengths" in f.files else None
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
@@ -68,3 +71,79 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
         raise UserError(f"dataset {path} was collected on {header['env_id']}, not {env_id}; "
                         f"pass --env {header['env_id']} or collect demos for {env_id}")
     return Dataset(header, obs, actions, lengths)
+
+
+# --- preference datasets ----------------------------------------------------------------
+
+PREFERENCE_ARRAYS = ("obs", "action_a", "action_b", "label", "asked", "episode_lengths")
+
+
+class Preferences(NamedTuple):
+    """D = {(s, a, b, y)}: at `obs`, the teacher's P(a ≻ b) is `label` (0, ½ or 1); rows
+    with `asked` False were not put to the teacher (a skipping teacher). `episode_lengths`
+    are the lengths of the environment streams the states came from, one after another."""
+
+    header: dict
+    obs: np.ndarray
+    action_a: np.ndarray
+    action_b: np.ndarray
+    label: np.ndarray
+    asked: np.ndarray
+    episode_lengths: np.ndarray
+
+
+def save_preferences(path, prefs: Preferences) -> dict:
+    """Write `prefs` (an .npz with the JSON header of demonstrations, kind "preferences")."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"schema_version": SCHEMA_VERSION, "kind": "preferences", **prefs.header,
+              "pairs": int(len(prefs.obs)), "count": int(np.sum(prefs.asked))}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **{name: getattr(prefs, name) for name in PREFERENCE_ARRAYS},
+             header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+    tmp.replace(path)
+    return header
+
+
+def load_preferences(path, env_id: str, obs_shape: tuple, discrete: bool, action_dim: int) -> Preferences:
+    """The preference dataset at `path`, checked against the environment; UserError if it is
+    missing, not ours, from another environment, or has wrong shapes or dtypes."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"preference file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            header = json.loads(bytes(f["header"]).decode())
+            missing = [name for name in PREFERENCE_ARRAYS if name not in f.files]
+            arrays = {name: f[name] for name in PREFERENCE_ARRAYS if name in f.files}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not an il preference file ({exc.__class__.__name__}: {exc})") from None
+    if header.get("kind") != "preferences":
+        raise UserError(f"{path} is not a preference file (it holds demonstrations); "
+                        f"write one with `il collect --prefs N`")
+    if missing:
+        raise UserError(f"{path} lacks the arrays {', '.join(missing)}")
+    if header.get("env_id") != env_id:
+        raise UserError(f"preference file {path} was made on {header.get('env_id')}, not {env_id}; "
+                        f"pass --env {header.get('env_id')}")
+    n = arrays["obs"].shape[0] if arrays["obs"].ndim else 0
+    action_shape = (n,) if discrete else (n, action_dim)
+    expected = {"obs": ((n, *obs_shape), "fiub"), "action_a": (action_shape, "i" if discrete else "f"),
+                "action_b": (action_shape, "i" if discrete else "f"), "label": ((n,), "f"),
+                "asked": ((n,), "b"), "episode_lengths": (arrays["episode_lengths"].shape[:1], "iu")}
+    for name, (shape, kind) in expected.items():
+        a = arrays[name]
+        if (shape is not None and a.shape != shape) or a.dtype.kind not in kind:
+            raise UserError(f"{path}: '{name}' has shape {a.shape} and dtype {a.dtype}; expected "
+                            f"{shape or '[streams]'} of dtype kind '{kind}' for {env_id}")
+    if int(arrays["episode_lengths"].sum()) != n or np.any(arrays["episode_lengths"] <= 0):
+        raise UserError(f"{path}: episode_lengths must be positive and sum to the {n} rows")
+    if not np.all((arrays["label"] >= 0) & (arrays["label"] <= 1)):
+        raise UserError(f"{path}: labels are probabilities P(a ≻ b) and must lie in [0, 1]")
+    if discrete and np.any((arrays["action_a"] < 0) | (arrays["action_a"] >= action_dim)
+                           | (arrays["action_b"] < 0) | (arrays["action_b"] >= action_dim)):
+        raise UserError(f"{path}: actions must be in 0..{action_dim - 1} for {env_id}")
+    return Preferences(header, arrays["obs"].astype(np.float32),
+                       *(arrays[k].astype(np.int32 if discrete else np.float32) for k in ("action_a", "action_b")),
+                       arrays["label"].astype(np.float32), arrays["asked"],
+                       arrays["episode_lengths"].astype(np.int32))

@@ -19,7 +19,8 @@ from il_cli.errors import UserError
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 
 # Where each command's checkpoint keeps the policy's parameters (`il eval` reads any run).
-POLICY_PATHS = {"expert": ["params", "actor"], "bc": ["params"], "dagger": ["learner", "params"]}
+POLICY_PATHS = {"expert": ["params", "actor"], "bc": ["params"], "dagger": ["learner", "params"],
+                "prefs": ["params"]}
 
 
 class Run:

@@ -18,6 +18,7 @@ from il_cli.errors import UserError, suggest
 SWEEPABLE = {
     "bc": ("lr",),
     "dagger": ("lr", "label_noise", "beta", "beta_decay"),
+    "prefs": ("lr", "temperature", "teacher_beta", "mistake_rate", "teacher_threshold"),
     "expert": ("lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
                "reward_scale"),
 }

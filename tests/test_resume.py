@@ -43,7 +43,8 @@ def final_params(run_dir):
     pytest.param(("expert", "--env", "CartPole", "--total-timesteps", "524288"), marks=pytest.mark.slow),
     ("dagger", "--rounds", "16", "--steps-per-round", "4000", "--train-steps", "2000",
      "--eval-episodes", "10", "--beta-schedule", "exponential"),
-], ids=["bc-sweep", "expert", "dagger"])
+    ("prefs", "--env", "CartPole", "--num-steps", "4000", "--seeds", "2", "--eval-episodes", "10"),
+], ids=["bc-sweep", "expert", "dagger", "prefs-seeds"])
 def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
     if args[0] != "expert":
         args = (*args, "--expert", cartpole_expert)

@@ -16,6 +16,7 @@ TINY = {
     "dagger": ("dagger", "--rounds", "2", "--steps-per-round", "400", "--train-steps", "50",
                "--eval-episodes", "6"),
     "expert": ("expert", "--total-timesteps", "4096", "--eval-episodes", "6"),
+    "prefs": ("prefs", "--num-prefs", "600", "--num-steps", "200", "--eval-episodes", "6"),
 }
 
 
@@ -52,7 +53,7 @@ def test_iqm_and_bootstrap_ci_by_hand():
     assert agg["mean"] == 2.5 and agg["iqm"] == 2.5 and agg["n"] == 4
 
 
-@pytest.mark.parametrize("command", ["bc", "dagger", "expert"])
+@pytest.mark.parametrize("command", ["bc", "dagger", "expert", "prefs"])
 def test_member_k_is_the_run_with_seed_s_plus_k(command, cartpole_expert, tmp_runs):
     from il_cli.jobs.common import load_policy
     from il_cli.runs import Run

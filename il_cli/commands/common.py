@@ -97,6 +97,10 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
                         f"choose --seeds so that seeds × grid cells is a multiple of {jax.device_count()}")
     if not resume:
         spec = make_env(cfg.env)[2]
+        if getattr(cfg, "prefs_file", None):
+            from il_cli.data import load_preferences
+
+            load_preferences(cfg.prefs_file, spec.env_id, spec.obs_shape, spec.discrete, spec.action_dim)
         from il_cli.sweep import members
 
         run = Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg), spec.to_json(),

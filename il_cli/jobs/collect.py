@@ -79,7 +79,32 @@ def run_demos(run: Run, env_id: str, demos: str | None, episodes: int, expert, k
     return None
 
 
+def run_collect_prefs(cfg, run: Run, expert: Run, started) -> dict:
+    """`il collect --prefs N`: the preference dataset `il prefs --seed s` would generate."""
+    from il_cli.data import save_preferences
+    from il_cli.jobs.prefs import generate_preferences
+
+    t0 = time.perf_counter()
+    key = jax.random.split(root_key(cfg.seed), 3)[0][None]
+    [prefs] = generate_preferences([cfg], expert, cfg.prefs, key)
+    generate_s = time.perf_counter() - t0
+    path = run.data_dir / "prefs.npz"
+    header = save_preferences(path, prefs)
+    summary = base_summary("collect", cfg.env, run, cfg.seed, started)
+    label = prefs.label[prefs.asked]
+    summary["dataset"] = {"path": str(path), "kind": "preferences", "pairs": header["pairs"],
+                          "count": header["count"], "teacher": header["teacher"],
+                          "state_source": header["state_source"],
+                          "ties": int(np.sum(label == 0.5)), "streams": int(len(prefs.episode_lengths))}
+    summary["collect"] = {"generate_s": generate_s}
+    summary["expert"] = {"run": str(expert.path), **expert.member_summary()["eval"]}
+    run.write_summary(summary)
+    return summary
+
+
 def run_collect(cfg, run: Run, expert: Run, started) -> dict:
+    if cfg.prefs:
+        return run_collect_prefs(cfg, run, expert, started)
     obs, actions, returns, lengths, header, stats = collect_demos(expert, cfg.episodes, cfg.num_envs,
                                                                   root_key(cfg.seed))
     path = run.data_dir / "demos.npz"

@@ -44,7 +44,13 @@ def load_policy(run: Run, member: int | None = 0):
     parameters, or with member=None every member's, stacked on a leading axis."""
     meta = run.meta
     spec = spec_from_json(meta["spec"])
-    actor = networks.make_actor(spec, meta["config"]["hidden"], meta["config"].get("activation", "tanh"))
+    config = meta["config"]
+    if meta["command"] == "prefs":  # π ∝ exp(Q/α), or the preference-trained policy
+        from il_cli.algos.prefs import make_policy
+
+        actor = make_policy(spec, config["param"], config["hidden"], config["activation"])
+    else:
+        actor = networks.make_actor(spec, config["hidden"], config.get("activation", "tanh"))
     try:
         tree = run.restore_raw()
     except UserError:
