@@ -285,7 +285,7 @@ def make_prefs_metrics(spec: EnvSpec, policy: PreferencePolicy, expert, eval_pol
     """metrics(params, expert_params, obs, a, b, label, asked, key) on held-out states:
     preference accuracy against the expert's true preference (pairs it does not tie) and
     against the teacher's labels (asked, not ½), the held-out loss, the policy's entropy,
-    and ε = TV(π, π*) of the evaluated and of the stochastic policy."""
+    and TV(π, π*) there, of the evaluated and of the stochastic policy."""
 
     def metrics(params, expert_params, obs, a, b, label, asked, key):
         delta = preference_logit(policy, params, obs, a, b)
@@ -300,8 +300,8 @@ def make_prefs_metrics(spec: EnvSpec, policy: PreferencePolicy, expert, eval_pol
             "label_accuracy": jnp.sum(((delta > 0) == (label > 0.5)) * labelled) / jnp.maximum(labelled.sum(), 1),
             "holdout_loss": preference_loss(delta, label, asked),
             "entropy": jnp.mean(networks.entropy(spec.discrete, out)),
-            "tv_expert_states": jnp.mean(networks.tv_to_expert(spec, eval_policy, out, a_star, std, key)),
-            "tv_expert_states_stochastic": jnp.mean(networks.tv_sample(spec, out, a_star, std, key)),
+            "tv_holdout_states": jnp.mean(networks.tv_to_expert(spec, eval_policy, out, a_star, std, key)),
+            "tv_holdout_states_stochastic": jnp.mean(networks.tv_sample(spec, out, a_star, std, key)),
         }
 
     return metrics

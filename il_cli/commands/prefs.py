@@ -67,12 +67,14 @@ def rows(summary: dict) -> list[tuple]:
     p = summary["prefs"]
     policy = "greedy" if summary["eval"].get("policy", "mode") == "mode" else "sampled"
     held = p["holdout"]
-    holdout = held if not isinstance(held, dict) else f"{held['streams']} streams, {held['pairs']} pairs"
+    holdout = held if not isinstance(held, dict) else (
+        f"{held['streams']} stream{'s' * (held['streams'] > 1)}, {held['pairs']} pairs")
     return eval_rows(summary) + expert_rows(summary) + [
         ("held-out preference accuracy (vs the expert)", p["preference_accuracy"]),
         ("held-out accuracy on the teacher's labels", p["label_accuracy"]),
-        (f"ε = TV(π, π*) on held-out expert states ({policy})", p["tv_expert_states"]),
+        (f"ε = TV(π, π*) on the expert's states ({policy})", p["tv_expert_states"]),
         (f"ε on the learner's own states ({policy})", p["tv_learner_states"]),
+        (f"ε on the held-out states ({policy})", p["tv_holdout_states"]),
         ("policy entropy on held-out states", p["entropy"]), ("held out", holdout),
         ("train loss / held-out loss", f"{p['train_loss']:.4f} / {p['holdout_loss']:.4f}"),
         ("parameterisation", f"{p['param']} (α = {p['temperature']:g})"),

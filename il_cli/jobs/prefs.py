@@ -140,8 +140,7 @@ def run_prefs(cfg: PrefsConfig, run: Run, ui) -> dict:
         metrics = run.metrics(member=k)
         expert_block, tv = paired[k]
         block.update(
-            tv_learner_states=tv["tv_learner_states"],
-            tv_learner_states_stochastic=tv["tv_learner_states_stochastic"],
+            **tv,  # on the expert's and on the learner's own visited states
             holdout=held_info, train_loss=metrics[-1]["loss"], param=cfg.param, temperature=m.temperature,
             teacher=p.header.get("teacher", "from the file"), state_source=p.header.get("state_source"),
             prefs_file=cfg.prefs_file, pairs=int(len(p.obs)), teacher_queries=int(np.sum(p.asked)),
