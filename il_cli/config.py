@@ -65,6 +65,13 @@ def member_configs(cfg) -> list:
             for m in members(cfg.seed, cfg.seeds, cfg.sweep)]
 
 
+def _tensorboard(cfg):
+    if cfg.tensorboard:
+        from il_cli.tb import require
+
+        require()
+
+
 def _activation(cfg):
     if cfg.activation not in ("tanh", "relu"):
         raise UserError(f"--activation must be tanh or relu, got '{cfg.activation}'")
@@ -97,10 +104,12 @@ class PPOConfig:
     num_chunks: int = 8
     seeds: int = 1  # members with seeds seed … seed+seeds−1, one vmapped program
     sweep: tuple = ()  # ((hyperparameter, (values...)), ...): a grid of members
+    tensorboard: bool = False  # mirror metrics.jsonl into TensorBoard event files (RUN_DIR/tb)
 
     def __post_init__(self):
         _activation(self)
         _eval_policy(self)
+        _tensorboard(self)
         _members(self, "expert")
         _positive(self, "num_envs", "num_steps", "total_timesteps", "num_epochs",
                   "num_minibatches", "lr", "eval_episodes", "num_chunks", "reward_scale")
@@ -188,10 +197,12 @@ class PrefsConfig:
     num_chunks: int = 8
     seeds: int = 1
     sweep: tuple = ()
+    tensorboard: bool = False  # mirror metrics.jsonl into TensorBoard event files (RUN_DIR/tb)
 
     def __post_init__(self):
         _activation(self)
         _eval_policy(self)
+        _tensorboard(self)
         _teacher(self)
         _choice(self, "param", PREF_PARAMS)
         _members(self, "prefs")
@@ -224,10 +235,12 @@ class BCConfig:
     num_chunks: int = 8
     seeds: int = 1
     sweep: tuple = ()
+    tensorboard: bool = False  # mirror metrics.jsonl into TensorBoard event files (RUN_DIR/tb)
 
     def __post_init__(self):
         _activation(self)
         _eval_policy(self)
+        _tensorboard(self)
         _members(self, "bc")
         _positive(self, "episodes", "lr", "batch_size", "num_steps", "eval_episodes", "num_chunks")
         _in_unit_interval(self, "holdout_frac", open_right=True)
@@ -260,10 +273,12 @@ class DAggerConfig:
     eval_policy: str = "mode"
     seeds: int = 1
     sweep: tuple = ()
+    tensorboard: bool = False  # mirror metrics.jsonl into TensorBoard event files (RUN_DIR/tb)
 
     def __post_init__(self):
         _activation(self)
         _eval_policy(self)
+        _tensorboard(self)
         _members(self, "dagger")
         _positive(self, "steps_per_round", "num_envs", "train_steps", "lr", "batch_size", "eval_episodes")
         if self.episodes < 0:

@@ -27,6 +27,7 @@ class Run:
     def __init__(self, path):
         self.path = Path(path)
         self._manager = None
+        self._tb = False  # not looked up yet
 
     # --- creating and opening ----------------------------------------------------------
 
@@ -83,9 +84,22 @@ class Run:
 
     # --- metrics and summary -----------------------------------------------------------
 
+    @property
+    def tensorboard(self):
+        """The run's TensorBoard mirror (il_cli.tb) if it was started with --tensorboard."""
+        if self._tb is False:
+            from il_cli.tb import TensorBoardLog
+
+            meta = self.meta
+            self._tb = TensorBoardLog(self.path / "tb", self.members, meta["config"]) \
+                if meta["config"].get("tensorboard") else None
+        return self._tb
+
     def log(self, record: dict):
         with open(self.path / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tensorboard:
+            self.tensorboard.log(record)
 
     def metrics(self, member: int | None = None) -> list[dict]:
         """The logged rows, or those of one member."""
@@ -104,9 +118,14 @@ class Run:
         """Drop metrics logged after checkpoint `step` (work lost in an interruption)."""
         rows = [r for r in self.metrics() if r["step"] <= step]
         (self.path / METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        if self.tensorboard:
+            self.tensorboard.rewrite(rows)
 
     def write_summary(self, summary: dict):
         self._write(SUMMARY, summary)
+        if self.tensorboard:
+            self.tensorboard.summary(summary, max((r["step"] for r in self.metrics()), default=0))
+            self.tensorboard.close()
 
     @property
     def summary(self) -> dict | None:
@@ -175,6 +194,8 @@ class Run:
         return self.checkpoints.restore(step, args=ocp.args.StandardRestore())
 
     def close(self):
+        if self._tb:
+            self._tb.close()
         if self._manager is not None:
             self._manager.wait_until_finished()
             self._manager.close()
@@ -202,6 +223,65 @@ def list_runs(root) -> list[Run]:
                   key=lambda r: r.path.name)
 
 
+def parse_since(since: str) -> float:
+    """A time (seconds since the epoch) from a date or date-time (2026-11-26, 2026-11-26T14:00)
+    or a span back from now (30m, 6h, 2d)."""
+    import datetime
+    import re
+
+    span = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", since.strip())
+    if span:
+        seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[span.group(2)]
+        return time.time() - float(span.group(1)) * seconds
+    try:
+        return datetime.datetime.fromisoformat(since.strip()).timestamp()
+    except ValueError:
+        raise UserError(f"--since takes a date like 2026-11-26, a date-time like 2026-11-26T14:00, "
+                        f"or a span like 30m, 6h, 2d; got '{since}'") from None
+
+
+def started(run: Run) -> float:
+    """When the run was made: its config.json is written once, at the start."""
+    return (run.path / CONFIG).stat().st_mtime
+
+
+def filter_runs(runs: list[Run], command: str | None = None, env: str | None = None,
+                since: str | None = None) -> list[Run]:
+    """The runs of `command`, on `env` (an id or alias), started since `since`."""
+    from il_cli.config import COMMANDS
+    from il_cli.envs import resolve_env_id
+    from il_cli.errors import suggest
+
+    if command is not None and command not in COMMANDS:
+        raise UserError(f"--command must be one of {', '.join(COMMANDS)}, got '{command}'"
+                        f"{suggest(command, COMMANDS)}")
+    env_id = resolve_env_id(env) if env is not None else None
+    after = parse_since(since) if since is not None else None
+    return [run for run in runs
+            if (command is None or run.meta["command"] == command)
+            and (env_id is None or run.meta["env"] == env_id)
+            and (after is None or started(run) >= after)]
+
+
+def run_row(run: Run) -> dict:
+    """One line of `il runs`."""
+    meta, summary = run.meta, run.summary
+    return {"run": str(run.path), "command": meta["command"], "env": meta["env"],
+            "members": len(run.members), "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started(run))),
+            "return": summary.get("eval", {}).get("return_mean") if summary else None,
+            "wall_s": summary.get("wall_s") if summary else None,
+            "status": "done" if summary else "unfinished"}
+
+
+def sort_rows(rows: list[dict], by: str) -> list[dict]:
+    """time: oldest first; return: best first; wall: fastest first (runs without the figure last)."""
+    if by == "time":
+        return sorted(rows, key=lambda r: (r["started"], r["run"]))
+    key = {"return": lambda r: -r["return"], "wall": lambda r: r["wall_s"]}[by]
+    field = {"return": "return", "wall": "wall_s"}[by]
+    return sorted((r for r in rows if r[field] is not None), key=key) + [r for r in rows if r[field] is None]
+
+
 def group_runs(runs: list[Run]) -> list[dict]:
     """Finished runs pooled by what they ran: (command, env, the config with the member's
     hyperparameters, apart from seeds). One entry per such cell, with the final returns of all
@@ -215,7 +295,7 @@ def group_runs(runs: list[Run]) -> list[dict]:
         if summary is None:
             continue
         meta = run.meta
-        config = {k: v for k, v in meta["config"].items() if k not in ("seed", "seeds", "sweep")}
+        config = {k: v for k, v in meta["config"].items() if k not in ("seed", "seeds", "sweep", "tensorboard")}
         for member in summary.get("members") or [{**run.members[0], **summary}]:
             key = json.dumps([meta["command"], meta["env"], {**config, **member["hyper"]}], sort_keys=True)
             group = groups.setdefault(key, {

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 import typer
 
 from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe,
-                                    Resume, RunDir, Seed, Seeds, Sweep, eval_rows, expert_rows, sweep_rows, open_or_start,
+                                    Resume, RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, expert_rows, sweep_rows, open_or_start,
                                     user_errors)
 from il_cli.config import BCConfig, build_config, parse_ints
 from il_cli.ui import UI
@@ -21,13 +21,13 @@ def bc(
     num_steps: Annotated[Optional[int], typer.Option(help="Gradient steps.", show_default="4000")] = None,
     holdout_frac: Annotated[Optional[float], typer.Option(help="Fraction of whole demonstration episodes held out to measure ε and accuracy (0: none).", show_default="0.1")] = None,
     eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
-    run_dir: RunDir = None, name: Name = None, resume: Resume = None, json: Json = False,
+    run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None, json: Json = False,
 ):
     """Behavioral cloning: maximum likelihood of the expert's actions (eq. 24.2), then evaluation."""
     ui = UI(json)
     with user_errors(ui) as ctx:
         cfg, run = open_or_start(ui, ctx, "bc", BCConfig, resume, lambda: build_config(
-            BCConfig, "bc", recipe, env=env, seed=seed, seeds=seeds,
+            BCConfig, "bc", recipe, env=env, seed=seed, seeds=seeds, tensorboard=tensorboard,
             sweep=tuple(sweep) if sweep else None, demos=demos, episodes=episodes, expert=expert,
             hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size, num_steps=num_steps,
             holdout_frac=holdout_frac, eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name)

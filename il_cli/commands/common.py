@@ -24,6 +24,7 @@ Hidden = Annotated[Optional[str], typer.Option(help="Hidden layer sizes, e.g. 64
 EvalEpisodes = Annotated[Optional[int], typer.Option("--eval-episodes", help="Evaluation episodes.", show_default="100")]
 Seeds = Annotated[Optional[int], typer.Option("--seeds", help="Members with seeds seed … seed+N−1, trained as one vmapped program.", show_default="1")]
 Sweep = Annotated[Optional[list[str]], typer.Option("--sweep", help="key=v1,v2,...: a grid over a float hyperparameter (repeat for a cartesian product); each cell runs --seeds members.")]
+TensorBoard = Annotated[Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help="Also write every logged metric as TensorBoard event files in RUN_DIR/tb (needs pip install -e '.[tb]').", show_default="no")]
 EvalPolicy = Annotated[Optional[str], typer.Option("--eval-policy", help="Evaluate greedy actions (mode) or actions sampled from π̂ (sample); ε is reported for that policy.", show_default="mode")]
 
 

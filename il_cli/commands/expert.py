@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 import typer
 
 from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Hidden, Json, Name, Recipe, Resume,
-                                    RunDir, Seed, Seeds, Sweep, eval_rows, open_or_start, sweep_rows, user_errors)
+                                    RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, open_or_start, sweep_rows, user_errors)
 from il_cli.config import PPOConfig, build_config, parse_ints
 from il_cli.ui import UI
 
@@ -18,13 +18,13 @@ def expert(
     lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.")] = None,
     ent_coef: Annotated[Optional[float], typer.Option(help="Entropy bonus coefficient.")] = None,
     hidden: Hidden = None, eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
-    run_dir: RunDir = None, name: Name = None, resume: Resume = None, json: Json = False,
+    run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None, json: Json = False,
 ):
     """Train a PPO expert (GAE, clipped objective, truncation bootstrapping) and save it as a run."""
     ui = UI(json)
     with user_errors(ui) as ctx:
         cfg, run = open_or_start(ui, ctx, "expert", PPOConfig, resume, lambda: build_config(
-            PPOConfig, "expert", recipe, env=env, seed=seed, seeds=seeds,
+            PPOConfig, "expert", recipe, env=env, seed=seed, seeds=seeds, tensorboard=tensorboard,
             sweep=tuple(sweep) if sweep else None, total_timesteps=total_timesteps,
             num_envs=num_envs, num_steps=num_steps, lr=lr, ent_coef=ent_coef,
             hidden=parse_ints(hidden, "hidden"), eval_episodes=eval_episodes,

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 import typer
 
 from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe, Resume,
-                                    RunDir, Seed, Seeds, Sweep, eval_rows, expert_rows, open_or_start, sweep_rows,
+                                    RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, expert_rows, open_or_start, sweep_rows,
                                     user_errors)
 from il_cli.config import PrefsConfig, build_config, parse_ints
 from il_cli.ui import UI
@@ -32,13 +32,13 @@ def prefs(
     num_steps: Annotated[Optional[int], typer.Option(help="Gradient steps.", show_default="4000")] = None,
     holdout_frac: Annotated[Optional[float], typer.Option(help="Fraction of whole environment streams held out to measure accuracy and ε (0: none).", show_default="0.1")] = None,
     eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
-    run_dir: RunDir = None, name: Name = None, resume: Resume = None, json: Json = False,
+    run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None, json: Json = False,
 ):
     """Learning from preferences: Q fitted to p(a ≻ b | s) = σ(Q(s,a) − Q(s,b)) (eq. 24.11), acting with π ∝ exp(Q/α)."""
     ui = UI(json)
     with user_errors(ui) as ctx:
         cfg, run = open_or_start(ui, ctx, "prefs", PrefsConfig, resume, lambda: build_config(
-            PrefsConfig, "prefs", recipe, env=env, seed=seed, seeds=seeds, sweep=tuple(sweep) if sweep else None,
+            PrefsConfig, "prefs", recipe, env=env, seed=seed, seeds=seeds, tensorboard=tensorboard, sweep=tuple(sweep) if sweep else None,
             expert=expert, num_prefs=num_prefs, prefs_file=prefs_file, state_source=state_source,
             teacher=teacher, teacher_beta=teacher_beta, mistake_rate=mistake_rate,
             teacher_threshold=teacher_threshold, param=param, temperature=temperature,

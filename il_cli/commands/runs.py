@@ -6,23 +6,34 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from il_cli.commands.common import Json
+from il_cli.commands.common import Json, user_errors
 from il_cli.ui import UI
 
 
 def runs(
     root: Annotated[Optional[Path], typer.Argument(help="Directory holding runs.", show_default="runs")] = None,
     group: Annotated[bool, typer.Option("--group", help="One row per sweep cell, pooling the seeds of runs that differ only in seed: IQM and 95% CI of the return.")] = False,
+    command: Annotated[Optional[str], typer.Option("--command", help="Only runs of this command (bc, dagger, prefs, expert, collect).")] = None,
+    env: Annotated[Optional[str], typer.Option("--env", "-e", help="Only runs on this environment (id or alias).")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Only runs started since a date (2026-11-26, 2026-11-26T14:00) or within a span (30m, 6h, 2d).")] = None,
+    sort: Annotated[Optional[str], typer.Option(help="Order: time (oldest first), return (best first), wall (fastest first).", show_default="time")] = None,
+    compare: Annotated[Optional[tuple[Path, Path]], typer.Option("--compare", help="Two runs (--compare A B) whose configs are printed side by side, differences highlighted.")] = None,
     json: Json = False,
 ):
-    """List runs: command, environment, final return, wall time."""
+    """List runs: command, environment, final return, wall time; filter, sort, compare."""
     import json as json_lib
 
+    from il_cli.errors import UserError
     from il_cli.paths import runs_root
-    from il_cli.runs import group_runs, list_runs
+    from il_cli.runs import filter_runs, group_runs, list_runs, run_row, sort_rows
 
     ui = UI(json)
-    found = list_runs(root or runs_root())
+    with user_errors(ui):
+        if compare:
+            return compare_runs(ui, compare, json)
+        if sort not in (None, "time", "return", "wall"):
+            raise UserError(f"--sort must be time, return or wall, got '{sort}'")
+        found = filter_runs(list_runs(root or runs_root()), command=command, env=env, since=since)
     if group:
         rows = group_runs(found)
         if json:
@@ -38,14 +49,7 @@ def runs(
                           f"{a['mean']:.1f} ± {a['std']:.1f}", ", ".join(Path(p).name for p in r["runs"]))
         ui.print(table)
         return
-    rows = []
-    for run in found:
-        meta, summary = run.meta, run.summary
-        ret = summary.get("eval", {}).get("return_mean") if summary else None
-        rows.append({"run": str(run.path), "command": meta["command"], "env": meta["env"],
-                     "members": len(run.members), "return": ret,
-                     "wall_s": summary.get("wall_s") if summary else None,
-                     "status": "done" if summary else "unfinished"})
+    rows = sort_rows([run_row(run) for run in found], sort or "time")
     if json:
         print(json_lib.dumps({"runs": rows}))
         return
@@ -57,6 +61,32 @@ def runs(
                       "" if r["return"] is None else f"{r['return']:.1f}",
                       "" if r["wall_s"] is None else f"{r['wall_s']:.1f}", r["status"])
     ui.print(table)
+
+
+def compare_runs(ui: UI, paths: tuple[Path, Path], json: bool):
+    """Two runs' command, environment and config side by side; differing rows highlighted."""
+    import json as json_lib
+
+    from il_cli.runs import Run
+
+    a, b = (Run.open(p).meta for p in paths)
+    fields = {"command": (a["command"], b["command"]), "env": (a["env"], b["env"])}
+    for key in sorted(set(a["config"]) | set(b["config"])):
+        fields[key] = (a["config"].get(key, "–"), b["config"].get(key, "–"))
+    differences = [k for k, (x, y) in fields.items() if x != y]
+    if json:
+        print(json_lib.dumps({"runs": [str(p) for p in paths], "fields": fields, "differences": differences}))
+        return
+    table = Table(title=f"{len(differences)} of {len(fields)} fields differ")
+    table.add_column("field")
+    for p in paths:
+        table.add_column(Path(p).name)
+    for key, (x, y) in fields.items():
+        style = "bold yellow" if key in differences else None
+        table.add_row(key, json_lib.dumps(x), json_lib.dumps(y), style=style)
+    ui.print(table)
+
+
 def envs():
     """List the environments (gymnax ids) and their short aliases."""
     from il_cli.envs import ALIASES, ENV_IDS
