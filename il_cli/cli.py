@@ -12,6 +12,7 @@ from il_cli.commands.evaluate import eval_
 from il_cli.commands.expert import expert
 from il_cli.commands.plot import plot
 from il_cli.commands.prefs import prefs
+from il_cli.commands.rlhf import rlhf
 from il_cli.commands.runs import envs, runs
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.command("eval")(eval_)
 app.command()(expert)
 app.command()(plot)
 app.command()(prefs)
+app.command()(rlhf)
 app.command()(runs)
 app.command()(envs)
 

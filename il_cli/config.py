@@ -307,6 +307,80 @@ class DAggerConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RLHFConfig:
+    """RLHF's three steps on a control task: SFT, a reward model from K-way rankings
+    (eq. 24.12), PPO with a KL penalty to SFT and a pretraining term (eq. 24.13–24.14)."""
+
+    env: str = "CartPole-v1"
+    seed: int = 0
+    expert: str | None = None  # the demonstrator, made imperfect by demo_noise
+    sft: str | None = None  # an existing bc run to use as π_SFT (stage 1 skipped)
+    demo_episodes: int = 5
+    demo_noise: float = 0.3  # the demonstrator takes a uniformly random action with this probability
+    sft_steps: int = 2000
+    sft_lr: float = 1e-3
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    batch_size: int = 256
+    num_prompts: int = 512  # start states x, each with k responses
+    k: int = 4
+    segment_length: int = 100  # L steps per response
+    human_beta: float = 1.0  # Plackett–Luce rationality of the simulated human (per unit of return)
+    human_error: float = 0.0  # probability that a ranking is a random order
+    holdout_frac: float = 0.1  # fraction of prompts held out to measure ranking accuracy
+    rm_hidden: tuple[int, ...] = (64, 64)
+    rm_steps: int = 500
+    rm_lr: float = 1e-3
+    rm_batch: int = 32  # rankings per step
+    kl_coef: float = 0.02  # β of the KL penalty
+    ptx_coef: float = 0.0  # γ of the pretraining term
+    num_envs: int = 32
+    num_steps: int = 64
+    total_timesteps: int = 131_072
+    num_epochs: int = 4
+    num_minibatches: int = 4
+    lr: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    eval_episodes: int = 100
+    eval_policy: str = "sample"  # RLHF policies are stochastic; the KL is to a stochastic π_SFT
+    num_chunks: int = 8
+    seeds: int = 1
+    sweep: tuple = ()
+    tensorboard: bool = False
+
+    def __post_init__(self):
+        _activation(self)
+        _eval_policy(self)
+        _tensorboard(self)
+        _members(self, "rlhf")
+        _positive(self, "demo_episodes", "sft_steps", "sft_lr", "batch_size", "num_prompts", "segment_length",
+                  "rm_steps", "rm_lr", "rm_batch", "num_envs", "num_steps", "total_timesteps", "num_epochs",
+                  "num_minibatches", "lr", "eval_episodes", "num_chunks")
+        if self.k < 2:
+            raise UserError(f"--k must be at least 2 (a ranking of K responses), got {self.k}")
+        for name in ("kl_coef", "ptx_coef", "human_beta"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(self, name)}")
+        _in_unit_interval(self, "demo_noise", "human_error", "gamma", "gae_lambda", "clip_eps")
+        _in_unit_interval(self, "holdout_frac", open_right=True)
+        if (self.num_envs * self.num_steps) % self.num_minibatches:
+            raise UserError(f"num_envs*num_steps ({self.num_envs * self.num_steps}) must be "
+                            f"divisible by num_minibatches ({self.num_minibatches})")
+
+    def ppo(self) -> PPOConfig:
+        """The PPO of stage 3, with this run's architecture and PPO options."""
+        names = ("env", "seed", "num_envs", "num_steps", "total_timesteps", "num_epochs", "num_minibatches",
+                 "lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm", "hidden",
+                 "activation", "eval_episodes", "eval_policy", "num_chunks")
+        return PPOConfig(anneal_lr=False, seeds=1, **{n: getattr(self, n) for n in names})
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvalConfig:
     """Evaluation of a run's saved policy."""
 
@@ -419,4 +493,4 @@ def parse_ints(text: str | None, what: str) -> tuple[int, ...] | None:
 
 
 COMMANDS = {"expert": PPOConfig, "collect": CollectConfig, "bc": BCConfig, "dagger": DAggerConfig,
-            "prefs": PrefsConfig}
+            "prefs": PrefsConfig, "rlhf": RLHFConfig}

@@ -77,3 +77,61 @@ def plot(runs: list[Run], metric: str = "return", x: str = "step", out=None) -> 
 def write_curves(run: Run) -> Path:
     """The run's own curves.png: evaluation return by step."""
     return plot([run], "return", "step", run.path / "curves.png")
+
+
+def gao_fit(d, gain):
+    """(α, β) of Gao et al.'s (2022) RL form gain(d) = d(α − β log d), d = √KL(π ‖ π_init),
+    by least squares over the points with d > 0 (None with fewer than two)."""
+    d, gain = np.asarray(d, np.float64), np.asarray(gain, np.float64)
+    keep = d > 1e-6
+    if keep.sum() < 2:
+        return None
+    features = np.stack([d[keep], -d[keep] * np.log(d[keep])], axis=1)
+    (alpha, beta), *_ = np.linalg.lstsq(features, gain[keep], rcond=None)
+    return float(alpha), float(beta)
+
+
+def plot_rlhf(run: Run, sft_gold: list[float]) -> Path:
+    """rlhf.png: the gold return gained over SFT and the proxy reward against √KL(π_RL ‖ π_SFT),
+    one colour per sweep cell, with Gao et al.'s fit d(α − β log d) drawn over the gold points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    members = run.members
+    fig, (ax_gold, ax_proxy) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
+    all_d, all_gain = [], []
+    for cell in sorted({m["cell"] for m in members}):
+        ids = [m["member"] for m in members if m["cell"] == cell]
+        hyper = next(m["hyper"] for m in members if m["cell"] == cell)
+        label = ", ".join(f"{k}={v:g}" for k, v in hyper.items()) or "members"
+        d, gain, proxy_d, proxy = [], [], [], []
+        for k in ids:  # π_SFT itself is the point (0, 0)
+            rows = run.metrics(member=k)
+            d += [0.0] + [r["sqrt_kl"] for r in rows]
+            gain += [0.0] + [r["gold_return"] - sft_gold[k] for r in rows]
+            proxy_d += [r["sqrt_kl"] for r in rows]
+            proxy += [r["proxy_reward"] for r in rows]
+        color = ax_gold.scatter(d, gain, s=12, label=label).get_facecolor()[0]
+        ax_proxy.scatter(proxy_d, proxy, s=12, color=color, label=label)
+        all_d += d
+        all_gain += gain
+    fit = gao_fit(all_d, all_gain)
+    if fit is not None:
+        xs = np.linspace(1e-3, max(all_d) * 1.05, 200)
+        ax_gold.plot(xs, xs * (fit[0] - fit[1] * np.log(xs)), "k--",
+                     label=f"fit d(α − β log d): α={fit[0]:.3g}, β={fit[1]:.3g}")
+    ax_gold.axhline(0, color="grey", lw=0.8)
+    ax_gold.set_xlabel("d = √KL(π_RL ‖ π_SFT)")
+    ax_gold.set_ylabel("gold return − SFT's")
+    ax_proxy.set_xlabel("d = √KL(π_RL ‖ π_SFT)")
+    ax_proxy.set_ylabel("proxy reward r_θ per step (normalised)")
+    for ax in (ax_gold, ax_proxy):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = run.path / "rlhf.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -20,7 +20,7 @@ CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 
 # Where each command's checkpoint keeps the policy's parameters (`il eval` reads any run).
 POLICY_PATHS = {"expert": ["params", "actor"], "bc": ["params"], "dagger": ["learner", "params"],
-                "prefs": ["params"]}
+                "prefs": ["params"], "rlhf": ["ppo", "params", "actor"]}
 
 
 class Run:
@@ -212,6 +212,19 @@ def open_expert(path, env_id: str) -> Run:
         raise UserError(f"expert {path} was trained on {meta['env']}, not {env_id}")
     if run.summary is None:
         raise UserError(f"expert run {path} did not finish; resume it with `il expert --resume {path}`")
+    return run
+
+
+def open_policy_run(path, env_id: str, commands: tuple) -> Run:
+    """A finished run of one of `commands` on `env_id`, whose policy is to be used; UserError otherwise."""
+    run = Run.open(path)
+    meta = run.meta
+    if meta["command"] not in commands:
+        raise UserError(f"{path} is a '{meta['command']}' run; expected a {' or '.join(commands)} run")
+    if meta["env"] != env_id:
+        raise UserError(f"{path} ran on {meta['env']}, not {env_id}")
+    if run.summary is None:
+        raise UserError(f"{path} did not finish; resume it with `il {meta['command']} --resume {path}`")
     return run
 
 

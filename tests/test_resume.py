@@ -44,7 +44,9 @@ def final_params(run_dir):
     ("dagger", "--rounds", "16", "--steps-per-round", "4000", "--train-steps", "2000",
      "--eval-episodes", "10", "--beta-schedule", "exponential"),
     ("prefs", "--env", "CartPole", "--num-steps", "4000", "--seeds", "2", "--eval-episodes", "10"),
-], ids=["bc-sweep", "expert", "dagger", "prefs-seeds"])
+    pytest.param(("rlhf", "--demo-episodes", "2", "--num-prompts", "64", "--rm-steps", "300",
+                  "--total-timesteps", "32768", "--eval-episodes", "10", "--seeds", "2"), marks=pytest.mark.slow),
+], ids=["bc-sweep", "expert", "dagger", "prefs-seeds", "rlhf"])
 def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
     if args[0] != "expert":
         args = (*args, "--expert", cartpole_expert)

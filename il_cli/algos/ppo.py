@@ -52,8 +52,9 @@ def gae(tr: Transition, gamma, gae_lambda):
     return adv, adv + tr.value
 
 
-def ppo_loss(params, batch, actor, critic, discrete, clip_eps, vf_coef, ent_coef):
-    """L = −E[min(ρA, clip(ρ, 1±ε)A)] + c_v · ½E[(V − R)²] − c_e · E[H(π)], ρ = π/π_old."""
+def ppo_loss(params, batch, actor, critic, discrete, clip_eps, vf_coef, ent_coef, extra=None):
+    """L = −E[min(ρA, clip(ρ, 1±ε)A)] + c_v · ½E[(V − R)²] − c_e · E[H(π)], ρ = π/π_old,
+    plus `extra(actor_params) -> (loss term, figures)` if given (RLHF's ptx term)."""
     tr, adv, targets = batch
     out = actor.apply(params["actor"], tr.obs)
     ratio = jnp.exp(networks.log_prob(discrete, out, tr.action) - tr.log_prob)
@@ -62,7 +63,12 @@ def ppo_loss(params, batch, actor, critic, discrete, clip_eps, vf_coef, ent_coef
     value_loss = 0.5 * jnp.mean((critic.apply(params["critic"], tr.obs) - targets) ** 2)
     ent = jnp.mean(networks.entropy(discrete, out))
     loss = pg_loss + vf_coef * value_loss - ent_coef * ent
-    return loss, {"loss": loss, "pg_loss": pg_loss, "value_loss": value_loss, "entropy": ent}
+    figures = {"pg_loss": pg_loss, "value_loss": value_loss, "entropy": ent}
+    if extra is not None:
+        term, extra_figures = extra(params["actor"])
+        loss = loss + term
+        figures.update(extra_figures)
+    return loss, {"loss": loss, **figures}
 
 
 HYPER = ("lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
@@ -81,11 +87,14 @@ def _optimizer(learning_rate, max_grad_norm):
 optimizer = optax.inject_hyperparams(_optimizer)  # lr and clip norm live in the optimizer state
 
 
-def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
+def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec, objective=None):
     """(actor, init(key, hyper) -> PPOState, train_chunk(state, hyper, num_updates) -> (state, metrics)).
 
     `hyper` is `hyper_of(cfg)` (or a member of a stack of them): changing a value does not
     recompile. The learning rate anneals linearly to 0 over the run when `anneal_lr`.
+    `objective` (il_cli.algos.rlhf.RLHFObjective) replaces the environment's reward by
+    `objective.step_reward` and adds `objective.extra_loss` to the loss; the environment's
+    return is still what `episode_return_sum` reports.
     """
     actor = networks.make_actor(spec, cfg.hidden, cfg.activation)
     critic = networks.make_critic(spec, cfg.hidden, cfg.activation)
@@ -107,16 +116,20 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
         def act(obs, key, aux):
             out = actor.apply(state.params["actor"], obs)
             action = networks.sample(spec.discrete, out, key)
-            extra = (networks.log_prob(spec.discrete, out, action), critic.apply(state.params["critic"], obs))
-            return action, extra, aux
+            log_prob = networks.log_prob(spec.discrete, out, action)
+            reward, figures = (None, {}) if objective is None else objective.step_reward(
+                hyper, obs, action, out, log_prob)
+            return action, (log_prob, critic.apply(state.params["critic"], obs), reward, figures), aux
 
         def record(s: rollout.Step):
-            log_prob, value = s.extra
+            log_prob, value, reward, figures = s.extra
             done = s.terminated | s.truncated
-            tr = Transition(s.obs, s.action, log_prob, value, s.reward * hyper["reward_scale"],
+            tr = Transition(s.obs, s.action, log_prob, value,
+                            (s.reward if reward is None else reward) * hyper["reward_scale"],
                             s.terminated.astype(jnp.float32), done.astype(jnp.float32),
                             critic.apply(state.params["critic"], s.final_obs))
-            return tr, (jnp.sum(jnp.where(done, s.episode_return, 0.0)), jnp.sum(done))
+            return tr, (jnp.sum(jnp.where(done, s.episode_return, 0.0)), jnp.sum(done),
+                        {k: jnp.mean(v) for k, v in figures.items()})
 
         env_carry, _, (traj, finished) = env_rollout(act, record, state.env, key, T)
         return state.replace(env=env_carry), traj, finished
@@ -124,7 +137,7 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
     def update(state: PPOState, hyper):
         """One PPO iteration: a rollout of T steps in E envs, then epochs × minibatches of SGD."""
         rollout_key, epoch_key = jax.random.split(jax.random.fold_in(state.key, state.update))
-        state, traj, (ret_sum, ret_count) = collect(state, hyper, rollout_key)
+        state, traj, (ret_sum, ret_count, rollout_figures) = collect(state, hyper, rollout_key)
         adv, targets = gae(traj, hyper["gamma"], hyper["gae_lambda"])
         data = jax.tree.map(lambda x: x.reshape(T * E, *x.shape[2:]), (traj, adv, targets))
 
@@ -132,11 +145,13 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
             perm = jax.random.permutation(key, T * E)
             batches = jax.tree.map(lambda x: x[perm].reshape(M, -1, *x.shape[1:]), data)
 
-            def minibatch(carry, batch):
+            def minibatch(carry, batch_and_key):
                 params, opt_state = carry
+                batch, key = batch_and_key
+                extra = None if objective is None else (lambda p: objective.extra_loss(p, hyper, key))
                 grads, metrics = jax.grad(ppo_loss, has_aux=True)(
                     params, batch, actor, critic, spec.discrete, hyper["clip_eps"], hyper["vf_coef"],
-                    hyper["ent_coef"])
+                    hyper["ent_coef"], extra)
                 if cfg.anneal_lr:  # linear decay to 0 over every minibatch step of the run
                     frac = 1.0 - opt_state.count / num_steps_total
                     opt_state = opt_state._replace(
@@ -144,12 +159,13 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec):
                 updates, opt_state = tx.update(grads, opt_state, params)
                 return (optax.apply_updates(params, updates), opt_state), metrics
 
-            return jax.lax.scan(minibatch, carry, batches)
+            return jax.lax.scan(minibatch, carry, (batches, jax.random.split(jax.random.fold_in(key, 1), M)))
 
         (params, opt_state), metrics = jax.lax.scan(
             epoch, (state.params, state.opt_state), jax.random.split(epoch_key, cfg.num_epochs))
         metrics = jax.tree.map(jnp.mean, metrics)
-        metrics.update(episode_return_sum=ret_sum, episodes=ret_count)
+        metrics.update(episode_return_sum=ret_sum, episodes=ret_count,
+                       **{k: jnp.mean(v) for k, v in rollout_figures.items()})
         state = state.replace(params=params, opt_state=opt_state, update=state.update + 1)
         return state, metrics
 

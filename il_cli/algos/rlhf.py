@@ -1,0 +1,193 @@
+"""RLHF on control tasks: InstructGPT's three steps (lecture section 24.2.4).
+
+A prompt x is a start state of the environment; a response y is a segment of L steps the
+policy generates from it. (1) SFT: behavioral cloning (il_cli.algos.bc). (2) A reward model
+r_θ(x, y) = Σ_t r_θ(s_t, a_t) is fitted to K-way rankings of K responses per prompt by
+
+    loss(θ) = −1/C(K,2) · E_{(x, y_w, y_l)} log σ(r_θ(x, y_w) − r_θ(x, y_l))        (eq. 24.12)
+
+with all C(K,2) pairs of one ranking in one batch element. (3) PPO maximises
+
+    E[r_θ(x, y) − β log(π_RL(y|x)/π_SFT(y|x))] + γ E_{x∼D_pretrain}[log π_RL(x)]     (eq. 24.13–24.14)
+
+with the KL penalty paid per step, r_θ(s,a) − β log(π_RL(a|s)/π_SFT(a|s)) (its expectation
+under π_RL is the KL that is logged, in closed form), and the pretraining ("ptx")
+log-likelihood of the SFT demonstrations added to the PPO objective.
+"""
+
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from il_cli import networks, rollout
+from il_cli.algos.bc import adam
+from il_cli.envs import EnvSpec
+
+
+def kl_exact(discrete: bool, out_p, out_q):
+    """KL(p ‖ q) per state in closed form: categorical Σ p log(p/q); diagonal Gaussian
+    Σ_i log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½."""
+    if discrete:
+        logp, logq = jax.nn.log_softmax(out_p), jax.nn.log_softmax(out_q)
+        return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
+    mu_p, log_sp = jnp.split(out_p, 2, axis=-1)
+    mu_q, log_sq = jnp.split(out_q, 2, axis=-1)
+    var_p, var_q = jnp.exp(2 * log_sp), jnp.exp(2 * log_sq)
+    return jnp.sum(log_sq - log_sp + (var_p + (mu_p - mu_q) ** 2) / (2 * var_q) - 0.5, axis=-1)
+
+
+class RewardModel(nn.Module):
+    """r_θ(s, a): an MLP on the observation and the action (one-hot for discrete actions)."""
+
+    spec: EnvSpec
+    hidden: tuple = (64, 64)
+
+    @nn.compact
+    def __call__(self, obs, action):
+        a = (jax.nn.one_hot(action, self.spec.action_dim) if self.spec.discrete
+             else action.astype(jnp.float32))
+        x = jnp.concatenate([networks._flatten(obs, len(self.spec.obs_shape)), a], -1)
+        x = networks._torso(x, self.hidden, "tanh")
+        return nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(x)[..., 0]
+
+
+class Responses(NamedTuple):
+    """K responses to each prompt: [P, K, L, ...] steps, `alive` masks the steps after the
+    episode ended; `gold` [P, K] is the environment's return of each response."""
+
+    obs: jax.Array
+    actions: jax.Array
+    alive: jax.Array
+    gold: jax.Array
+
+
+def make_responses(env, env_params, spec: EnvSpec, actor, k: int, length: int):
+    """responses(policy_params, key) -> Responses of one prompt: a start state from
+    `env.reset`, and `k` segments of `length` steps sampled from the policy from that same
+    state (gymnax states are explicit, so the prompt is copied, not replayed)."""
+    _, run = rollout.make_rollout(env, env_params, spec, k)
+
+    def responses(params, key):
+        reset_key, run_key = jax.random.split(key)
+        obs, state = env.reset(reset_key, env_params)
+        copies = jax.tree.map(lambda x: jnp.broadcast_to(x, (k, *x.shape)), (obs, state))
+        carry = rollout.EnvCarry(*copies, jnp.zeros(k), jnp.zeros(k, jnp.int32))
+
+        def act(obs, key, aux):
+            return networks.sample(spec.discrete, actor.apply(params, obs), key), None, aux
+
+        def keep(s: rollout.Step):
+            return s.obs, networks.clip_action(spec, s.action), s.first_episode, jnp.where(s.first_episode, s.reward, 0.0)
+
+        _, _, (obs, actions, alive, reward) = run(act, keep, carry, run_key, length)
+        swap = lambda x: jnp.swapaxes(x, 0, 1)  # [L, K, ...] -> [K, L, ...]
+        return Responses(swap(obs), swap(actions), swap(alive), reward.sum(axis=0))
+
+    return responses
+
+
+def rank(key, gold, human_beta, human_error):
+    """A simulated human's ranking of K responses, best first: Plackett–Luce with utilities
+    β_h · gold (sorting β_h·R + Gumbel noise samples it exactly), replaced by a uniformly
+    random order with probability `human_error`."""
+    k_gumbel, k_err, k_perm = jax.random.split(key, 3)
+    noisy = human_beta * gold + jax.random.gumbel(k_gumbel, gold.shape)
+    order = jnp.argsort(-noisy)
+    random_order = jax.random.permutation(k_perm, gold.shape[0])
+    return jnp.where(jax.random.bernoulli(k_err, human_error), random_order, order)
+
+
+def kway_loss(rewards_ranked):
+    """Eq. 24.12 for one ranking: −1/C(K,2) Σ_{i<j} log σ(r_i − r_j), responses best first."""
+    k = rewards_ranked.shape[-1]
+    diff = rewards_ranked[..., :, None] - rewards_ranked[..., None, :]
+    upper = jnp.triu(jnp.ones((k, k), bool), 1)
+    return -jnp.sum(jnp.where(upper, jax.nn.log_sigmoid(diff), 0.0), axis=(-2, -1)) / (k * (k - 1) / 2)
+
+
+def ranking_accuracy(rewards_ranked):
+    """The fraction of a ranking's C(K,2) pairs that the rewards order the same way."""
+    k = rewards_ranked.shape[-1]
+    upper = jnp.triu(jnp.ones((k, k), bool), 1)
+    agree = (rewards_ranked[..., :, None] > rewards_ranked[..., None, :]) & upper
+    return jnp.sum(agree, axis=(-2, -1)) / (k * (k - 1) / 2)
+
+
+def segment_sum(values, alive):
+    """Σ_t over the live steps of each response: [..., L] -> [...]."""
+    return jnp.sum(jnp.where(alive, values, 0.0), axis=-1)
+
+
+class RMState(struct.PyTreeNode):
+    params: Any
+    opt_state: Any
+    key: jax.Array
+    step: jax.Array
+
+
+def make_reward_model(spec: EnvSpec, model: RewardModel, batch_size: int):
+    """(init(key, lr) -> RMState, train_chunk(state, data, n), rewards(params, obs, actions, alive)).
+
+    `data` is (obs [P,K,L,...], actions, alive, order [P,K]) of the training prompts; each
+    step draws `batch_size` rankings and takes an Adam step on eq. 24.12."""
+    tx = adam(0.0)
+
+    def rewards(params, obs, actions, alive):
+        """r_θ(x, y) = Σ_t r_θ(s_t, a_t) of every response: [..., K]."""
+        return segment_sum(model.apply(params, obs, actions), alive)
+
+    def ranked(params, obs, actions, alive, order):
+        r = rewards(params, obs, actions, alive)
+        return jnp.take_along_axis(r, order, axis=-1)
+
+    def init(key, lr):
+        init_key, train_key = jax.random.split(key)
+        obs0 = networks.dummy_obs(spec)
+        a0 = jnp.zeros((1,), jnp.int32) if spec.discrete else jnp.zeros((1, spec.action_dim))
+        params = model.init(init_key, obs0, a0)
+        return RMState(params, adam(lr).init(params), train_key, jnp.zeros((), jnp.int32))
+
+    def update(state: RMState, data):
+        obs, actions, alive, order = data
+        idx = jax.random.randint(jax.random.fold_in(state.key, state.step), (batch_size,), 0, obs.shape[0])
+        loss_fn = lambda p: jnp.mean(kway_loss(ranked(p, obs[idx], actions[idx], alive[idx], order[idx])))
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state,
+                             step=state.step + 1), loss
+
+    def train_chunk(state, data, num_steps: int):
+        return jax.lax.scan(lambda s, _: update(s, data), state, None, length=num_steps)
+
+    return init, train_chunk, rewards, ranked
+
+
+class RLHFObjective:
+    """The RLHF terms PPO adds to its own (il_cli.algos.ppo.make_ppo's `objective`).
+
+    `hyper` carries, per member: "sft" (π_SFT's parameters), "rm" (r_θ's), "rm_scale" (1/std of
+    r_θ over the SFT responses, so β means the same whatever the reward model's scale),
+    "kl_coef" β, "ptx_coef" γ, and "pretrain" (obs, actions, size) for the ptx term."""
+
+    def __init__(self, spec: EnvSpec, actor, model: RewardModel, ptx_batch: int):
+        self.spec, self.actor, self.model, self.ptx_batch = spec, actor, model, ptx_batch
+
+    def step_reward(self, hyper, obs, action, out, log_prob):
+        """(reward, figures): r_θ(s,a) − β log(π_RL(a|s)/π_SFT(a|s)) per step, with the
+        proxy reward and the exact KL(π_RL ‖ π_SFT) at s for the log."""
+        sft_out = self.actor.apply(hyper["sft"], obs)
+        proxy = self.model.apply(hyper["rm"], obs, networks.clip_action(self.spec, action)) * hyper["rm_scale"]
+        log_ratio = log_prob - networks.log_prob(self.spec.discrete, sft_out, action)
+        return proxy - hyper["kl_coef"] * log_ratio, {"proxy_reward": proxy,
+                                                      "kl": kl_exact(self.spec.discrete, out, sft_out)}
+
+    def extra_loss(self, actor_params, hyper, key):
+        """−γ E_{D_pretrain}[log π_RL(a|s)] on a minibatch of the pretraining data."""
+        obs, actions, size = hyper["pretrain"]
+        idx = jax.random.randint(key, (self.ptx_batch,), 0, size)
+        ptx = jnp.mean(networks.log_prob(self.spec.discrete, self.actor.apply(actor_params, obs[idx]), actions[idx]))
+        return -hyper["ptx_coef"] * ptx, {"ptx_log_likelihood": ptx}

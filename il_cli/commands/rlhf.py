@@ -1,0 +1,98 @@
+"""il rlhf: SFT, a reward model from rankings, PPO with a KL penalty and a pretraining term."""
+
+from typing import Annotated, Optional
+
+import typer
+
+from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe, Resume,
+                                    RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, open_or_start, sweep_rows,
+                                    user_errors)
+from il_cli.config import RLHFConfig, build_config, parse_ints
+from il_cli.errors import UserError
+from il_cli.ui import UI
+
+
+def rlhf(
+    env: Env = None, seed: Seed = None, seeds: Seeds = None, sweep: Sweep = None, recipe: Recipe = None,
+    expert: Expert = None,
+    sft: Annotated[Optional[str], typer.Option(help="An `il bc` run to use as π_SFT (stage 1 skipped).")] = None,
+    demo_episodes: Annotated[Optional[int], typer.Option(help="Demonstration episodes for SFT.", show_default="5")] = None,
+    demo_noise: Annotated[Optional[float], typer.Option(help="Probability that the demonstrator acts at random (an imperfect SFT).", show_default="0.3")] = None,
+    sft_steps: Annotated[Optional[int], typer.Option(help="SFT gradient steps.", show_default="2000")] = None,
+    num_prompts: Annotated[Optional[int], typer.Option(help="Prompts (start states) ranked.", show_default="512")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", help="Responses ranked per prompt (K).", show_default="4")] = None,
+    segment_length: Annotated[Optional[int], typer.Option(help="Steps L per response.", show_default="100")] = None,
+    human_beta: Annotated[Optional[float], typer.Option(help="Plackett–Luce rationality of the simulated human, per unit of return.", show_default="1")] = None,
+    human_error: Annotated[Optional[float], typer.Option(help="Probability that a ranking is a random order.", show_default="0")] = None,
+    rm_steps: Annotated[Optional[int], typer.Option(help="Reward-model gradient steps.", show_default="500")] = None,
+    kl_coef: Annotated[Optional[float], typer.Option(help="β: KL penalty to π_SFT per step.", show_default="0.02")] = None,
+    ptx_coef: Annotated[Optional[float], typer.Option(help="γ: weight of the pretraining log-likelihood of the SFT demonstrations.", show_default="0")] = None,
+    total_timesteps: Annotated[Optional[int], typer.Option(help="PPO environment steps.", show_default="131072")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="PPO learning rate.", show_default="3e-4")] = None,
+    hidden: Hidden = None, eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
+    run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None,
+    json: Json = False,
+):
+    """RLHF: SFT, a reward model from K-way rankings (eq. 24.12), PPO with a KL penalty and a pretraining term (eq. 24.13–24.14)."""
+    ui = UI(json)
+    with user_errors(ui) as ctx:
+        architecture = sft_architecture(sft) if sft and not resume else {}
+        if architecture and hidden is not None and parse_ints(hidden, "hidden") != architecture["hidden"]:
+            raise UserError(f"--hidden {hidden} differs from the --sft run's {architecture['hidden']}: "
+                            f"π_RL starts from π_SFT, so it has its architecture")
+        cfg, run = open_or_start(ui, ctx, "rlhf", RLHFConfig, resume, lambda: build_config(
+            RLHFConfig, "rlhf", recipe, env=env, seed=seed, seeds=seeds, tensorboard=tensorboard,
+            sweep=tuple(sweep) if sweep else None, expert=expert, sft=sft, demo_episodes=demo_episodes,
+            demo_noise=demo_noise, sft_steps=sft_steps, num_prompts=num_prompts, k=k,
+            segment_length=segment_length, human_beta=human_beta, human_error=human_error, rm_steps=rm_steps,
+            kl_coef=kl_coef, ptx_coef=ptx_coef, total_timesteps=total_timesteps, lr=lr,
+            eval_episodes=eval_episodes, eval_policy=eval_policy,
+            **{"hidden": parse_ints(hidden, "hidden"), **architecture}), run_dir, name)
+        summary = run.summary
+        if summary is None:
+            from il_cli.jobs.rlhf import run_rlhf
+
+            summary = run_rlhf(cfg, run, ui)
+        run.close()
+        ui.results("RLHF", cell_rows(summary) if "members" in summary else rows(summary), run.path)
+        ui.emit_json(summary)
+
+
+def sft_architecture(path) -> dict:
+    """The hidden sizes and activation of the `il bc` run given as --sft (π_RL inherits them)."""
+    from il_cli.runs import Run
+
+    config = Run.open(path).meta["config"]
+    return {"hidden": tuple(config["hidden"]), "activation": config.get("activation", "tanh")}
+
+
+def cell_rows(summary: dict) -> list[tuple]:
+    """Per sweep cell: the gold return, its gain over SFT (IQM, 95% CI) and the mean KL to SFT."""
+    out = sweep_rows(summary)
+    for cell in summary["cells"]:
+        name = ", ".join(f"{k}={v:g}" for k, v in cell["hyper"].items()) or "all members"
+        g = cell["gold_gain"]
+        kl = [m["rl"]["kl"] for m in summary["members"] if m["cell"] == cell["cell"]]
+        out.insert(-2, (f"gold gain over SFT, {name}", f"IQM {g['iqm']:.2f} [{g['ci95'][0]:.2f}, {g['ci95'][1]:.2f}]  "
+                                                        f"mean {g['mean']:.2f}; KL to SFT {sum(kl) / len(kl):.4f}"))
+    return out
+
+
+def rows(summary: dict) -> list[tuple]:
+    sft, rm, rl = summary["sft"], summary["reward_model"], summary["rl"]
+    return eval_rows(summary) + [
+        ("SFT gold return (same keys)", sft["eval"]["return_mean"]),
+        ("gold gain over SFT", summary["gold_gain"]),
+        ("KL(π_RL ‖ π_SFT), exact, per state", rl["kl"]),
+        ("proxy reward r_θ per step", rl["proxy_reward"]),
+        ("ptx log-likelihood of the demonstrations", rl["ptx_log_likelihood"]),
+        ("β (kl_coef) / γ (ptx_coef)", f"{rl['kl_coef']:g} / {rl['ptx_coef']:g}"),
+        ("held-out ranking accuracy (pairs the true returns order)", rm["gold_pair_accuracy"]),
+        ("held-out accuracy on the human's rankings (all pairs)", rm["ranking_accuracy"]),
+        ("labels", f"{rm['rankings']} rankings of K={rm['k']} ({rm['labels']} pairs), "
+                   f"{rm['held_out_prompts']} prompts held out"),
+        ("SFT demonstrations", None if sft["demo_transitions"] is None else
+         f"{sft['demo_episodes']} episodes, {sft['demo_transitions']} steps, noise {sft['demo_noise']:g}, "
+         f"return {sft['demo_return']:.1f}"),
+        ("PPO env steps / s", f"{rl['steps_per_s']:,.0f}" if rl.get("steps_per_s") else None),
+        ("wall time (s)", summary["wall_s"])]

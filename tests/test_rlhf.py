@@ -1,0 +1,108 @@
+"""`il rlhf`: eq. 24.12 by hand, the exact KL, the PPO-ptx objective's limits, end to end."""
+
+import itertools
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import il, il_json
+from il_cli import networks
+from il_cli.algos.ppo import Transition, ppo_loss
+from il_cli.algos.rlhf import RewardModel, RLHFObjective, kl_exact, kway_loss, rank, ranking_accuracy
+from il_cli.envs import EnvSpec
+from test_errors import assert_user_error
+
+DISCRETE = EnvSpec("Test", (3,), True, 2)
+TINY = ("rlhf", "--demo-episodes", "2", "--demo-noise", "0.5", "--sft-steps", "300", "--num-prompts", "128",
+        "--rm-steps", "500", "--total-timesteps", "16384", "--eval-episodes", "20")
+
+
+def log_sigmoid(x):
+    return -np.log1p(np.exp(-x))
+
+
+def test_kway_loss_is_the_mean_of_the_pairwise_losses_by_hand():
+    r = np.array([2.0, -1.0, 0.5, 3.0])  # rewards of 4 responses, best first
+    by_hand = -np.mean([log_sigmoid(r[i] - r[j]) for i, j in itertools.combinations(range(4), 2)])
+    np.testing.assert_allclose(kway_loss(jnp.asarray(r)), by_hand, rtol=1e-6)
+    assert ranking_accuracy(jnp.asarray(r)) == pytest.approx(2 / 6)  # only (0,1) and (0,2) agree
+    np.testing.assert_allclose(kway_loss(jnp.array([[1.0, 0.0], [0.0, 1.0]])),
+                               [-log_sigmoid(1.0), -log_sigmoid(-1.0)], rtol=1e-6)
+
+
+def test_kl_is_exact():
+    p, q = jnp.array([[1.0, -0.5, 0.2]]), jnp.array([[0.0, 0.3, -1.0]])
+    pp, qq = np.exp(p) / np.exp(p).sum(), np.exp(q) / np.exp(q).sum()
+    np.testing.assert_allclose(kl_exact(True, p, q), [np.sum(pp * np.log(pp / qq))], rtol=1e-5)
+    # Gaussian: against a Monte Carlo estimate E_p[log p(x) − log q(x)] with many samples
+    out_p, out_q = jnp.array([[0.3, -0.2, np.log(0.5), np.log(1.2)]]), jnp.array([[0.0, 0.1, np.log(0.8), np.log(0.9)]])
+    x = networks.sample(False, jnp.broadcast_to(out_p, (400_000, 4)), jax.random.PRNGKey(0))
+    mc = jnp.mean(networks.log_prob(False, out_p, x) - networks.log_prob(False, out_q, x))
+    np.testing.assert_allclose(kl_exact(False, out_p, out_q), [mc], atol=3e-3)
+    assert float(kl_exact(False, out_p, out_p)[0]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_plackett_luce_rankings_follow_the_returns():
+    gold = jnp.array([10.0, 30.0, 20.0, 0.0])
+    keys = jax.random.split(jax.random.PRNGKey(0), 2000)
+    exact = jax.vmap(rank, in_axes=(0, None, None, None))(keys, gold, 100.0, 0.0)
+    assert np.all(np.asarray(exact) == [1, 2, 0, 3])
+    noisy = jax.vmap(rank, in_axes=(0, None, None, None))(keys, gold, 0.05, 0.0)
+    # P(best first) under Plackett–Luce = exp(βR_best) / Σ exp(βR)
+    w = np.exp(0.05 * np.asarray(gold))
+    assert abs(np.mean(np.asarray(noisy)[:, 0] == 1) - w[1] / w.sum()) < 0.03
+    errors = jax.vmap(rank, in_axes=(0, None, None, None))(keys, gold, 100.0, 0.5)
+    assert 0.4 < np.mean(np.any(np.asarray(errors) != [1, 2, 0, 3], axis=1)) < 0.55  # ½ × (1 − 1/24)
+
+
+def test_with_beta_and_gamma_zero_the_objective_is_plain_ppo():
+    actor, critic = networks.make_actor(DISCRETE, (8,)), networks.make_critic(DISCRETE, (8,))
+    model = RewardModel(DISCRETE, (8,))
+    key = jax.random.PRNGKey(0)
+    obs = jax.random.normal(key, (16, 3))
+    params = {"actor": actor.init(key, obs), "critic": critic.init(key, obs)}
+    action = jnp.arange(16) % 2
+    out = actor.apply(params["actor"], obs)
+    log_prob = networks.log_prob(True, out, action)
+    tr = Transition(obs, action, log_prob - 0.1, jnp.zeros(16), jnp.ones(16), jnp.zeros(16), jnp.zeros(16), jnp.zeros(16))
+    batch = (tr, jax.random.normal(key, (16,)), jnp.ones(16))
+    hyper = {"sft": actor.init(jax.random.PRNGKey(3), obs), "rm": model.init(key, obs, action), "rm_scale": 2.0,
+             "kl_coef": 0.0, "ptx_coef": 0.0, "pretrain": (obs, action, 16)}
+    objective = RLHFObjective(DISCRETE, actor, model, 8)
+    plain, _ = ppo_loss(params, batch, actor, critic, True, 0.2, 0.5, 0.01)
+    rlhf, figures = ppo_loss(params, batch, actor, critic, True, 0.2, 0.5, 0.01,
+                             lambda p: objective.extra_loss(p, hyper, key))
+    assert float(rlhf) == float(plain) and "ptx_log_likelihood" in figures
+    reward, fig = objective.step_reward(hyper, obs, action, out, log_prob)
+    np.testing.assert_allclose(reward, 2.0 * model.apply(hyper["rm"], obs, action), rtol=1e-6)
+    penalised, _ = objective.step_reward({**hyper, "kl_coef": 0.5}, obs, action, out, log_prob)
+    sft_logp = networks.log_prob(True, actor.apply(hyper["sft"], obs), action)
+    np.testing.assert_allclose(reward - penalised, 0.5 * (log_prob - sft_logp), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fig["kl"], kl_exact(True, out, actor.apply(hyper["sft"], obs)), rtol=1e-6)
+
+
+def test_rlhf_improves_on_sft_and_a_huge_kl_coef_keeps_sft(cartpole_expert, tmp_runs):
+    summary = il_json(*TINY, "--expert", cartpole_expert, "--seeds", "2", "--sweep", "kl_coef=0,100")
+    free, held = summary["cells"]
+    members = summary["members"]
+    assert [m["hyper"]["kl_coef"] for m in members] == [0, 0, 100, 100]
+    assert free["gold_gain"]["mean"] > 30  # PPO against r_θ beats SFT on the true return
+    for m, pinned in zip(members[:2], members[2:]):  # β = 100: π_RL stays at π_SFT
+        assert pinned["rl"]["kl"] < min(0.05, m["rl"]["kl"] / 5)
+        assert abs(pinned["gold_gain"]) < 0.5 * pinned["sft"]["eval"]["return_mean"]
+    for m in members:
+        rm = m["reward_model"]
+        assert rm["gold_pair_accuracy"] >= 0.8 and rm["labels"] == 128 * 6 and rm["held_out_prompts"] == 13
+    assert Path(summary["plot"]).name == "rlhf.png" and Path(summary["plot"]).is_file()
+    again = il_json("eval", summary["run_dir"], "--member", "1")
+    assert again["eval"] == members[1]["eval"]
+
+
+def test_bad_rlhf_options(tmp_path):
+    assert_user_error(il("rlhf", "--k", "1", check=False), "--k must be at least 2")
+    assert_user_error(il("rlhf", "--kl-coef", "-1", check=False), "--kl-coef must be non-negative")
+    assert_user_error(il("rlhf", "--sweep", "k=2,4", check=False), "il rlhf sweeps kl_coef")
+    assert_user_error(il("rlhf", "--sft", tmp_path, check=False), "not a run directory")
