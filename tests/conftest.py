@@ -13,6 +13,8 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="il-tests-"))
 os.environ.setdefault("IL_CACHE_DIR", str(_SESSION_DIR / "cache"))
 os.environ["IL_RUNS_DIR"] = str(_SESSION_DIR / "runs")
 os.environ["IL_PLAIN_PROGRESS"] = "1"
+os.environ["XLA_FLAGS"] = " ".join(  # as il_cli.loop.setup_jax does, for in-process tests
+    [os.environ.get("XLA_FLAGS", ""), "--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]).strip()
 
 
 def il(*args, check=True, timeout=600, env=None):

@@ -111,7 +111,7 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
 
     ppo_cfg = cfg.ppo()
 
-    # stages 1 and 2, one vmapped program (recomputed on --resume: it is deterministic)
+    # stages 1 and 2, two vmapped programs (recomputed on --resume: they are deterministic)
     ui.print(f"stages 1–2: {'SFT from ' + cfg.sft if cfg.sft else 'noisy demonstrations and SFT'}, "
              f"{cfg.num_prompts} prompts × {cfg.k} responses ranked, reward model")
     t0 = time.perf_counter()
