@@ -167,6 +167,14 @@ def make_random_stepper(env, env_params, spec: EnvSpec, num_envs: int, num_steps
     return steps
 
 
+def uniform_action(spec: EnvSpec, key, shape):
+    """Actions drawn uniformly: over the discrete actions, or over the continuous action box
+    (`shape` is the batch shape of the actions, with the action dimension for continuous ones)."""
+    if spec.discrete:
+        return jax.random.randint(key, shape, 0, spec.action_dim)
+    return jax.random.uniform(key, shape, minval=jnp.asarray(spec.action_low), maxval=jnp.asarray(spec.action_high))
+
+
 def expert_action(spec: EnvSpec, expert, expert_params, obs):
     """(a*, σ*): the expert's executed action, its deterministic (mode) action clipped to the
     action bounds, as stored in every dataset and buffer; and its Gaussian std (continuous)."""

@@ -151,7 +151,7 @@ def sample_pairs(spec: EnvSpec, key, expert_out):
     def draw(k_near, k_far):
         kn, ku, kc = jax.random.split(k_near, 3)
         near = a_star + NEAR_EXPERT_WIDTH * (high - low) * jax.random.normal(kn, a_star.shape)
-        far = jax.random.uniform(ku, a_star.shape, minval=low, maxval=high)
+        far = rollout.uniform_action(spec, ku, a_star.shape)
         pick_near = jax.random.bernoulli(k_far, 0.5, (n, 1))
         return networks.clip_action(spec, jnp.where(pick_near, near, far))
 
@@ -206,11 +206,7 @@ def make_generate(env, env_params, spec: EnvSpec, expert, num_streams: int, hori
             if state_source == "expert":
                 return a_star, None, aux
             k_coin, k_act = jax.random.split(key)
-            if spec.discrete:
-                other = jax.random.randint(k_act, a_star.shape, 0, spec.action_dim)
-            else:
-                other = jax.random.uniform(k_act, a_star.shape, minval=jnp.asarray(spec.action_low),
-                                           maxval=jnp.asarray(spec.action_high))
+            other = rollout.uniform_action(spec, k_act, a_star.shape)
             coin = jax.random.bernoulli(k_coin, 0.5, (num_streams,) + (1,) * (a_star.ndim - 1))
             return jnp.where(coin, a_star, other), None, aux
 

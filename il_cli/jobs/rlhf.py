@@ -40,11 +40,7 @@ def make_stages(cfg: RLHFConfig, env, env_params, spec, expert, actor, model):
         expert_params, noise = params
         a_star, _ = rollout.expert_action(spec, expert, expert_params, obs)
         k_coin, k_act = jax.random.split(key)
-        if spec.discrete:
-            other = jax.random.randint(k_act, a_star.shape, 0, spec.action_dim)
-        else:
-            other = jax.random.uniform(k_act, a_star.shape, minval=jnp.asarray(spec.action_low),
-                                       maxval=jnp.asarray(spec.action_high))
+        other = rollout.uniform_action(spec, k_act, a_star.shape)
         coin = jax.random.bernoulli(k_coin, noise, (a_star.shape[0],) + (1,) * (a_star.ndim - 1))
         return jnp.where(coin, other, a_star)
 
