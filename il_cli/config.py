@@ -306,6 +306,9 @@ class DAggerConfig:
         return len(self.betas)
 
 
+RLHF_METHODS = ("ppo", "dpo")
+
+
 @dataclass(frozen=True, kw_only=True)
 class RLHFConfig:
     """RLHF's three steps on a control task: SFT, a reward model from K-way rankings
@@ -315,6 +318,8 @@ class RLHFConfig:
     seed: int = 0
     expert: str | None = None  # the demonstrator, made imperfect by demo_noise
     sft: str | None = None  # an existing bc run to use as π_SFT (stage 1 skipped)
+    method: str = "ppo"  # ppo: a reward model, then PPO-ptx against it; dpo: the policy fitted to the rankings
+    pretrain_data: str | None = None  # D_pretrain of the ptx term (default: the SFT demonstrations)
     demo_episodes: int = 5
     demo_noise: float = 0.3  # the demonstrator takes a uniformly random action with this probability
     sft_steps: int = 2000
@@ -332,8 +337,11 @@ class RLHFConfig:
     rm_steps: int = 500
     rm_lr: float = 1e-3
     rm_batch: int = 32  # rankings per step
-    kl_coef: float = 0.02  # β of the KL penalty
+    kl_coef: float = 0.02  # β of the KL penalty (PPO, its initial value under kl_target) or of DPO's loss
+    kl_target: float = 0.0  # > 0: Ziegler et al.'s adaptive β, steering the KL to this value
     ptx_coef: float = 0.0  # γ of the pretraining term
+    iterations: int = 1  # rank the current policy's responses and refit this many times
+    dpo_steps: int = 2000  # --method dpo: Adam steps on the rankings
     num_envs: int = 32
     num_steps: int = 64
     total_timesteps: int = 131_072
@@ -361,9 +369,17 @@ class RLHFConfig:
         _positive(self, "demo_episodes", "sft_steps", "sft_lr", "batch_size", "num_prompts", "segment_length",
                   "rm_steps", "rm_lr", "rm_batch", "num_envs", "num_steps", "total_timesteps", "num_epochs",
                   "num_minibatches", "lr", "eval_episodes", "num_chunks")
+        _positive(self, "iterations", "dpo_steps")
+        if self.method not in RLHF_METHODS:
+            raise UserError(f"--method must be one of {', '.join(RLHF_METHODS)}, got '{self.method}'")
         if self.k < 2:
             raise UserError(f"--k must be at least 2 (a ranking of K responses), got {self.k}")
-        for name in ("kl_coef", "ptx_coef", "human_beta"):
+        if self.steps % self.iterations:
+            raise UserError(f"--iterations {self.iterations} must divide the {self.steps} "
+                            f"{'PPO updates' if self.method == 'ppo' else 'DPO steps'}")
+        if self.method == "dpo" and self.kl_coef <= 0:
+            raise UserError("--kl-coef (DPO's β) must be positive with --method dpo")
+        for name in ("kl_coef", "kl_target", "ptx_coef", "human_beta"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(self, name)}")
         _in_unit_interval(self, "demo_noise", "human_error", "gamma", "gae_lambda", "clip_eps")
@@ -371,6 +387,11 @@ class RLHFConfig:
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise UserError(f"num_envs*num_steps ({self.num_envs * self.num_steps}) must be "
                             f"divisible by num_minibatches ({self.num_minibatches})")
+
+    @property
+    def steps(self) -> int:
+        """Stage 3's steps: PPO updates, or DPO's Adam steps."""
+        return self.ppo().num_updates if self.method == "ppo" else self.dpo_steps
 
     def ppo(self) -> PPOConfig:
         """The PPO of stage 3, with this run's architecture and PPO options."""
@@ -388,6 +409,7 @@ class EvalConfig:
     episodes: int | None = None  # None: the run's own eval_episodes
     seed: int | None = None  # None: the run's own seed
     eval_policy: str | None = None  # None: the run's own eval_policy
+    stage: str | None = None  # the policy of an earlier stage (rlhf: sft) instead of the final one
     member: int | None = None  # None: every member of the run
     gif: str | None = None
     gif_frames: int = 200

@@ -92,8 +92,9 @@ def gao_fit(d, gain):
 
 
 def plot_rlhf(run: Run, sft_gold: list[float]) -> Path:
-    """rlhf.png: the gold return gained over SFT and the proxy reward against √KL(π_RL ‖ π_SFT),
-    one colour per sweep cell, with Gao et al.'s fit d(α − β log d) drawn over the gold points."""
+    """rlhf.png: the gold return gained over SFT and the proxy reward (DPO: the held-out ranking
+    accuracy of its implicit reward) against √KL(π_RL ‖ π_SFT), one colour per sweep cell, with
+    Gao et al.'s fit d(α − β log d) drawn over the gold points."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,6 +103,7 @@ def plot_rlhf(run: Run, sft_gold: list[float]) -> Path:
     members = run.members
     fig, (ax_gold, ax_proxy) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
     all_d, all_gain = [], []
+    proxy_key = "proxy_reward" if "proxy_reward" in run.metrics(member=0)[0] else "ranking_accuracy"
     for cell in sorted({m["cell"] for m in members}):
         ids = [m["member"] for m in members if m["cell"] == cell]
         hyper = next(m["hyper"] for m in members if m["cell"] == cell)
@@ -112,7 +114,7 @@ def plot_rlhf(run: Run, sft_gold: list[float]) -> Path:
             d += [0.0] + [r["sqrt_kl"] for r in rows]
             gain += [0.0] + [r["gold_return"] - sft_gold[k] for r in rows]
             proxy_d += [r["sqrt_kl"] for r in rows]
-            proxy += [r["proxy_reward"] for r in rows]
+            proxy += [r[proxy_key] for r in rows]
         color = ax_gold.scatter(d, gain, s=12, label=label).get_facecolor()[0]
         ax_proxy.scatter(proxy_d, proxy, s=12, color=color, label=label)
         all_d += d
@@ -126,7 +128,8 @@ def plot_rlhf(run: Run, sft_gold: list[float]) -> Path:
     ax_gold.set_xlabel("d = √KL(π_RL ‖ π_SFT)")
     ax_gold.set_ylabel("gold return − SFT's")
     ax_proxy.set_xlabel("d = √KL(π_RL ‖ π_SFT)")
-    ax_proxy.set_ylabel("proxy reward r_θ per step (normalised)")
+    ax_proxy.set_ylabel("proxy reward r_θ per step (normalised)" if proxy_key == "proxy_reward"
+                        else "held-out ranking accuracy of β log(π/π_SFT)")
     for ax in (ax_gold, ax_proxy):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

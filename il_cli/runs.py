@@ -20,7 +20,16 @@ CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 
 # Where each command's checkpoint keeps the policy's parameters (`il eval` reads any run).
 POLICY_PATHS = {"expert": ["params", "actor"], "bc": ["params"], "dagger": ["learner", "params"],
-                "prefs": ["params"], "rlhf": ["ppo", "params", "actor"]}
+                "prefs": ["params"], "rlhf": ["ppo", "params", "actor"], "rlhf-dpo": ["dpo", "params"]}
+# The policies of a run's earlier stages, by stage name (`il eval --stage`).
+STAGE_PATHS = {"rlhf": {"sft": ["sft"]}}
+
+
+def policy_path(command: str, config: dict) -> list | None:
+    """Where the checkpoint of a `command` run with `config` keeps its final policy."""
+    if command == "rlhf" and config.get("method") == "dpo":
+        return POLICY_PATHS["rlhf-dpo"]
+    return POLICY_PATHS.get(command)
 
 
 class Run:
@@ -49,7 +58,7 @@ class Run:
                 path = Path(root) / f"{stem}-{i}"
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
-        run._write(CONFIG, {"command": command, "env": env_id, "policy_path": POLICY_PATHS.get(command),
+        run._write(CONFIG, {"command": command, "env": env_id, "policy_path": policy_path(command, config),
                             "spec": spec, "config": config, "members": members})
         return run
 

@@ -19,7 +19,7 @@ SWEEPABLE = {
     "bc": ("lr",),
     "dagger": ("lr", "label_noise", "beta", "beta_decay"),
     "prefs": ("lr", "temperature", "teacher_beta", "mistake_rate", "teacher_threshold"),
-    "rlhf": ("kl_coef", "ptx_coef", "lr", "human_beta", "human_error", "demo_noise", "rm_lr", "sft_lr",
+    "rlhf": ("kl_coef", "kl_target", "ptx_coef", "lr", "human_beta", "human_error", "demo_noise", "rm_lr", "sft_lr",
              "clip_eps", "ent_coef", "gamma", "gae_lambda"),
     "expert": ("lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
                "reward_scale"),

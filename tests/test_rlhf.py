@@ -11,7 +11,8 @@ import pytest
 from conftest import il, il_json
 from il_cli import networks
 from il_cli.algos.ppo import Transition, ppo_loss
-from il_cli.algos.rlhf import RewardModel, RLHFObjective, kl_exact, kway_loss, rank, ranking_accuracy
+from il_cli.algos.rlhf import (KL_GAIN, RewardModel, RLHFObjective, dpo_rewards, kl_exact, kway_loss, rank,
+                               ranking_accuracy)
 from il_cli.envs import EnvSpec
 from test_errors import assert_user_error
 
@@ -84,6 +85,39 @@ def test_with_beta_and_gamma_zero_the_objective_is_plain_ppo():
     np.testing.assert_allclose(fig["kl"], kl_exact(True, out, actor.apply(hyper["sft"], obs)), rtol=1e-6)
 
 
+def test_dpo_loss_by_hand():
+    """−log σ(β[log π(y+|x)/π_SFT(y+|x) − log π(y−|x)/π_SFT(y−|x)]), with log π(y|x) the sum of
+    the live steps' log π(a_t|s_t), averaged over a ranking's C(K,2) pairs."""
+    actor = networks.make_actor(DISCRETE, (8,))
+    key = jax.random.PRNGKey(1)
+    params, sft = actor.init(key, jnp.zeros((1, 3))), actor.init(jax.random.PRNGKey(2), jnp.zeros((1, 3)))
+    obs = jax.random.normal(key, (3, 5, 3))  # K = 3 responses of L = 5 steps, best first
+    actions = jnp.array([[0, 1, 1, 0, 1], [1, 1, 0, 0, 0], [0, 0, 0, 1, 1]])
+    alive = jnp.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0]], bool)
+
+    def logp(p, y):  # log π(y|x) by hand
+        probs = np.exp(np.asarray(jax.nn.log_softmax(actor.apply(p, obs[y]))))
+        return sum(np.log(probs[t, actions[y, t]]) for t in range(5) if alive[y, t])
+
+    beta = 0.3
+    implicit = [beta * (logp(params, y) - logp(sft, y)) for y in range(3)]
+    by_hand = np.mean([-log_sigmoid(implicit[w] - implicit[l]) for w, l in itertools.combinations(range(3), 2)])
+    scores = dpo_rewards(DISCRETE, actor)(params, obs, actions, alive, sft, beta)
+    np.testing.assert_allclose(scores, implicit, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(kway_loss(scores), by_hand, rtol=1e-5)
+    assert float(kway_loss(dpo_rewards(DISCRETE, actor)(sft, obs, actions, alive, sft, beta))) == pytest.approx(np.log(2))
+
+
+def test_adaptive_kl_controller():
+    """Ziegler et al.: β ← β(1 + K_β clip(KL/target − 1, ±0.2)); β fixed without a target."""
+    objective = RLHFObjective(DISCRETE, None, None, 8)
+    state = objective.init({"kl_coef": 0.1})
+    for kl, target, factor in [(0.11, 0.1, 1 + KL_GAIN * 0.1), (1.0, 0.1, 1 + KL_GAIN * 0.2),
+                               (0.0, 0.1, 1 - KL_GAIN * 0.2), (5.0, 0.0, 1.0)]:
+        new = objective.adapt(state, {"kl_target": target}, {"kl": jnp.float32(kl)})
+        assert float(new["kl_coef"]) == pytest.approx(0.1 * factor, rel=1e-6)
+
+
 def test_rlhf_improves_on_sft_and_a_huge_kl_coef_keeps_sft(cartpole_expert, tmp_runs):
     summary = il_json(*TINY, "--expert", cartpole_expert, "--seeds", "2", "--sweep", "kl_coef=0,100")
     free, held = summary["cells"]
@@ -99,6 +133,24 @@ def test_rlhf_improves_on_sft_and_a_huge_kl_coef_keeps_sft(cartpole_expert, tmp_
     assert Path(summary["plot"]).name == "rlhf.png" and Path(summary["plot"]).is_file()
     again = il_json("eval", summary["run_dir"], "--member", "1")
     assert again["eval"] == members[1]["eval"]
+    sft = il_json("eval", summary["run_dir"], "--member", "1", "--stage", "sft")
+    assert sft["eval"] == members[1]["sft"]["eval"] and sft["evaluated"] == "rlhf (sft stage)"
+
+
+def test_dpo_on_the_same_rankings_iterated_with_the_pretraining_data_given(cartpole_expert, tmp_runs, tmp_path):
+    """--method dpo: no reward model, the policy fitted to two rounds of rankings; its implicit
+    reward orders held-out responses as the true returns do, and the gold return rises."""
+    summary = il_json(*TINY[:-4], "--expert", cartpole_expert, "--method", "dpo", "--kl-coef", "0.1",
+                      "--iterations", "2", "--dpo-steps", "1000", "--eval-episodes", "20")
+    rm, rl = summary["reward_model"], summary["rl"]
+    assert rl["method"] == "dpo" and rm["model"] == "implicit" and rm["rankings"] == 2 * 128
+    assert summary["gold_gain"] > 30 and rm["gold_pair_accuracy"] > 0.6 and 0 < rl["kl"] < 1
+    assert "last_iteration" in rm and Path(summary["plot"]).is_file()
+    assert il_json("eval", summary["run_dir"])["eval"] == summary["eval"]
+    demos = il_json("collect", "--expert", cartpole_expert, "--episodes", "2", "--run-dir", tmp_path / "demos")
+    ptx = il_json(*TINY, "--expert", cartpole_expert, "--pretrain-data", demos["dataset"]["path"], "--ptx-coef", "1",
+                  "--kl-target", "0.05", "--total-timesteps", "8192")
+    assert ptx["rl"]["pretrain_data"] == demos["dataset"]["path"] and ptx["rl"]["final_kl_coef"] != ptx["rl"]["kl_coef"]
 
 
 def test_bad_rlhf_options(tmp_path):
@@ -106,3 +158,7 @@ def test_bad_rlhf_options(tmp_path):
     assert_user_error(il("rlhf", "--kl-coef", "-1", check=False), "--kl-coef must be non-negative")
     assert_user_error(il("rlhf", "--sweep", "k=2,4", check=False), "il rlhf sweeps kl_coef")
     assert_user_error(il("rlhf", "--sft", tmp_path, check=False), "not a run directory")
+    assert_user_error(il("rlhf", "--method", "ddpo", check=False), "--method must be one of ppo, dpo")
+    assert_user_error(il("rlhf", "--iterations", "3", check=False), "--iterations 3 must divide the 64 PPO updates")
+    assert_user_error(il("rlhf", "--pretrain-data", tmp_path / "no.npz", check=False), "does not exist")
+    assert_user_error(il("eval", tmp_path, "--stage", "sft", check=False), "not a run directory")

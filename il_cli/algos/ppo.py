@@ -22,6 +22,7 @@ class PPOState(struct.PyTreeNode):
     env: rollout.EnvCarry  # the environments continue from one update to the next
     key: jax.Array  # raw uint32 PRNG key; per-update keys are fold_in(key, update)
     update: jax.Array
+    objective: Any = None  # the objective's adapted state (RLHF: the KL coefficient β)
 
 
 class Transition(NamedTuple):
@@ -93,8 +94,10 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec, objective=None):
     `hyper` is `hyper_of(cfg)` (or a member of a stack of them): changing a value does not
     recompile. The learning rate anneals linearly to 0 over the run when `anneal_lr`.
     `objective` (il_cli.algos.rlhf.RLHFObjective) replaces the environment's reward by
-    `objective.step_reward` and adds `objective.extra_loss` to the loss; the environment's
-    return is still what `episode_return_sum` reports.
+    `objective.step_reward` and adds `objective.extra_loss` to the loss, both reading `hyper`
+    overridden by the objective's own state (`objective.init(hyper)`, updated after each
+    update by `objective.adapt(state, hyper, rollout figures)`); the environment's return is
+    still what `episode_return_sum` reports.
     """
     actor = networks.make_actor(spec, cfg.hidden, cfg.activation)
     critic = networks.make_critic(spec, cfg.hidden, cfg.activation)
@@ -108,7 +111,8 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec, objective=None):
         obs0 = networks.dummy_obs(spec)
         params = {"actor": actor.init(actor_key, obs0), "critic": critic.init(critic_key, obs0)}
         opt_state = optimizer(learning_rate=hyper["lr"], max_grad_norm=hyper["max_grad_norm"]).init(params)
-        return PPOState(params, opt_state, reset(reset_key), train_key, jnp.zeros((), jnp.int32))
+        return PPOState(params, opt_state, reset(reset_key), train_key, jnp.zeros((), jnp.int32),
+                        None if objective is None else objective.init(hyper))
 
     def collect(state: PPOState, hyper, key):
         """T steps of E envs with actions sampled from π: transitions, finished episodes."""
@@ -136,6 +140,7 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec, objective=None):
 
     def update(state: PPOState, hyper):
         """One PPO iteration: a rollout of T steps in E envs, then epochs × minibatches of SGD."""
+        hyper = hyper if objective is None else {**hyper, **state.objective}
         rollout_key, epoch_key = jax.random.split(jax.random.fold_in(state.key, state.update))
         state, traj, (ret_sum, ret_count, rollout_figures) = collect(state, hyper, rollout_key)
         adv, targets = gae(traj, hyper["gamma"], hyper["gae_lambda"])
@@ -166,6 +171,9 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec, objective=None):
         metrics = jax.tree.map(jnp.mean, metrics)
         metrics.update(episode_return_sum=ret_sum, episodes=ret_count,
                        **{k: jnp.mean(v) for k, v in rollout_figures.items()})
+        if objective is not None:
+            metrics.update(state.objective)
+            state = state.replace(objective=objective.adapt(state.objective, hyper, metrics))
         state = state.replace(params=params, opt_state=opt_state, update=state.update + 1)
         return state, metrics
 

@@ -12,7 +12,9 @@ with all C(K,2) pairs of one ranking in one batch element. (3) PPO maximises
 
 with the KL penalty paid per step, r_θ(s,a) − β log(π_RL(a|s)/π_SFT(a|s)) (its expectation
 under π_RL is the KL that is logged, in closed form), and the pretraining ("ptx")
-log-likelihood of the SFT demonstrations added to the PPO objective.
+log-likelihood of the SFT demonstrations added to the PPO objective; β may follow Ziegler et
+al.'s adaptive controller. DPO (Rafailov et al.) fits the policy to the same rankings directly,
+its implicit reward β log(π(y|x)/π_SFT(y|x)) in place of r_θ in eq. 24.12.
 """
 
 from typing import Any, NamedTuple
@@ -56,8 +58,9 @@ class RewardModel(nn.Module):
 
 
 class Responses(NamedTuple):
-    """K responses to each prompt: [P, K, L, ...] steps, `alive` masks the steps after the
-    episode ended; `gold` [P, K] is the environment's return of each response."""
+    """K responses to each prompt: [P, K, L, ...] steps (the actions as sampled, before
+    clipping to the bounds), `alive` masks the steps after the episode ended; `gold` [P, K]
+    is the environment's return of each response."""
 
     obs: jax.Array
     actions: jax.Array
@@ -81,7 +84,7 @@ def make_responses(env, env_params, spec: EnvSpec, actor, k: int, length: int):
             return networks.sample(spec.discrete, actor.apply(params, obs), key), None, aux
 
         def keep(s: rollout.Step):
-            return s.obs, networks.clip_action(spec, s.action), s.first_episode, jnp.where(s.first_episode, s.reward, 0.0)
+            return s.obs, s.action, s.first_episode, jnp.where(s.first_episode, s.reward, 0.0)
 
         _, _, (obs, actions, alive, reward) = run(act, keep, carry, run_key, length)
         swap = lambda x: jnp.swapaxes(x, 0, 1)  # [L, K, ...] -> [K, L, ...]
@@ -122,59 +125,97 @@ def segment_sum(values, alive):
     return jnp.sum(jnp.where(alive, values, 0.0), axis=-1)
 
 
-class RMState(struct.PyTreeNode):
+class RankState(struct.PyTreeNode):
+    """Adam on a loss over rankings: the reward model's (eq. 24.12) or DPO's policy."""
+
     params: Any
     opt_state: Any
     key: jax.Array
     step: jax.Array
 
 
-def make_reward_model(spec: EnvSpec, model: RewardModel, batch_size: int):
-    """(init(key, lr) -> RMState, train_chunk(state, data, n), rewards(params, obs, actions, alive)).
+def make_ranking_fit(score, batch_size: int):
+    """(init(params, key, lr) -> RankState, train_chunk(state, data, num_steps, *args) -> (state, losses)).
 
-    `data` is (obs [P,K,L,...], actions, alive, order [P,K]) of the training prompts; each
-    step draws `batch_size` rankings and takes an Adam step on eq. 24.12."""
+    `score(params, obs, actions, alive, *args) -> [..., K]` scores every response; each step
+    draws `batch_size` rankings from the first `size` of `data` = (obs [P,K,L,...], actions,
+    alive, order [P,K], size) and takes an Adam step on eq. 24.12 for those scores."""
     tx = adam(0.0)
 
-    def rewards(params, obs, actions, alive):
-        """r_θ(x, y) = Σ_t r_θ(s_t, a_t) of every response: [..., K]."""
-        return segment_sum(model.apply(params, obs, actions), alive)
+    def init(params, key, lr):
+        return RankState(params, adam(lr).init(params), key, jnp.zeros((), jnp.int32))
 
-    def ranked(params, obs, actions, alive, order):
-        r = rewards(params, obs, actions, alive)
-        return jnp.take_along_axis(r, order, axis=-1)
-
-    def init(key, lr):
-        init_key, train_key = jax.random.split(key)
-        obs0 = networks.dummy_obs(spec)
-        a0 = jnp.zeros((1,), jnp.int32) if spec.discrete else jnp.zeros((1, spec.action_dim))
-        params = model.init(init_key, obs0, a0)
-        return RMState(params, adam(lr).init(params), train_key, jnp.zeros((), jnp.int32))
-
-    def update(state: RMState, data):
-        obs, actions, alive, order = data
-        idx = jax.random.randint(jax.random.fold_in(state.key, state.step), (batch_size,), 0, obs.shape[0])
-        loss_fn = lambda p: jnp.mean(kway_loss(ranked(p, obs[idx], actions[idx], alive[idx], order[idx])))
+    def update(state: RankState, data, args):
+        obs, actions, alive, order, size = data
+        idx = jax.random.randint(jax.random.fold_in(state.key, state.step), (batch_size,), 0, size)
+        loss_fn = lambda p: jnp.mean(kway_loss(jnp.take_along_axis(
+            score(p, obs[idx], actions[idx], alive[idx], *args), order[idx], axis=-1)))
         loss, grads = jax.value_and_grad(loss_fn)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state,
                              step=state.step + 1), loss
 
-    def train_chunk(state, data, num_steps: int):
-        return jax.lax.scan(lambda s, _: update(s, data), state, None, length=num_steps)
+    def train_chunk(state, data, num_steps: int, *args):
+        return jax.lax.scan(lambda s, _: update(s, data, args), state, None, length=num_steps)
 
-    return init, train_chunk, rewards, ranked
+    return init, train_chunk
+
+
+def make_reward_model(spec: EnvSpec, model: RewardModel):
+    """(init_params(key), rewards(params, obs, actions, alive)): r_θ(x, y) = Σ_t r_θ(s_t, a_t)
+    of every response, [..., K], on the actions clipped to the bounds (those executed)."""
+
+    def init_params(key):
+        a0 = jnp.zeros((1,), jnp.int32) if spec.discrete else jnp.zeros((1, spec.action_dim))
+        return model.init(key, networks.dummy_obs(spec), a0)
+
+    def rewards(params, obs, actions, alive):
+        return segment_sum(model.apply(params, obs, networks.clip_action(spec, actions)), alive)
+
+    return init_params, rewards
+
+
+def segment_log_prob(spec: EnvSpec, actor, params, obs, actions, alive):
+    """log π(y|x) = Σ_t log π(a_t|s_t) of every response, [..., K] (the dynamics' factors of
+    the trajectory's likelihood cancel in every ratio to π_SFT)."""
+    return segment_sum(networks.log_prob(spec.discrete, actor.apply(params, obs), actions), alive)
+
+
+def dpo_rewards(spec: EnvSpec, actor):
+    """DPO's implicit reward of every response, β log(π(y|x)/π_SFT(y|x)): the score whose
+    eq. 24.12 loss is DPO's, −log σ(β[log π(y+|x)/π_SFT(y+|x) − log π(y−|x)/π_SFT(y−|x)])
+    averaged over the C(K,2) pairs of a ranking."""
+
+    def score(params, obs, actions, alive, sft_params, beta):
+        return beta * (segment_log_prob(spec, actor, params, obs, actions, alive)
+                       - segment_log_prob(spec, actor, sft_params, obs, actions, alive))
+
+    return score
+
+
+KL_GAIN = 0.1  # K_β of Ziegler et al.'s proportional controller
 
 
 class RLHFObjective:
     """The RLHF terms PPO adds to its own (il_cli.algos.ppo.make_ppo's `objective`).
 
     `hyper` carries, per member: "sft" (π_SFT's parameters), "rm" (r_θ's), "rm_scale" (1/std of
-    r_θ over the SFT responses, so β means the same whatever the reward model's scale),
-    "kl_coef" β, "ptx_coef" γ, and "pretrain" (obs, actions, size) for the ptx term."""
+    r_θ over the ranked responses, so β means the same whatever the reward model's scale),
+    "kl_coef" β, "kl_target" (0: β fixed), "ptx_coef" γ, and "pretrain" (obs, actions, size)
+    for the ptx term. The β in use is PPO state (`init`, `adapt`), read over `hyper`'s."""
 
     def __init__(self, spec: EnvSpec, actor, model: RewardModel, ptx_batch: int):
         self.spec, self.actor, self.model, self.ptx_batch = spec, actor, model, ptx_batch
+
+    def init(self, hyper):
+        return {"kl_coef": jnp.asarray(hyper["kl_coef"], jnp.float32)}
+
+    def adapt(self, state, hyper, figures):
+        """Ziegler et al. (2019): β ← β(1 + K_β e), e = clip(KL/KL_target − 1, −0.2, 0.2), after
+        each PPO update with the KL of its rollout; β is kept when kl_target is 0."""
+        error = jnp.clip(figures["kl"] / jnp.maximum(hyper["kl_target"], 1e-8) - 1.0, -0.2, 0.2)
+        beta = state["kl_coef"]
+        return {"kl_coef": jnp.where(hyper["kl_target"] > 0, beta * (1.0 + KL_GAIN * error), beta)}
 
     def step_reward(self, hyper, obs, action, out, log_prob):
         """(reward, figures): r_θ(s,a) − β log(π_RL(a|s)/π_SFT(a|s)) per step, with the

@@ -81,10 +81,11 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
             return cfg, run
     else:
         cfg = make_config()
-        if getattr(cfg, "demos", None):
-            from il_cli.data import load_dataset
+        for dataset in (getattr(cfg, "demos", None), getattr(cfg, "pretrain_data", None)):
+            if dataset:
+                from il_cli.data import load_dataset
 
-            load_dataset(cfg.demos, cfg.env)
+                load_dataset(dataset, cfg.env)
         if getattr(cfg, "expert", None):
             open_expert(cfg.expert, cfg.env)
     from il_cli.envs import make_env

@@ -15,6 +15,7 @@ def eval_(
     episodes: Annotated[Optional[int], typer.Option(help="Evaluation episodes (default: the run's own count, so its figure is reproduced).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Evaluation seed (default: the run's own).")] = None,
     eval_policy: Annotated[Optional[str], typer.Option("--eval-policy", help="mode (greedy) or sample (default: the run's own).")] = None,
+    stage: Annotated[Optional[str], typer.Option(help="Evaluate the policy of an earlier stage of the run instead of its final one (il rlhf: sft).")] = None,
     member: Annotated[Optional[int], typer.Option(help="Evaluate only this member of a run of several seeds or a sweep (default: all).")] = None,
     gif: Annotated[Optional[Path], typer.Option(help="Render one episode to this GIF (needs the render extra; the first member evaluated).")] = None,
     gif_frames: Annotated[int, typer.Option(help="At most this many frames in the GIF.")] = 200,
@@ -24,7 +25,7 @@ def eval_(
     ui = UI(json)
     with user_errors(ui):
         cfg = EvalConfig(run=str(run), episodes=episodes, seed=seed, eval_policy=eval_policy,
-                         member=member, gif=str(gif) if gif else None, gif_frames=gif_frames)
+                         stage=stage, member=member, gif=str(gif) if gif else None, gif_frames=gif_frames)
         from il_cli.runs import Run
 
         Run.open(cfg.run)

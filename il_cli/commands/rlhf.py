@@ -16,6 +16,7 @@ def rlhf(
     env: Env = None, seed: Seed = None, seeds: Seeds = None, sweep: Sweep = None, recipe: Recipe = None,
     expert: Expert = None,
     sft: Annotated[Optional[str], typer.Option(help="An `il bc` run to use as π_SFT (stage 1 skipped).")] = None,
+    method: Annotated[Optional[str], typer.Option(help="ppo: a reward model, then PPO with the KL penalty and ptx term; dpo: the policy fitted to the rankings (no reward model).", show_default="ppo")] = None,
     demo_episodes: Annotated[Optional[int], typer.Option(help="Demonstration episodes for SFT.", show_default="5")] = None,
     demo_noise: Annotated[Optional[float], typer.Option(help="Probability that the demonstrator acts at random (an imperfect SFT).", show_default="0.3")] = None,
     sft_steps: Annotated[Optional[int], typer.Option(help="SFT gradient steps.", show_default="2000")] = None,
@@ -25,8 +26,12 @@ def rlhf(
     human_beta: Annotated[Optional[float], typer.Option(help="Plackett–Luce rationality of the simulated human, per unit of return.", show_default="1")] = None,
     human_error: Annotated[Optional[float], typer.Option(help="Probability that a ranking is a random order.", show_default="0")] = None,
     rm_steps: Annotated[Optional[int], typer.Option(help="Reward-model gradient steps.", show_default="500")] = None,
-    kl_coef: Annotated[Optional[float], typer.Option(help="β: KL penalty to π_SFT per step.", show_default="0.02")] = None,
-    ptx_coef: Annotated[Optional[float], typer.Option(help="γ: weight of the pretraining log-likelihood of the SFT demonstrations.", show_default="0")] = None,
+    kl_coef: Annotated[Optional[float], typer.Option(help="β: KL penalty to π_SFT per step (its start value under --kl-target; DPO's β with --method dpo).", show_default="0.02")] = None,
+    kl_target: Annotated[Optional[float], typer.Option(help="Adapt β after every PPO update to steer the KL to π_SFT to this value (Ziegler et al.); 0: β fixed.", show_default="0")] = None,
+    ptx_coef: Annotated[Optional[float], typer.Option(help="γ: weight of the pretraining log-likelihood (of the SFT demonstrations unless --pretrain-data).", show_default="0")] = None,
+    pretrain_data: Annotated[Optional[str], typer.Option(help="A dataset (`il collect`) to use as D_pretrain of the ptx term.")] = None,
+    iterations: Annotated[Optional[int], typer.Option(help="Rank the current policy's responses and refit the reward model (or DPO) this many times in all.", show_default="1")] = None,
+    dpo_steps: Annotated[Optional[int], typer.Option(help="--method dpo: Adam steps on the rankings.", show_default="2000")] = None,
     total_timesteps: Annotated[Optional[int], typer.Option(help="PPO environment steps.", show_default="131072")] = None,
     lr: Annotated[Optional[float], typer.Option(help="PPO learning rate.", show_default="3e-4")] = None,
     hidden: Hidden = None, eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
@@ -42,7 +47,9 @@ def rlhf(
                             f"π_RL starts from π_SFT, so it has its architecture")
         cfg, run = open_or_start(ui, ctx, "rlhf", RLHFConfig, resume, lambda: build_config(
             RLHFConfig, "rlhf", recipe, env=env, seed=seed, seeds=seeds, tensorboard=tensorboard,
-            sweep=tuple(sweep) if sweep else None, expert=expert, sft=sft, demo_episodes=demo_episodes,
+            sweep=tuple(sweep) if sweep else None, expert=expert, sft=sft, method=method,
+            pretrain_data=pretrain_data, iterations=iterations, dpo_steps=dpo_steps, kl_target=kl_target,
+            demo_episodes=demo_episodes,
             demo_noise=demo_noise, sft_steps=sft_steps, num_prompts=num_prompts, k=k,
             segment_length=segment_length, human_beta=human_beta, human_error=human_error, rm_steps=rm_steps,
             kl_coef=kl_coef, ptx_coef=ptx_coef, total_timesteps=total_timesteps, lr=lr,
@@ -80,19 +87,24 @@ def cell_rows(summary: dict) -> list[tuple]:
 
 def rows(summary: dict) -> list[tuple]:
     sft, rm, rl = summary["sft"], summary["reward_model"], summary["rl"]
-    return eval_rows(summary) + [
+    ppo = rl["method"] == "ppo"
+    beta = (f"{rl['kl_coef']:g} → {rl['final_kl_coef']:.4g} (target KL {rl['kl_target']:g})" if ppo and rl["kl_target"]
+            else f"{rl['kl_coef']:g}")
+    scorer = "r_θ" if ppo else "DPO's implicit reward β log(π/π_SFT)"
+    return eval_rows(summary) + [row for row in [
         ("SFT gold return (same keys)", sft["eval"]["return_mean"]),
         ("gold gain over SFT", summary["gold_gain"]),
         ("KL(π_RL ‖ π_SFT), exact, per state", rl["kl"]),
-        ("proxy reward r_θ per step", rl["proxy_reward"]),
-        ("ptx log-likelihood of the demonstrations", rl["ptx_log_likelihood"]),
-        ("β (kl_coef) / γ (ptx_coef)", f"{rl['kl_coef']:g} / {rl['ptx_coef']:g}"),
-        ("held-out ranking accuracy (pairs the true returns order)", rm["gold_pair_accuracy"]),
+        ("proxy reward r_θ per step", rl["proxy_reward"] if ppo else None),
+        ("ptx log-likelihood of D_pretrain", rl["ptx_log_likelihood"] if ppo else None),
+        ("β (kl_coef) / γ (ptx_coef)", f"{beta} / {rl['ptx_coef']:g}" if ppo else None),
+        ("DPO's β (kl_coef)", None if ppo else beta),
+        (f"held-out ranking accuracy of {scorer} (pairs the true returns order)", rm["gold_pair_accuracy"]),
         ("held-out accuracy on the human's rankings (all pairs)", rm["ranking_accuracy"]),
         ("labels", f"{rm['rankings']} rankings of K={rm['k']} ({rm['labels']} pairs), "
-                   f"{rm['held_out_prompts']} prompts held out"),
+                   f"{rm['held_out_prompts']} prompts held out" + (f", {rl['iterations']} iterations" if rl["iterations"] > 1 else "")),
         ("SFT demonstrations", None if sft["demo_transitions"] is None else
          f"{sft['demo_episodes']} episodes, {sft['demo_transitions']} steps, noise {sft['demo_noise']:g}, "
          f"return {sft['demo_return']:.1f}"),
-        ("PPO env steps / s", f"{rl['steps_per_s']:,.0f}" if rl.get("steps_per_s") else None),
-        ("wall time (s)", summary["wall_s"])]
+        ("PPO env steps / s" if ppo else "DPO steps / s", f"{rl['steps_per_s']:,.0f}" if rl.get("steps_per_s") else None),
+        ("wall time (s)", summary["wall_s"])] if row[1] is not None]

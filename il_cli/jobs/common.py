@@ -39,10 +39,20 @@ def spec_from_json(d: dict) -> EnvSpec:
                    tuple(d["action_low"]), tuple(d["action_high"]), d["max_steps"])
 
 
-def load_policy(run: Run, member: int | None = 0):
+def load_policy(run: Run, member: int | None = 0, stage: str | None = None):
     """(spec, actor, actor_params) of any run with a saved policy: member `member`'s
-    parameters, or with member=None every member's, stacked on a leading axis."""
+    parameters, or with member=None every member's, stacked on a leading axis; the policy of
+    an earlier `stage` of the run (il_cli.runs.STAGE_PATHS) if given."""
+    from il_cli.runs import STAGE_PATHS
+
     meta = run.meta
+    path = meta["policy_path"]
+    if stage is not None:
+        stages = STAGE_PATHS.get(meta["command"], {})
+        if stage not in stages:
+            raise UserError(f"{run.path} is a '{meta['command']}' run, whose stages are "
+                            f"{', '.join(stages) or 'none (only its final policy)'}, not '{stage}'")
+        path = stages[stage]
     spec = spec_from_json(meta["spec"])
     config = meta["config"]
     if meta["command"] == "prefs":  # π ∝ exp(Q/α), or the preference-trained policy
@@ -57,7 +67,7 @@ def load_policy(run: Run, member: int | None = 0):
         raise
     except Exception as exc:
         raise UserError(f"cannot read the checkpoint of {run.path}: {exc}") from None
-    for part in meta["policy_path"]:
+    for part in path:
         tree = tree[part]
     tree = jax.tree.map(jnp.asarray, tree)
     if "members" not in meta:  # written before runs had a member axis

@@ -23,7 +23,7 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
     meta = run.meta
     if not meta.get("policy_path"):
         raise UserError(f"{cfg.run} is a '{meta['command']}' run, which has no policy to evaluate")
-    spec, actor, params = load_policy(run, member=None)
+    spec, actor, params = load_policy(run, member=None, stage=cfg.stage)
     members = run.members
     if cfg.member is not None:
         if not 0 <= cfg.member < len(members):
@@ -46,7 +46,7 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
                           [{"eval": e} for e in evals], [{**m, "seed": s} for m, s in zip(members, seeds)])
     if cfg.member is not None:
         summary.update(member=cfg.member, hyper=members[0]["hyper"])
-    summary["evaluated"] = meta["command"]
+    summary["evaluated"] = meta["command"] + (f" ({cfg.stage} stage)" if cfg.stage else "")
     if cfg.gif:
         first = jax.tree.map(lambda x: x[0], params)
         summary["gif"] = render_gif(spec, actor, first, jax.random.fold_in(eval_key(seeds[0]), 1), cfg.gif,

@@ -1,4 +1,4 @@
-"""`il rlhf`: SFT → reward model from K-way rankings → PPO with KL penalty and ptx term."""
+"""`il rlhf`: SFT → rankings → a reward model and PPO-ptx against it, or DPO on the rankings."""
 
 import time
 
@@ -9,9 +9,10 @@ import numpy as np
 from il_cli import networks, rollout
 from il_cli.algos.bc import make_bc
 from il_cli.algos.ppo import hyper_of, make_ppo
-from il_cli.algos.rlhf import (RewardModel, RLHFObjective, make_responses, make_reward_model, rank,
-                               ranking_accuracy)
+from il_cli.algos.rlhf import (RewardModel, RLHFObjective, dpo_rewards, kl_exact, make_ranking_fit,
+                               make_responses, make_reward_model, rank, ranking_accuracy)
 from il_cli.config import RLHFConfig, member_configs
+from il_cli.data import load_dataset
 from il_cli.envs import make_env
 from il_cli.jobs.common import (eval_key, evaluate, load_expert, load_policy, root_key, run_summary, stack,
                                 throughput)
@@ -20,19 +21,25 @@ from il_cli.loop import chunk_length, jit_members, replicate, run_chunks, shard_
 from il_cli.plots import plot_rlhf, write_curves
 from il_cli.runs import Run, open_policy_run
 
-PREPARE_HYPER = ("demo_noise", "sft_lr", "human_beta", "human_error", "rm_lr")
+PREPARE_HYPER = ("demo_noise", "sft_lr", "human_beta", "human_error", "rm_lr", "kl_coef", "lr")
+KL_PROMPTS = 32  # prompts whose K responses measure a DPO policy's KL to π_SFT on its own states
 
 
 def make_stages(cfg: RLHFConfig, env, env_params, spec, expert, actor, model):
-    """(sft_stage, reward_stage), the first two steps of one member, each one program (XLA
-    on CPU deadlocked on the two fused into one when vmapped over four or more members).
+    """(sft_stage, label_stage, fit_reward, score_held), the steps of one member before and
+    between the RL updates, each its own program (XLA on CPU deadlocked on them fused into
+    one when vmapped over four or more members).
 
     sft_stage(key, expert_params, hyper) -> (π_SFT's params, demonstrations (obs, actions,
-    size), figures): episodes of the expert acting at random with probability demo_noise,
-    and behavioral cloning on them unless --sft gives π_SFT (the demonstrations are D_pretrain
-    of the ptx term either way).
-    reward_stage(key, sft_params, hyper) -> (r_θ's params, its scale, figures): K responses
-    per prompt from π_SFT, the simulated human's rankings, and r_θ fitted by eq. 24.12."""
+    size), figures): episodes of the expert acting at random with probability demo_noise, and
+    behavioral cloning on them unless --sft gives π_SFT (the demonstrations are D_pretrain of
+    the ptx term unless --pretrain-data is given).
+    label_stage(key, policy_params, labels, hyper) -> (labels, held, figures): K responses per
+    prompt from the policy, the simulated human's rankings; the training prompts' rankings are
+    appended to the buffer `labels` = (obs, actions, alive, order, size), the others held out.
+    fit_reward(key, rm_params, labels, held, hyper) -> (r_θ's params, its scale, figures):
+    r_θ (warm-started from `rm_params`) fitted by eq. 24.12 to every ranking so far.
+    held_figures(scores, held): how well scores of the held-out responses order them."""
     episodes = rollout.make_episodes(env, env_params, spec, cfg.demo_episodes,
                                      lambda p, obs, key: noisy_act(p, obs, key), record=True)
 
@@ -46,9 +53,10 @@ def make_stages(cfg: RLHFConfig, env, env_params, spec, expert, actor, model):
 
     bc_init, _, bc_chunk = make_bc(actor, spec.discrete, cfg.batch_size)
     responses = jax.vmap(make_responses(env, env_params, spec, actor, cfg.k, cfg.segment_length), in_axes=(None, 0))
-    rm_init, rm_chunk, rm_rewards, rm_ranked = make_reward_model(spec, model, cfg.rm_batch)
-    P = cfg.num_prompts
-    n_hold = held_out_prompts(cfg)
+    _, rm_rewards = make_reward_model(spec, model)
+    rm_init, rm_chunk = make_ranking_fit(rm_rewards, cfg.rm_batch)
+    P, n_hold = cfg.num_prompts, held_out_prompts(cfg)
+    n_train = P - n_hold if n_hold < P else P
 
     def sft_stage(key, expert_params, hyper):
         demo_key, sft_key = jax.random.split(key)
@@ -64,33 +72,59 @@ def make_stages(cfg: RLHFConfig, env, env_params, spec, expert, actor, model):
                               cfg.sft_steps)
         return None if sft is None else sft.params, (obs, actions, size), {"demo_transitions": size, "demo_return": jnp.mean(demos.returns)}
 
-    def reward_stage(key, sft_params, hyper):
-        prompt_key, rank_key, split_key, rm_key = jax.random.split(key, 4)
-        resp = responses(sft_params, jax.random.split(prompt_key, P))
+    def label_stage(key, policy_params, labels, hyper):
+        prompt_key, rank_key, split_key = jax.random.split(key, 3)
+        resp = responses(policy_params, jax.random.split(prompt_key, P))
         orders = jax.vmap(rank, in_axes=(0, 0, None, None))(jax.random.split(rank_key, P), resp.gold,
                                                               hyper["human_beta"], hyper["human_error"])
         perm = jax.random.permutation(split_key, P)
-        train, held = perm[n_hold:], perm[:n_hold] if n_hold else perm
-        pick = lambda idx: (resp.obs[idx], resp.actions[idx], resp.alive[idx], orders[idx])
-        rm, losses = rm_chunk(rm_init(rm_key, hyper["rm_lr"]), pick(train), cfg.rm_steps)
-        r_train = rm_rewards(rm.params, *pick(train)[:3])
-        r_held = rm_rewards(rm.params, *pick(held)[:3])
-        gold = resp.gold[held]
-        better = gold[:, :, None] > gold[:, None, :]  # the pairs the true returns order
-        figures = {
-            "ranking_accuracy": jnp.mean(ranking_accuracy(rm_ranked(rm.params, *pick(held)))),
-            "gold_pair_accuracy": jnp.sum(better & (r_held[:, :, None] > r_held[:, None, :])) / jnp.maximum(better.sum(), 1),
-            "decided_pairs": better.sum() / (held.shape[0] * cfg.k * (cfg.k - 1) / 2),
-            "rm_train_loss": jnp.mean(losses[-100:]),
-            "sft_response_gold": jnp.mean(resp.gold),
-        }
-        return rm.params, 1.0 / (jnp.std(r_train) + 1e-8), figures
+        train, held = perm[n_hold:] if n_hold < P else perm, perm[:n_hold] if n_hold else perm
+        *buffer, size = labels
+        new = (resp.obs[train], resp.actions[train], resp.alive[train], orders[train])
+        buffer = [jax.lax.dynamic_update_slice_in_dim(b, x, size, 0) for b, x in zip(buffer, new)]
+        return ((*buffer, size + n_train), (resp.obs[held], resp.actions[held], resp.alive[held], orders[held],
+                                            resp.gold[held]), {"response_gold": jnp.mean(resp.gold)})
 
-    return sft_stage, reward_stage
+    def held_figures(scores, held):
+        gold = held[4]
+        better = gold[:, :, None] > gold[:, None, :]  # the pairs the true returns order
+        return {"ranking_accuracy": jnp.mean(ranking_accuracy(jnp.take_along_axis(scores, held[3], axis=-1))),
+                "gold_pair_accuracy": jnp.sum(better & (scores[:, :, None] > scores[:, None, :])) / jnp.maximum(better.sum(), 1),
+                "decided_pairs": better.sum() / (gold.shape[0] * cfg.k * (cfg.k - 1) / 2)}
+
+    def fit_reward(key, rm_params, labels, held, hyper):
+        rm, losses = rm_chunk(rm_init(rm_params, key, hyper["rm_lr"]), labels, cfg.rm_steps)
+        r = rm_rewards(rm.params, *labels[:3])
+        w = (jnp.arange(r.shape[0]) < labels[4])[:, None]  # the rankings in the buffer so far
+        mean = jnp.sum(w * r) / (w.sum() * cfg.k)
+        std = jnp.sqrt(jnp.sum(w * (r - mean) ** 2) / (w.sum() * cfg.k))
+        figures = {**held_figures(rm_rewards(rm.params, *held[:3]), held), "rm_train_loss": jnp.mean(losses[-100:])}
+        return rm.params, 1.0 / (std + 1e-8), figures
+
+    return sft_stage, label_stage, fit_reward, held_figures
 
 
 def held_out_prompts(cfg: RLHFConfig) -> int:
     return max(1, round(cfg.num_prompts * cfg.holdout_frac)) if cfg.holdout_frac > 0 else 0
+
+
+def empty_labels(cfg: RLHFConfig, spec, num_members: int):
+    """A buffer for every training ranking of the run (iterations × training prompts), per member."""
+    n = cfg.iterations * (cfg.num_prompts - held_out_prompts(cfg) or cfg.num_prompts)
+    K, L = cfg.k, cfg.segment_length
+    action = () if spec.discrete else (spec.action_dim,)
+    return (jnp.zeros((num_members, n, K, L, *spec.obs_shape)),
+            jnp.zeros((num_members, n, K, L, *action), jnp.int32 if spec.discrete else jnp.float32),
+            jnp.zeros((num_members, n, K, L), bool), jnp.zeros((num_members, n, K), jnp.int32),
+            jnp.zeros((num_members,), jnp.int32))
+
+
+def pretrain_data(cfg: RLHFConfig, num_members: int):
+    """D_pretrain from --pretrain-data, (obs, actions, size) for every member."""
+    data = load_dataset(cfg.pretrain_data, cfg.env)
+    obs, actions = jnp.asarray(data.obs), jnp.asarray(data.actions)
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_members, *x.shape)),
+                        (obs, actions, jnp.int32(obs.shape[0])))
 
 
 def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
@@ -104,96 +138,167 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
         _, _, sft_params = load_policy(open_policy_run(cfg.sft, cfg.env, ("bc",)))
         sft_params = stack([sft_params] * M)
     model = RewardModel(spec, tuple(cfg.rm_hidden))
-
     ppo_cfg = cfg.ppo()
+    dpo = cfg.method == "dpo"
 
-    # stages 1 and 2, two vmapped programs (recomputed on --resume: they are deterministic)
+    # stage 1 and the first rankings, then the reward model (recomputed on --resume: deterministic)
     ui.print(f"stages 1–2: {'SFT from ' + cfg.sft if cfg.sft else 'noisy demonstrations and SFT'}, "
-             f"{cfg.num_prompts} prompts × {cfg.k} responses ranked, reward model")
+             f"{cfg.num_prompts} prompts × {cfg.k} responses ranked"
+             + ("" if dpo else ", reward model") + (f", {cfg.iterations} iterations" if cfg.iterations > 1 else ""))
     t0 = time.perf_counter()
-    sft_stage, reward_stage = make_stages(cfg, env, env_params, spec, expert, actor, model)
-    sft_keys, rm_keys = (shard_members(stack([jax.random.split(jax.random.split(root_key(m.seed), 3)[0])[i]
-                                               for m in member_cfgs])) for i in (0, 1))
+    sft_stage, label_stage, fit_reward, held_figures = make_stages(cfg, env, env_params, spec, expert, actor, model)
+    label_stage = jit_members(jax.vmap(label_stage))
+    fit_reward = jit_members(jax.vmap(fit_reward))
+    keys = [jax.random.split(jax.random.split(root_key(m.seed), 3)[0], 3) for m in member_cfgs]
+    sft_keys, label_keys, rm_keys = (shard_members(stack([k[i] for k in keys])) for i in range(3))
     hyper = shard_members({k: jnp.array([getattr(m, k) for m in member_cfgs], jnp.float32) for k in PREPARE_HYPER})
     trained_sft, pretrain, prepared = jax.block_until_ready(jit_members(jax.vmap(
         sft_stage, in_axes=(0, None, 0)))(sft_keys, replicate(expert_params), hyper))
-    if not cfg.sft:
-        sft_params = trained_sft
-    sft_params = shard_members(sft_params)
-    rm_params, rm_scale, rm_figures = jax.block_until_ready(jit_members(jax.vmap(reward_stage))(
-        rm_keys, sft_params, hyper))
-    prepared = {**prepared, **rm_figures}
+    sft_params = shard_members(sft_params if cfg.sft else trained_sft)
+    if cfg.pretrain_data:
+        pretrain = shard_members(pretrain_data(cfg, M))
+    labels, held, label_figures = label_stage(label_keys, sft_params, shard_members(empty_labels(cfg, spec, M)), hyper)
+    state = {"sft": sft_params, "labels": labels, "held": held, "figures": label_figures}
+    per_iteration = cfg.steps // cfg.iterations
+    chunk = chunk_length(per_iteration, max(1, cfg.num_chunks // cfg.iterations))
+    if dpo:
+        score = dpo_rewards(spec, actor)
+        dpo_init, dpo_chunk = make_ranking_fit(score, cfg.rm_batch)
+        state["dpo"] = jit_members(jax.vmap(dpo_init))(sft_params, rm_keys, hyper["lr"])
+        implicit = jit_members(jax.vmap(lambda p, s, h, b: held_figures(score(p, *h[:3], s, b), h)))
+        kl_probe = make_kl_probe(cfg, env, env_params, spec, actor)
+        program = jit_members(jax.vmap(lambda s, data, sft, beta: dpo_chunk(s, data, chunk, sft, beta)))
+
+        def policy(state):
+            return state["dpo"].params
+
+        def step_of(state):
+            return int(jax.device_get(state["dpo"].step)[0])
+    else:
+        init_params, _ = make_reward_model(spec, model)
+        rm_params = jit_members(jax.vmap(init_params))(jax.vmap(lambda k: jax.random.fold_in(k, 1))(rm_keys))
+        state["rm"], state["rm_scale"], rm_figures = fit_reward(rm_keys, rm_params, labels, held, hyper)
+        state["figures"] = {**label_figures, **rm_figures}
+        objective = RLHFObjective(spec, actor, model, cfg.batch_size)
+        _, ppo_init, ppo_chunk = make_ppo(ppo_cfg, env, env_params, spec, objective)
+        ppo_hyper = shard_members({**stack([{**hyper_of(m.ppo()), "kl_coef": jnp.float32(m.kl_coef),
+                                             "kl_target": jnp.float32(m.kl_target),
+                                             "ptx_coef": jnp.float32(m.ptx_coef)} for m in member_cfgs]),
+                                   "sft": sft_params, "pretrain": pretrain})
+        init_keys = shard_members(stack([jax.random.split(root_key(m.seed), 3)[1] for m in member_cfgs]))
+        ppo = jit_members(jax.vmap(ppo_init))(init_keys, ppo_hyper)
+        state["ppo"] = ppo.replace(params={**ppo.params, "actor": sft_params})
+        program = jit_members(jax.vmap(lambda s, h: ppo_chunk(s, h, chunk)))
+
+        def policy(state):
+            return state["ppo"].params["actor"]
+
+        def step_of(state):
+            return int(jax.device_get(state["ppo"].update)[0])
+    first = jax.device_get(state["figures"])  # of the rankings of π_SFT's responses
     prepare_s = time.perf_counter() - t0
 
-    # stage 3: PPO from π_SFT against r_θ, with the KL penalty and the ptx term
-    objective = RLHFObjective(spec, actor, model, cfg.batch_size)
-    _, ppo_init, ppo_chunk = make_ppo(ppo_cfg, env, env_params, spec, objective)
-    ppo_hyper = stack([{**hyper_of(m.ppo()), "kl_coef": jnp.float32(m.kl_coef),
-                        "ptx_coef": jnp.float32(m.ptx_coef)} for m in member_cfgs])
-    ppo_hyper = shard_members({**ppo_hyper, "sft": sft_params, "rm": rm_params, "rm_scale": rm_scale,
-                               "pretrain": pretrain})
-    init_keys = shard_members(stack([jax.random.split(root_key(m.seed), 3)[1] for m in member_cfgs]))
-    state = jit_members(jax.vmap(ppo_init))(init_keys, ppo_hyper)
-    state = {"ppo": state.replace(params={**state.params, "actor": sft_params}), "sft": sft_params}
+    # stage 3: PPO from π_SFT against r_θ with the KL penalty and the ptx term, or DPO
     state, start = run.continue_from_checkpoint(state)
-    chunk = chunk_length(ppo_cfg.num_updates, cfg.num_chunks)
-    t0 = time.perf_counter()
-    compiled = jit_members(jax.vmap(lambda s, h: ppo_chunk(s, h, chunk))).lower(state["ppo"], ppo_hyper).compile()
-    compile_s = time.perf_counter() - t0
     eval_keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
     sft_evals = evaluate(cfg.env, actor, sft_params, eval_keys, cfg.eval_episodes, cfg.eval_policy)
     steps_per_update = ppo_cfg.num_envs * ppo_cfg.num_steps
+    compiled, compile_s = None, 0.0
+
+    def relabel(state, step):
+        """--iterations: rank the current policy's responses, refit r_θ to every ranking so far."""
+        i = step // per_iteration
+        labels, held, figures = label_stage(jax.vmap(jax.random.fold_in, in_axes=(0, None))(label_keys, i),
+                                            policy(state), state["labels"], hyper)
+        state = {**state, "labels": labels, "held": held}
+        if not dpo:
+            rm, scale, rm_figures = fit_reward(jax.vmap(jax.random.fold_in, in_axes=(0, None))(rm_keys, i),
+                                               state["rm"], labels, held, hyper)
+            state.update(rm=rm, rm_scale=scale)
+            figures = {**figures, **rm_figures}
+        return {**state, "figures": figures}
 
     def train(state):
+        nonlocal compiled, compile_s
+        step = step_of(state)
+        if step and step % per_iteration == 0:
+            state = jax.block_until_ready(relabel(state, step))
+        if dpo:
+            args = (state["dpo"], state["labels"], state["sft"], hyper["kl_coef"])
+        else:
+            args = (state["ppo"], {**ppo_hyper, "rm": state["rm"], "rm_scale": state["rm_scale"]})
+        if compiled is None:
+            t0 = time.perf_counter()
+            compiled = program.lower(*args).compile()
+            compile_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        ppo, metrics = jax.block_until_ready(compiled(state["ppo"], ppo_hyper))
-        return {**state, "ppo": ppo}, (metrics, time.perf_counter() - t0)
+        out, metrics = jax.block_until_ready(compiled(*args))
+        return {**state, "dpo" if dpo else "ppo": out}, (metrics, time.perf_counter() - t0)
 
-    def summarize(update, out, state):
+    def summarize(step, out, state):
         metrics, train_s = out
-        evals = evaluate(cfg.env, actor, state["ppo"].params["actor"], eval_keys, cfg.eval_episodes, cfg.eval_policy)
+        evals = evaluate(cfg.env, actor, policy(state), eval_keys, cfg.eval_episodes, cfg.eval_policy)
+        figures = jax.device_get(state["figures"])
+        if dpo:
+            figures = {**figures, **jax.device_get(implicit(policy(state), state["sft"], state["held"],
+                                                            hyper["kl_coef"]))}
+            kl = np.asarray(kl_probe(policy(state), state["sft"], jax.vmap(jax.random.fold_in, in_axes=(0, None))(
+                rm_keys, 1000 + step)))
         rows = []
         for k in range(M):
             m = jax.tree.map(lambda x: np.asarray(x[k]), metrics)
-            rows.append({"gold_return": evals[k]["return_mean"], "return": evals[k]["return_mean"],
-                         "proxy_reward": float(m["proxy_reward"][-1]), "kl": float(m["kl"][-1]),
-                         "sqrt_kl": float(np.sqrt(max(m["kl"][-1], 0.0))),
-                         "ptx_log_likelihood": float(m["ptx_log_likelihood"][-1]),
-                         "entropy": float(m["entropy"][-1]), "loss": float(np.mean(m["loss"])),
-                         "env_steps": update * steps_per_update,
-                         "steps_per_s": M * chunk * steps_per_update / train_s})
+            row = {"gold_return": evals[k]["return_mean"], "return": evals[k]["return_mean"],
+                   "ranking_accuracy": float(figures["gold_pair_accuracy"][k])}
+            if dpo:
+                row.update(kl=float(kl[k]), sqrt_kl=float(np.sqrt(max(kl[k], 0.0))), loss=float(np.mean(m)),
+                           steps_per_s=M * chunk / train_s)
+            else:
+                row.update(proxy_reward=float(m["proxy_reward"][-1]), kl=float(m["kl"][-1]),
+                           sqrt_kl=float(np.sqrt(max(m["kl"][-1], 0.0))), kl_coef=float(m["kl_coef"][-1]),
+                           ptx_log_likelihood=float(m["ptx_log_likelihood"][-1]),
+                           entropy=float(m["entropy"][-1]), loss=float(np.mean(m["loss"])),
+                           env_steps=step * steps_per_update, steps_per_s=M * chunk * steps_per_update / train_s)
+            rows.append(row)
         return rows
 
-    with ui.progress(ppo_cfg.num_updates, "update") as progress:
-        state, _ = run_chunks(state, train, total=ppo_cfg.num_updates, chunk=chunk, start=start, run=run,
+    with ui.progress(cfg.steps, "DPO step" if dpo else "update") as progress:
+        state, _ = run_chunks(state, train, total=cfg.steps, chunk=chunk, start=start, run=run,
                               progress=progress, summarize=summarize, members=run.members)
     run.wait()
 
-    evals = evaluate(cfg.env, actor, state["ppo"].params["actor"], eval_keys, cfg.eval_episodes, cfg.eval_policy)
-    prepared = jax.device_get(prepared)
+    evals = evaluate(cfg.env, actor, policy(state), eval_keys, cfg.eval_episodes, cfg.eval_policy)
+    prepared, last = jax.device_get(prepared), jax.device_get(state["figures"])
+    if dpo:  # the implicit reward of the final policy on the held-out rankings
+        last = {**last, **jax.device_get(implicit(policy(state), state["sft"], state["held"], hyper["kl_coef"]))}
+        first = {**last, "response_gold": first["response_gold"]}
     blocks = []
     for k, m in enumerate(member_cfgs):
         rows = run.metrics(member=k)
         prep = {name: float(v[k]) for name, v in prepared.items()}
+        ranked = lambda figures: {name: float(figures[name][k]) for name in (
+            "ranking_accuracy", "gold_pair_accuracy", "decided_pairs", "response_gold")}
+        rl = {"method": cfg.method, "kl": rows[-1]["kl"], "kl_coef": m.kl_coef, "steps": cfg.steps,
+              "iterations": cfg.iterations, "compile_s": compile_s, "prepare_s": prepare_s,
+              "steps_per_s": throughput([{"samples_per_s": r["steps_per_s"]} for r in rows])}
+        if not dpo:
+            rl.update(proxy_reward=rows[-1]["proxy_reward"], ptx_log_likelihood=rows[-1]["ptx_log_likelihood"],
+                      final_kl_coef=rows[-1]["kl_coef"], kl_target=m.kl_target, ptx_coef=m.ptx_coef,
+                      pretrain_data=cfg.pretrain_data, updates=ppo_cfg.num_updates,
+                      env_steps=ppo_cfg.num_updates * steps_per_update)
         blocks.append({
             "eval": evals[k],
             "sft": {"eval": sft_evals[k], "run": cfg.sft, "demo_noise": m.demo_noise,
                     "demo_episodes": None if cfg.sft else cfg.demo_episodes,
                     "demo_transitions": None if cfg.sft else int(prep["demo_transitions"]),
                     "demo_return": None if cfg.sft else prep["demo_return"]},
-            "reward_model": {"ranking_accuracy": prep["ranking_accuracy"],
-                             "gold_pair_accuracy": prep["gold_pair_accuracy"],
-                             "decided_pairs": prep["decided_pairs"], "train_loss": prep["rm_train_loss"],
-                             "rankings": cfg.num_prompts, "k": cfg.k,
-                             "labels": cfg.num_prompts * cfg.k * (cfg.k - 1) // 2,
-                             "held_out_prompts": held_out_prompts(cfg),
-                             "sft_response_gold": prep["sft_response_gold"], "segment_length": cfg.segment_length},
-            "rl": {"kl": rows[-1]["kl"], "proxy_reward": rows[-1]["proxy_reward"],
-                   "ptx_log_likelihood": rows[-1]["ptx_log_likelihood"], "kl_coef": m.kl_coef,
-                   "ptx_coef": m.ptx_coef, "updates": ppo_cfg.num_updates,
-                   "env_steps": ppo_cfg.num_updates * steps_per_update, "steps_per_s": throughput(
-                       [{"samples_per_s": r["steps_per_s"]} for r in rows]),
-                   "compile_s": compile_s, "prepare_s": prepare_s},
+            # on π_SFT's responses; "implicit" for DPO: its β log(π/π_SFT) orders the held-out responses
+            "reward_model": {**ranked(first), "model": "implicit" if dpo else "r_θ",
+                             **({} if dpo else {"train_loss": float(first["rm_train_loss"][k])}),
+                             "rankings": cfg.iterations * cfg.num_prompts, "k": cfg.k,
+                             "labels": cfg.iterations * cfg.num_prompts * cfg.k * (cfg.k - 1) // 2,
+                             "held_out_prompts": held_out_prompts(cfg), "segment_length": cfg.segment_length,
+                             **({"last_iteration": ranked(last)} if cfg.iterations > 1 else {})},
+            "rl": rl,
             "gold_gain": evals[k]["return_mean"] - sft_evals[k]["return_mean"],
         })
     summary = run_summary("rlhf", cfg.env, cfg.seed, run, started, blocks, run.members)
@@ -207,3 +312,16 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
     summary["plot"] = str(plot_rlhf(run, [b["sft"]["eval"]["return_mean"] for b in blocks]))
     run.write_summary(summary)
     return summary
+
+
+def make_kl_probe(cfg: RLHFConfig, env, env_params, spec, actor):
+    """kl(params, sft_params, key) per member: the exact KL(π ‖ π_SFT) averaged over the states
+    of K responses of π to each of KL_PROMPTS prompts (π's own states, as PPO's log has it)."""
+    responses = jax.vmap(make_responses(env, env_params, spec, actor, cfg.k, cfg.segment_length), in_axes=(None, 0))
+
+    def kl(params, sft_params, key):
+        resp = responses(params, jax.random.split(key, KL_PROMPTS))
+        per_state = kl_exact(spec.discrete, actor.apply(params, resp.obs), actor.apply(sft_params, resp.obs))
+        return jnp.sum(jnp.where(resp.alive, per_state, 0.0)) / jnp.maximum(resp.alive.sum(), 1)
+
+    return jit_members(jax.vmap(kl))
