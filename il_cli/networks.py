@@ -21,10 +21,24 @@ def _flatten(obs, obs_ndim: int):
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
 
 
+def orthogonal(scale: float):
+    """flax's orthogonal initializer, with each matrix's QR factorization run on its own when
+    vmapped over members (a loop, not one batched LAPACK call): jaxlib 0.10's batched CPU QR
+    splits its batch over the intra-op thread pool and waits inside it, and two of them running
+    at once (an actor's and a critic's initialisation) deadlocked the process. The values are
+    the same, bit for bit."""
+    base = nn.initializers.orthogonal(scale)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.custom_batching.sequential_vmap(lambda k: base(k, shape, dtype))(key)
+
+    return init
+
+
 def _torso(x, hidden, activation):
     """Dense layers with orthogonal(√2) initialisation; called inside a compact module."""
     for width in hidden:
-        x = ACTIVATIONS[activation](nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+        x = ACTIVATIONS[activation](nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(x))
     return x
 
 
@@ -40,7 +54,7 @@ class Actor(nn.Module):
     @nn.compact
     def __call__(self, obs):
         x = _torso(_flatten(obs, self.obs_ndim), self.hidden, self.activation)
-        head = nn.Dense(self.action_dim, kernel_init=nn.initializers.orthogonal(0.01))(x)
+        head = nn.Dense(self.action_dim, kernel_init=orthogonal(0.01))(x)
         if self.discrete:
             return head
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
@@ -57,7 +71,7 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, obs):
         x = _torso(_flatten(obs, self.obs_ndim), self.hidden, self.activation)
-        return nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(x)[..., 0]
+        return nn.Dense(1, kernel_init=orthogonal(1.0))(x)[..., 0]
 
 
 def make_actor(spec: EnvSpec, hidden: Sequence[int], activation: str = "tanh") -> Actor:

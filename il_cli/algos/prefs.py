@@ -50,7 +50,7 @@ class QNetwork(nn.Module):
     def __call__(self, obs, action):
         x = jnp.concatenate([networks._flatten(obs, self.obs_ndim), action.astype(jnp.float32)], -1)
         x = networks._torso(x, self.hidden, self.activation)
-        return nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(x)[..., 0]
+        return nn.Dense(1, kernel_init=networks.orthogonal(1.0))(x)[..., 0]
 
 
 def candidate_actions(spec: EnvSpec, num: int = NUM_CANDIDATES):

@@ -54,7 +54,7 @@ class RewardModel(nn.Module):
              else action.astype(jnp.float32))
         x = jnp.concatenate([networks._flatten(obs, len(self.spec.obs_shape)), a], -1)
         x = networks._torso(x, self.hidden, "tanh")
-        return nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(x)[..., 0]
+        return nn.Dense(1, kernel_init=networks.orthogonal(1.0))(x)[..., 0]
 
 
 class Responses(NamedTuple):
