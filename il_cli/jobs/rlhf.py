@@ -248,7 +248,7 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
         for k in range(M):
             m = jax.tree.map(lambda x: np.asarray(x[k]), metrics)
             row = {"gold_return": evals[k]["return_mean"], "return": evals[k]["return_mean"],
-                   "ranking_accuracy": float(figures["gold_pair_accuracy"][k])}
+                   "ranking_accuracy": pair_accuracy(figures, k)}
             if dpo:
                 row.update(kl=float(kl[k]), sqrt_kl=float(np.sqrt(max(kl[k], 0.0))), loss=float(np.mean(m)),
                            steps_per_s=M * chunk / train_s)
@@ -275,8 +275,8 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
     for k, m in enumerate(member_cfgs):
         rows = run.metrics(member=k)
         prep = {name: float(v[k]) for name, v in prepared.items()}
-        ranked = lambda figures: {name: float(figures[name][k]) for name in (
-            "ranking_accuracy", "gold_pair_accuracy", "decided_pairs", "response_gold")}
+        ranked = lambda figures: {**{name: float(figures[name][k]) for name in (
+            "ranking_accuracy", "decided_pairs", "response_gold")}, "gold_pair_accuracy": pair_accuracy(figures, k)}
         rl = {"method": cfg.method, "kl": rows[-1]["kl"], "kl_coef": m.kl_coef, "steps": cfg.steps,
               "iterations": cfg.iterations, "compile_s": compile_s, "prepare_s": prepare_s,
               "steps_per_s": throughput([{"samples_per_s": r["steps_per_s"]} for r in rows])}
@@ -312,6 +312,11 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
     summary["plot"] = str(plot_rlhf(run, [b["sft"]["eval"]["return_mean"] for b in blocks]))
     run.write_summary(summary)
     return summary
+
+
+def pair_accuracy(figures, k: int) -> float | None:
+    """Member k's held-out accuracy on the pairs the true returns order; None if they order none."""
+    return float(figures["gold_pair_accuracy"][k]) if figures["decided_pairs"][k] > 0 else None
 
 
 def make_kl_probe(cfg: RLHFConfig, env, env_params, spec, actor):
