@@ -18,27 +18,31 @@ ENV_IDS = (
     "Pong-misc", "FrozenLake-misc",
 )
 
+# This package's own environments (il_cli.rail), built without gymnax's registry.
+OWN_ENV_IDS = ("Rail-v0",)
+ALL_ENV_IDS = ENV_IDS + OWN_ENV_IDS
+
 # Environments with continuous (Box) actions; every other id has discrete actions. Static,
 # like ENV_IDS, so options that depend on it are checked before gymnax is imported.
 CONTINUOUS_ENV_IDS = ("Pendulum-v1", "MountainCarContinuous-v0", "PointRobot-misc",
                       "Reacher-misc", "Swimmer-misc")
 
 # Short names: the part before the first '-' ("CartPole", "Breakout", "Catch"), lower-case too.
-ALIASES = {env_id.split("-")[0].lower(): env_id for env_id in ENV_IDS}
+ALIASES = {env_id.split("-")[0].lower(): env_id for env_id in ALL_ENV_IDS}
 ALIASES["mountaincarcontinuous"] = "MountainCarContinuous-v0"
 
 
 def resolve_env_id(name: str) -> str:
-    """The gymnax id for `name` (an id or a short alias, any case); UserError otherwise."""
-    if name in ENV_IDS:
+    """The environment id for `name` (an id or a short alias, any case); UserError otherwise."""
+    if name in ALL_ENV_IDS:
         return name
-    by_lower = {env_id.lower(): env_id for env_id in ENV_IDS}
+    by_lower = {env_id.lower(): env_id for env_id in ALL_ENV_IDS}
     key = name.lower()
     if key in by_lower:
         return by_lower[key]
     if key in ALIASES:
         return ALIASES[key]
-    choices = list(ENV_IDS) + sorted({a.split("-")[0] for a in ENV_IDS})
+    choices = list(ALL_ENV_IDS) + sorted({a.split("-")[0] for a in ALL_ENV_IDS})
     raise UserError(f"unknown environment '{name}'{suggest(name, choices)}; `il envs` lists them all")
 
 
@@ -63,15 +67,22 @@ class EnvSpec:
 
 
 def make_env(env_id: str):
-    """(env, env_params, EnvSpec) for a gymnax id."""
+    """(env, env_params, EnvSpec) for an id of ENV_IDS (gymnax) or OWN_ENV_IDS; the spec's
+    `max_steps` is the default params' time limit."""
     import numpy as np
     import gymnax
     from gymnax.environments import spaces
 
-    try:
-        env, params = gymnax.make(env_id)
-    except Exception as exc:  # MNISTBandit downloads MNIST on construction
-        raise UserError(f"environment '{env_id}' cannot be built here: {exc}") from None
+    if env_id == "Rail-v0":
+        from il_cli.rail import Rail
+
+        env = Rail()
+        params = env.default_params
+    else:
+        try:
+            env, params = gymnax.make(env_id)
+        except Exception as exc:  # MNISTBandit downloads MNIST on construction
+            raise UserError(f"environment '{env_id}' cannot be built here: {exc}") from None
     action_space = env.action_space(params)
     obs_shape = tuple(env.observation_space(params).shape)
     max_steps = int(params.max_steps_in_episode)

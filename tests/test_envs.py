@@ -1,18 +1,20 @@
 import gymnax
 import pytest
 
-from il_cli.envs import CONTINUOUS_ENV_IDS, ENV_IDS, make_env, resolve_env_id
+from il_cli.envs import ALL_ENV_IDS, CONTINUOUS_ENV_IDS, ENV_IDS, OWN_ENV_IDS, make_env, resolve_env_id
 from il_cli.errors import UserError
 
 
 def test_env_ids_match_gymnax_registry():
     assert list(ENV_IDS) == list(gymnax.registered_envs)
+    assert not set(OWN_ENV_IDS) & set(gymnax.registered_envs) and ALL_ENV_IDS == ENV_IDS + OWN_ENV_IDS
 
 
 @pytest.mark.parametrize("name,env_id", [
     ("CartPole", "CartPole-v1"), ("cartpole", "CartPole-v1"), ("CartPole-v1", "CartPole-v1"),
     ("Pendulum", "Pendulum-v1"), ("Breakout", "Breakout-MinAtar"), ("acrobot-v1", "Acrobot-v1"),
     ("MountainCarContinuous", "MountainCarContinuous-v0"), ("MountainCar", "MountainCar-v0"),
+    ("Rail", "Rail-v0"), ("rail", "Rail-v0"), ("Rail-v0", "Rail-v0"),
 ])
 def test_aliases(name, env_id):
     assert resolve_env_id(name) == env_id
@@ -23,7 +25,7 @@ def test_unknown_env_suggests_close_match():
         resolve_env_id("CartPol")
 
 
-@pytest.mark.parametrize("env_id", [e for e in ENV_IDS if e != "MNISTBandit-bsuite"])
+@pytest.mark.parametrize("env_id", [e for e in ALL_ENV_IDS if e != "MNISTBandit-bsuite"])
 def test_every_env_builds_with_a_spec(env_id):
     _, _, spec = make_env(env_id)
     assert spec.action_dim >= 1 and spec.max_steps >= 1

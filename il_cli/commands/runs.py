@@ -88,14 +88,16 @@ def compare_runs(ui: UI, paths: tuple[Path, Path], json: bool):
 
 
 def envs():
-    """List the environments (gymnax ids) and their short aliases."""
-    from il_cli.envs import ALIASES, ENV_IDS
+    """List the environments (gymnax's and this package's own) and their short aliases."""
+    from il_cli.envs import ALIASES, ALL_ENV_IDS, OWN_ENV_IDS
 
     short = {v: k for k, v in ALIASES.items()}
     ui = UI()
     table = Table(title="environments")
     table.add_column("id")
     table.add_column("alias")
-    for env_id in ENV_IDS:
-        table.add_row(env_id, env_id.split("-")[0] if short.get(env_id) else "")
+    table.add_column("from")
+    for env_id in ALL_ENV_IDS:
+        table.add_row(env_id, env_id.split("-")[0] if short.get(env_id) else "",
+                      "il" if env_id in OWN_ENV_IDS else "gymnax")
     ui.print(table)

@@ -5,9 +5,10 @@ import shutil
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from il_cli import config as config_lib
+from il_cli import PROCESS_START, config as config_lib
 from il_cli.algos.ppo import hyper_of, make_ppo
 from il_cli.config import PPOConfig, member_configs
 from il_cli.envs import make_env
@@ -15,13 +16,20 @@ from il_cli.jobs.common import eval_key, evaluate, root_key, run_summary, stack
 from il_cli.loop import chunk_length, device_description, jit_members, run_chunks, shard_members
 from il_cli.paths import cache_dir
 from il_cli.plots import write_curves
+from il_cli.rail import expert_params
 from il_cli.runs import Run, open_expert
 from il_cli.sweep import members
 from il_cli.ui import UI
 
+RAIL = "Rail-v0"  # its expert is exact (il_cli.rail), not trained
+
+
 def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
     """Train PPO per `cfg` in `run` (every member in one vmapped program), continuing from its
-    last checkpoint if it has one; the summary."""
+    last checkpoint if it has one; the summary. Rail's expert is written down instead
+    (`exact_expert`)."""
+    if cfg.env == RAIL:
+        return exact_expert(cfg, run)
     started = time.time()
     env, env_params, spec = make_env(cfg.env)
     actor, init, train_chunk = make_ppo(cfg, env, env_params, spec)
@@ -69,6 +77,37 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
     return summary
 
 
+def exact_expert(cfg: PPOConfig, run: Run) -> dict:
+    """Rail's expert without PPO: the state `train_expert` saves, at update 0, holding the exact
+    actor of il_cli.rail.expert_params (its mode action is a* in every cell) and a zero critic;
+    evaluated, logged and summarised like a trained expert."""
+    started = time.time()
+    env, env_params, spec = make_env(cfg.env)
+    actor, init, _ = make_ppo(cfg, env, env_params, spec)
+    member_cfgs = member_configs(cfg)
+    hyper = shard_members(stack([hyper_of(m) for m in member_cfgs]))
+    keys = shard_members(stack([root_key(m.seed) for m in member_cfgs]))
+    eval_keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
+    state = jit_members(jax.vmap(init))(keys, hyper)
+    actor_params = shard_members(stack([expert_params(env, cfg.hidden)] * len(member_cfgs)))
+    state = state.replace(params={"actor": actor_params,
+                                  "critic": jax.tree.map(jnp.zeros_like, state.params["critic"])})
+    returns = evaluate(cfg.env, actor, actor_params, eval_keys, cfg.eval_episodes, cfg.eval_policy)
+    run.truncate_metrics(-1)  # rows of an interrupted attempt
+    for member, ret in zip(run.members, returns):
+        run.log({"step": 0, "member": member["member"], "seed": member["seed"], **member["hyper"],
+                 "timesteps": 0, "return": ret["return_mean"],
+                 "elapsed_s": round(time.time() - PROCESS_START, 3)})
+    if run.latest_step() is None:
+        run.save(0, state)
+    run.wait()
+    blocks = [{"eval": ret, "expert": {"timesteps": 0, "updates": 0, "exact": True}} for ret in returns]
+    summary = run_summary("expert", cfg.env, cfg.seed, run, started, blocks, run.members)
+    summary["curves"] = str(write_curves(run))
+    run.write_summary(summary)
+    return summary
+
+
 def default_expert_config(env_id: str) -> PPOConfig:
     """The shipped recipe for this environment (recipes/<short name>.toml), else defaults."""
     short = env_id.split("-")[0].lower()
@@ -106,8 +145,9 @@ def get_expert(env_id: str, expert: str | None, ui: UI) -> Run:
 
 def _train_cached_expert(env_id: str, cached, ui: UI) -> Run:
     cfg = default_expert_config(env_id)
-    ui.print(f"no cached expert for {env_id}: training one with PPO "
-             f"({cfg.total_timesteps} steps) into {cached}")
+    how = ("writing its exact policy" if env_id == RAIL
+           else f"training one with PPO ({cfg.total_timesteps} steps)")
+    ui.print(f"no cached expert for {env_id}: {how} into {cached}")
     tmp = cached.with_name(f".{env_id}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     run = Run.create(tmp.parent, "expert", env_id, None, config_lib.to_json(cfg),

@@ -1,0 +1,137 @@
+"""Rail-v0: a worst case for behavioral cloning (Theorem 24.1), and its exact expert.
+
+One mistake off the expert's path costs the rest of the episode unless the learner knows
+the way back, so BC's return gap grows like H²ε while DAgger's grows like Hε.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from gymnax.environments import environment, spaces
+
+from il_cli.errors import UserError
+
+SEED = 0x5A11  # fixes the correct action of every cell, the same for every instance
+
+
+def correct_action(x, d):
+    """a*(x, d) ∈ {0, 1}: one bit of a 32-bit integer hash (lowbias32) of the cell and SEED.
+    `x` and `d` are integer arrays, numpy or jax (traced too): both give the same bits."""
+
+    def mix(h):
+        h = h ^ (h >> 16)
+        h = h * np.uint32(0x7FEB352D)
+        h = h ^ (h >> 15)
+        h = h * np.uint32(0x846CA68B)
+        return h ^ (h >> 16)
+
+    h = mix(mix(x.astype(np.uint32) ^ np.uint32(SEED)) + d.astype(np.uint32))
+    return (h >> 31).astype(np.int32)
+
+
+@struct.dataclass
+class EnvState(environment.EnvState):
+    x: jax.Array  # position along the rail, 0 … N−1
+    d: jax.Array  # depth off the rail, 0 (on it) … D (lost)
+    time: int
+
+
+@struct.dataclass
+class EnvParams(environment.EnvParams):
+    max_steps_in_episode: int = 200  # H; may be replaced, and traced (vmapped over)
+
+
+class Rail(environment.Environment[EnvState, EnvParams]):
+    """A rail of N positions with D levels of depth off it; cells (x, d), start (0, 0).
+
+    Two actions; each cell has one correct action a*(x, d) (`correct_action`, a fixed
+    pseudo-random bit). On the rail (d = 0) the correct action advances x by 1 or 2 (each
+    with probability ½; x is clipped at N − 1) with reward 1, the wrong one moves to (x, 1)
+    with reward 0. Off the rail (0 < d < D) the correct action moves back to d − 1, the
+    wrong one to d + 1, reward 0. At d = D (lost) every action stays, reward 0. Nothing
+    terminates: episodes are truncated at `max_steps_in_episode` = H, so the expert (always
+    correct, always on the rail) returns exactly H. The observation is the one-hot vector of
+    the cell, index d·N + x, of length N(D + 1): a network learns only cells it was trained
+    on, and the expert never shows the cells off the rail.
+    """
+
+    def __init__(self, num_positions: int = 1024, depth: int = 3):
+        super().__init__()
+        self.num_positions = num_positions  # N: 1024 > 2·500, the end is never reached for H ≤ 500
+        self.depth = depth  # D
+        self.obs_shape = (num_positions * (depth + 1),)
+
+    @property
+    def default_params(self) -> EnvParams:
+        return EnvParams()
+
+    def step_env(self, key: jax.Array, state: EnvState, action, params: EnvParams
+                 ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, dict[Any, Any]]:
+        correct = jnp.asarray(action).astype(jnp.int32) == correct_action(state.x, state.d)
+        on_rail, lost = state.d == 0, state.d == self.depth
+        advance = 1 + jax.random.bernoulli(key).astype(jnp.int32)
+        x = jnp.where(on_rail & correct, jnp.minimum(state.x + advance, self.num_positions - 1), state.x)
+        d = jnp.where(lost | (on_rail & correct), state.d, jnp.where(correct, state.d - 1, state.d + 1))
+        reward = (on_rail & correct).astype(jnp.float32)
+        state = EnvState(x=x, d=d, time=state.time + 1)
+        return (self.get_obs(state), state, reward, self.is_terminated(state, params),
+                {"discount": self.discount(state, params)})
+
+    def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+        state = EnvState(x=jnp.int32(0), d=jnp.int32(0), time=0)
+        return self.get_obs(state), state
+
+    def get_obs(self, state: EnvState, params=None, key=None) -> jax.Array:
+        return jax.nn.one_hot(state.d * self.num_positions + state.x, self.obs_shape[0], dtype=jnp.float32)
+
+    def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """Never: the time limit (gymnax's `is_truncated`) is the only end of an episode."""
+        return jnp.array(False)
+
+    @property
+    def name(self) -> str:
+        return "Rail-v0"
+
+    @property
+    def num_actions(self) -> int:
+        return 2
+
+    def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(2)
+
+    def observation_space(self, params: EnvParams) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, self.obs_shape, jnp.float32)
+
+    def state_space(self, params: EnvParams) -> spaces.Dict:
+        return spaces.Dict({"x": spaces.Discrete(self.num_positions), "d": spaces.Discrete(self.depth + 1),
+                            "time": spaces.Discrete(params.max_steps_in_episode)})
+
+    def correct_actions(self) -> np.ndarray:
+        """a* of every cell, in observation-index order (d·N + x)."""
+        d, x = np.divmod(np.arange(self.obs_shape[0]), self.num_positions)
+        return correct_action(x, d)
+
+
+def expert_params(env: Rail, hidden) -> dict:
+    """Parameters of `networks.Actor(2, True, 1, hidden)` whose mode action is a* in every cell.
+
+    Hidden unit a of every layer fires iff a* = a: the first layer maps each cell's one-hot
+    to unit a*(cell) with weight 3, each further layer copies units 0 and 1 with weight 3,
+    and the head gives logits ±10·(h_a − h_{1−a}), about ±10 with tanh (P[wrong] ≈ 2·10⁻⁹),
+    ±90 with relu. Every other weight and every bias is zero.
+    """
+    if min(hidden, default=0) < 2:
+        raise UserError(f"Rail's exact expert needs hidden layers at least 2 wide, got {tuple(hidden)}")
+    code = np.eye(2, dtype=np.float32)[env.correct_actions()]  # [cells, 2]: unit a ← cells with a* = a
+    layers = []
+    for width in hidden:
+        kernel = np.zeros((len(code), width), np.float32)
+        kernel[:, :2] = 3 * code
+        layers.append(kernel)
+        code = np.eye(width, 2, dtype=np.float32)  # units 0 and 1 carry the code on
+    layers.append(10 * code @ np.array([[1, -1], [-1, 1]], np.float32))
+    return {"params": {f"Dense_{i}": {"kernel": jnp.asarray(k), "bias": jnp.zeros(k.shape[1], jnp.float32)}
+                       for i, k in enumerate(layers)}}
