@@ -7,6 +7,7 @@ import typer
 
 from il_cli.commands.bc import bc
 from il_cli.commands.collect import collect
+from il_cli.commands.compounding import compounding
 from il_cli.commands.dagger import dagger
 from il_cli.commands.evaluate import eval_
 from il_cli.commands.expert import expert
@@ -17,7 +18,8 @@ from il_cli.commands.runs import envs, runs
 
 app = typer.Typer(
     name="il", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    help="Imitation learning experiments: behavioral cloning, DAgger, learning from preferences and PPO experts as "
+    help="Imitation learning experiments: behavioral cloning, DAgger, compounding error, learning from preferences, "
+         "RLHF and PPO experts as "
          "jit-compiled JAX programs on vectorized gymnax environments.")
 
 
@@ -32,6 +34,7 @@ def _options(
 
 app.command()(bc)
 app.command()(collect)
+app.command()(compounding)
 app.command()(dagger)
 app.command("eval")(eval_)
 app.command()(expert)

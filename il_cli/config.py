@@ -402,6 +402,44 @@ class RLHFConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CompoundingConfig:
+    """Theorem 24.1 measured: BC's and DAgger's return gaps against the horizon H, at equal
+    budgets of expert labels, with ε on the expert's and on the learner's states."""
+
+    env: str = "Rail-v0"
+    seed: int = 0
+    expert: str | None = None
+    horizons: tuple[int, ...] = ()  # () = the environment's default (DEFAULT_HORIZONS)
+    demo_episodes: tuple[int, ...] = (4,)  # --demos: expert episodes for BC; DAgger gets as many expert labels
+    rounds: int = 4  # DAgger rounds, β = 1 in the first and 0 after (Ross et al.'s β_i = I(i = 1))
+    train_steps: int = 1000  # BC's gradient steps; DAgger's after each round
+    batch_size: int = 128
+    lr: float = 3e-3
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    eval_episodes: int = 256
+    eval_policy: str = "mode"
+    seeds: int = 16
+    sweep: tuple = ()
+
+    def __post_init__(self):
+        _activation(self)
+        _eval_policy(self)
+        _members(self, "compounding")
+        _positive(self, "rounds", "train_steps", "batch_size", "lr", "eval_episodes")
+        if not self.horizons:
+            object.__setattr__(self, "horizons", DEFAULT_HORIZONS.get(self.env, DEFAULT_HORIZONS[None]))
+        if len(self.horizons) < 2 or min(self.horizons) < self.rounds:
+            raise UserError(f"--horizons needs at least two horizons of at least --rounds ({self.rounds}) "
+                            f"steps to fit a slope, got {','.join(map(str, self.horizons))}")
+        if not self.demo_episodes or min(self.demo_episodes) <= 0:
+            raise UserError(f"--demos must be positive numbers of episodes, got {','.join(map(str, self.demo_episodes))}")
+
+
+DEFAULT_HORIZONS = {"Rail-v0": (16, 32, 64, 128, 256), None: (50, 100, 200, 300, 500)}
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvalConfig:
     """Evaluation of a run's saved policy."""
 
@@ -515,4 +553,4 @@ def parse_ints(text: str | None, what: str) -> tuple[int, ...] | None:
 
 
 COMMANDS = {"expert": PPOConfig, "collect": CollectConfig, "bc": BCConfig, "dagger": DAggerConfig,
-            "prefs": PrefsConfig, "rlhf": RLHFConfig}
+            "prefs": PrefsConfig, "rlhf": RLHFConfig, "compounding": CompoundingConfig}

@@ -113,8 +113,8 @@ def plot_rlhf(run: Run, sft_gold: list[float]) -> Path:
             rows = run.metrics(member=k)
             d += [0.0] + [r["sqrt_kl"] for r in rows]
             gain += [0.0] + [r["gold_return"] - sft_gold[k] for r in rows]
-            proxy_d += [r["sqrt_kl"] for r in rows]
-            proxy += [r[proxy_key] for r in rows]
+            proxy_d += [r["sqrt_kl"] for r in rows if r[proxy_key] is not None]
+            proxy += [r[proxy_key] for r in rows if r[proxy_key] is not None]
         color = ax_gold.scatter(d, gain, s=12, label=label).get_facecolor()[0]
         ax_proxy.scatter(proxy_d, proxy, s=12, color=color, label=label)
         all_d += d
@@ -135,6 +135,44 @@ def plot_rlhf(run: Run, sft_gold: list[float]) -> Path:
         ax.legend(fontsize=7)
     fig.tight_layout()
     path = run.path / "rlhf.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_compounding(path: Path, env_id: str, table: list[dict], slopes: list[dict]) -> Path:
+    """compounding.png: the return gap against H on log-log axes, BC and DAgger, with each one's
+    H²ε (dashed) and Hε (dotted) from its measured ε, and the fitted slopes; a panel per
+    number of demonstrations (and sweep cell)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(r["cell"], r["demos"]) for r in table})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), dpi=120, squeeze=False)
+    for ax, (cell, demos) in zip(axes[0], panels):
+        for algo, color in (("bc", "tab:red"), ("dagger", "tab:blue")):
+            rows = [r for r in table if r["algo"] == algo and r["cell"] == cell and r["demos"] == demos]
+            h = np.array([r["horizon"] for r in rows], float)
+            gap, se = np.array([r["gap"] for r in rows]), np.array([r["gap_se"] for r in rows])
+            eps = np.array([r["eps_expert_states"] for r in rows])
+            slope = next(s["slope"] for s in slopes if s["algo"] == algo and s["cell"] == cell and s["demos"] == demos)
+            label = f"{'BC' if algo == 'bc' else 'DAgger'} gap" + (f", slope {slope:.2f}" if slope is not None else "")
+            keep = gap > 0  # a log axis shows positive gaps only
+            ax.errorbar(h[keep], gap[keep], yerr=se[keep], fmt="o-", color=color, capsize=3, label=label)
+            ax.plot(h, h**2 * eps, "--", color=color, alpha=0.6, label=f"H²ε ({algo})")
+            ax.plot(h, h * eps, ":", color=color, alpha=0.6, label=f"Hε ({algo})")
+        hyper = next(r["hyper"] for r in table if r["cell"] == cell)
+        extra = "".join(f", {k}={v:g}" for k, v in hyper.items())
+        ax.set_title(f"{env_id}: {demos} demonstrations{extra}", fontsize=9)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("horizon H")
+        ax.set_ylabel("return gap J(π*) − J(π̂)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path

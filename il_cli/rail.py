@@ -18,8 +18,9 @@ SEED = 0x5A11  # fixes the correct action of every cell, the same for every inst
 
 
 def correct_action(x, d):
-    """a*(x, d) ∈ {0, 1}: one bit of a 32-bit integer hash (lowbias32) of the cell and SEED.
-    `x` and `d` are integer arrays, numpy or jax (traced too): both give the same bits."""
+    """a*(x, d) ∈ {0, 1}: on the rail (d = 0) the top bit of a 32-bit integer hash (lowbias32)
+    of x and SEED, a fixed pseudo-random bit; off it, 0 (step back). `x` and `d` are integer
+    arrays, numpy or jax (traced too): both give the same bits."""
 
     def mix(h):
         h = h ^ (h >> 16)
@@ -28,8 +29,8 @@ def correct_action(x, d):
         h = h * np.uint32(0x846CA68B)
         return h ^ (h >> 16)
 
-    h = mix(mix(x.astype(np.uint32) ^ np.uint32(SEED)) + d.astype(np.uint32))
-    return (h >> 31).astype(np.int32)
+    on_rail = (mix(mix(x.astype(np.uint32) ^ np.uint32(SEED))) >> 31).astype(np.int32)
+    return on_rail * (d == 0)
 
 
 @struct.dataclass
@@ -47,22 +48,29 @@ class EnvParams(environment.EnvParams):
 class Rail(environment.Environment[EnvState, EnvParams]):
     """A rail of N positions with D levels of depth off it; cells (x, d), start (0, 0).
 
-    Two actions; each cell has one correct action a*(x, d) (`correct_action`, a fixed
-    pseudo-random bit). On the rail (d = 0) the correct action advances x by 1 or 2 (each
-    with probability ½; x is clipped at N − 1) with reward 1, the wrong one moves to (x, 1)
-    with reward 0. Off the rail (0 < d < D) the correct action moves back to d − 1, the
-    wrong one to d + 1, reward 0. At d = D (lost) every action stays, reward 0. Nothing
+    Two actions. On the rail (d = 0) each position has one correct action a*(x, 0), a fixed
+    pseudo-random bit (`correct_action`): it advances x by 1 or 2 (each with probability ½;
+    x is clipped at N − 1) with reward 1; the wrong one moves to (x, 1) with reward 0. Off
+    the rail (0 < d < D) the correct action is always 0, "step back", to (x + 1, d − 1) (so a
+    learner rejoins the rail past the position it got wrong); the other goes to d + 1;
+    reward 0. At d = D (lost) every action stays, reward 0. Nothing
     terminates: episodes are truncated at `max_steps_in_episode` = H, so the expert (always
-    correct, always on the rail) returns exactly H. The observation is the one-hot vector of
-    the cell, index d·N + x, of length N(D + 1): a network learns only cells it was trained
-    on, and the expert never shows the cells off the rail.
+    correct, always on the rail) returns exactly H.
+
+    The observation is [one-hot of x (N), one-hot of d (D + 1)]. On the rail a network
+    knows a* only at the positions it was trained on (a coin flip elsewhere: ε comes from the
+    positions the demonstrations missed). Off the rail the right action is the same at every
+    x, so a learner shown a few off-rail states (DAgger) steps back from all of them, and a
+    mistake costs it a couple of steps: gap ~ Hε. BC is never shown d > 0; there it acts on
+    features it never trained, and with D = 2 about half its mistakes end lost for the rest
+    of the episode, costing H − t for a mistake at step t: gap ~ H²ε, Theorem 24.1's worst case.
     """
 
-    def __init__(self, num_positions: int = 1024, depth: int = 3):
+    def __init__(self, num_positions: int = 1024, depth: int = 2):
         super().__init__()
         self.num_positions = num_positions  # N: 1024 > 2·500, the end is never reached for H ≤ 500
         self.depth = depth  # D
-        self.obs_shape = (num_positions * (depth + 1),)
+        self.obs_shape = (num_positions + depth + 1,)
 
     @property
     def default_params(self) -> EnvParams:
@@ -73,7 +81,9 @@ class Rail(environment.Environment[EnvState, EnvParams]):
         correct = jnp.asarray(action).astype(jnp.int32) == correct_action(state.x, state.d)
         on_rail, lost = state.d == 0, state.d == self.depth
         advance = 1 + jax.random.bernoulli(key).astype(jnp.int32)
-        x = jnp.where(on_rail & correct, jnp.minimum(state.x + advance, self.num_positions - 1), state.x)
+        step_back = ~on_rail & ~lost & correct  # rejoins the rail one position further on
+        x = jnp.minimum(state.x + jnp.where(on_rail & correct, advance, step_back.astype(jnp.int32)),
+                        self.num_positions - 1)
         d = jnp.where(lost | (on_rail & correct), state.d, jnp.where(correct, state.d - 1, state.d + 1))
         reward = (on_rail & correct).astype(jnp.float32)
         state = EnvState(x=x, d=d, time=state.time + 1)
@@ -85,7 +95,8 @@ class Rail(environment.Environment[EnvState, EnvParams]):
         return self.get_obs(state), state
 
     def get_obs(self, state: EnvState, params=None, key=None) -> jax.Array:
-        return jax.nn.one_hot(state.d * self.num_positions + state.x, self.obs_shape[0], dtype=jnp.float32)
+        return jnp.concatenate([jax.nn.one_hot(state.x, self.num_positions, dtype=jnp.float32),
+                                jax.nn.one_hot(state.d, self.depth + 1, dtype=jnp.float32)])
 
     def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
         """Never: the time limit (gymnax's `is_truncated`) is the only end of an episode."""
@@ -110,28 +121,30 @@ class Rail(environment.Environment[EnvState, EnvParams]):
                             "time": spaces.Discrete(params.max_steps_in_episode)})
 
     def correct_actions(self) -> np.ndarray:
-        """a* of every cell, in observation-index order (d·N + x)."""
-        d, x = np.divmod(np.arange(self.obs_shape[0]), self.num_positions)
-        return correct_action(x, d)
+        """a*(x, 0) of every position x on the rail."""
+        return correct_action(np.arange(self.num_positions), np.zeros(self.num_positions, np.int32))
 
 
 def expert_params(env: Rail, hidden) -> dict:
     """Parameters of `networks.Actor(2, True, 1, hidden)` whose mode action is a* in every cell.
 
-    Hidden unit a of every layer fires iff a* = a: the first layer maps each cell's one-hot
-    to unit a*(cell) with weight 3, each further layer copies units 0 and 1 with weight 3,
-    and the head gives logits ±10·(h_a − h_{1−a}), about ±10 with tanh (P[wrong] ≈ 2·10⁻⁹),
-    ±90 with relu. Every other weight and every bias is zero.
+    Hidden unit a of every layer fires iff a* = a: in the first layer position x's one-hot
+    adds 3 to unit a*(x, 0), and a depth d > 0 adds 6 to unit 0 and −6 to unit 1 (off the
+    rail a* = 0 whatever x); each further layer copies units 0 and 1 with weight 3, and the
+    head gives logits ±10·(h_a − h_{1−a}), about ±10 with tanh (P[wrong] ≈ 2·10⁻⁹), ±90 with
+    relu. Every other weight and every bias is zero.
     """
     if min(hidden, default=0) < 2:
         raise UserError(f"Rail's exact expert needs hidden layers at least 2 wide, got {tuple(hidden)}")
-    code = np.eye(2, dtype=np.float32)[env.correct_actions()]  # [cells, 2]: unit a ← cells with a* = a
+    on_rail = 3 * np.eye(2, dtype=np.float32)[env.correct_actions()]  # [N, 2]
+    off_rail = np.array([[0, 0]] + [[6, -6]] * env.depth, np.float32)  # [D + 1, 2]
+    code = np.concatenate([on_rail, off_rail])
     layers = []
     for width in hidden:
         kernel = np.zeros((len(code), width), np.float32)
-        kernel[:, :2] = 3 * code
+        kernel[:, :2] = code
         layers.append(kernel)
-        code = np.eye(width, 2, dtype=np.float32)  # units 0 and 1 carry the code on
-    layers.append(10 * code @ np.array([[1, -1], [-1, 1]], np.float32))
+        code = 3 * np.eye(width, 2, dtype=np.float32)  # units 0 and 1 carry the code on
+    layers.append(10 / 3 * code @ np.array([[1, -1], [-1, 1]], np.float32))
     return {"params": {f"Dense_{i}": {"kernel": jnp.asarray(k), "bias": jnp.zeros(k.shape[1], jnp.float32)}
                        for i, k in enumerate(layers)}}

@@ -21,6 +21,7 @@ SWEEPABLE = {
     "prefs": ("lr", "temperature", "teacher_beta", "mistake_rate", "teacher_threshold"),
     "rlhf": ("kl_coef", "kl_target", "ptx_coef", "lr", "human_beta", "human_error", "demo_noise", "rm_lr", "sft_lr",
              "clip_eps", "ent_coef", "gamma", "gae_lambda"),
+    "compounding": ("lr",),
     "expert": ("lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
                "reward_scale"),
 }

@@ -25,20 +25,26 @@ def step(state, action, key=0):
 
 
 def expert_act(obs, key, aux):
-    """a* read off the one-hot observation."""
-    return jnp.asarray(A_STAR)[jnp.argmax(obs, axis=-1)], None, aux
+    """a* read off the observation's one-hot x and d."""
+    return correct_action(jnp.argmax(obs[..., :N], axis=-1), jnp.argmax(obs[..., N:], axis=-1)), None, aux
+
+
+def all_cells():
+    """(observations, a*) of every cell (x, d)."""
+    d, x = np.divmod(np.arange(N * (D + 1)), N)
+    return np.concatenate([np.eye(N, dtype=np.float32)[x], np.eye(D + 1, dtype=np.float32)[d]], 1), correct_action(x, d)
 
 
 def test_registered_with_aliases_and_spec():
     assert resolve_env_id("Rail") == resolve_env_id("rail") == resolve_env_id("Rail-v0") == "Rail-v0"
     assert isinstance(ENV, Rail) and ENV.name == "Rail-v0" and ENV.num_actions == 2
-    assert SPEC.obs_shape == (N * (D + 1),) and SPEC.discrete and SPEC.action_dim == 2
-    assert SPEC.max_steps == PARAMS.max_steps_in_episode == 200 and (N, D) == (1024, 3)
+    assert SPEC.obs_shape == (N + D + 1,) and SPEC.discrete and SPEC.action_dim == 2
+    assert SPEC.max_steps == PARAMS.max_steps_in_episode == 200 and (N, D) == (1024, 2)
 
 
 def test_reset_and_step_shapes_dtypes_jit_and_vmap():
     obs, state = ENV.reset(jax.random.PRNGKey(0), PARAMS)
-    assert obs.shape == SPEC.obs_shape and obs.dtype == jnp.float32 and obs.sum() == 1 and obs[0] == 1
+    assert obs.shape == SPEC.obs_shape and obs.dtype == jnp.float32 and obs.sum() == 2 and obs[0] == obs[N] == 1
     assert (int(state.x), int(state.d), int(state.time)) == (0, 0, 0)
     assert ENV.observation_space(PARAMS).contains(obs) and ENV.action_space(PARAMS).contains(jnp.int32(1))
     obs, state, reward, terminated, truncated, info = jax.jit(ENV.step)(jax.random.PRNGKey(1), state, 1, PARAMS)
@@ -56,8 +62,10 @@ def test_reset_and_step_shapes_dtypes_jit_and_vmap():
 
 def test_correct_action_is_a_fixed_fair_bit_in_jit():
     assert 0.45 < A_STAR.mean() < 0.55
-    d, x = np.divmod(np.arange(N * (D + 1)), N)
-    np.testing.assert_array_equal(jax.jit(correct_action)(jnp.asarray(x), jnp.asarray(d)), A_STAR)
+    x = np.arange(N)
+    np.testing.assert_array_equal(jax.jit(correct_action)(jnp.asarray(x), jnp.zeros(N, jnp.int32)), A_STAR)
+    for d in range(1, D + 1):  # off the rail: step back (0), whatever x
+        assert not correct_action(x, np.full(N, d)).any()
     np.testing.assert_array_equal(Rail().correct_actions(), A_STAR)  # the same for every instance
 
 
@@ -73,12 +81,12 @@ def test_dynamics():
         assert obs[int(state.x)] == 1
     assert advanced == {1, 2}
     obs, state, reward, *_ = step(on, 1 - a)  # the wrong one: off the rail to (x, 1)
-    assert (int(state.x), int(state.d), reward) == (x, 1, 0) and obs[N + x] == 1
+    assert (int(state.x), int(state.d), reward) == (x, 1, 0) and obs[x] == obs[N + 1] == 1
     for d in range(1, D):
-        a = int(A_STAR[d * N + x])
+        a = 0
         _, back, reward, *_ = step(cell(x, d), a)  # recovery: d − 1
         _, deeper, reward_wrong, *_ = step(cell(x, d), 1 - a)  # d + 1
-        assert (int(back.x), int(back.d), reward) == (x, d - 1, 0)
+        assert (int(back.x), int(back.d), reward) == (x + 1, d - 1, 0)
         assert (int(deeper.x), int(deeper.d), reward_wrong) == (x, d + 1, 0)
     for action in (0, 1):  # lost is absorbing
         _, state, reward, *_ = step(cell(x, D), action)
@@ -110,8 +118,9 @@ def test_exact_expert_returns_exactly_h_with_the_time_limit_traced():
         actor = networks.make_actor(SPEC, (64, 64), activation)
         init = jax.eval_shape(actor.init, jax.random.PRNGKey(0), networks.dummy_obs(SPEC))
         assert jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), params) == init
-        logits = actor.apply(params, jnp.eye(SPEC.obs_shape[0]))
-        np.testing.assert_array_equal(networks.mode(True, logits), A_STAR)
+        obs, a_star = all_cells()
+        logits = actor.apply(params, obs)
+        np.testing.assert_array_equal(networks.mode(True, logits), a_star)
         assert float(jax.nn.softmax(logits).min()) < 1e-8
     act = rollout.make_policy_act(SPEC, actor)
     horizons = jnp.array([50, 500])

@@ -1,0 +1,167 @@
+"""`il compounding`: Theorem 24.1 measured, BC's return gap against DAgger's as H grows.
+
+Theorem 24.1: with per-step rewards in [0, 1], if ε = E_{s∼d_π*} TV(π̂(·|s), π*(·|s)) then
+J(π*) − J(π̂) ≤ H²ε. BC's gap can grow like H²ε (a mistake leads to states it never saw);
+DAgger, trained on its own states, is bounded by about Hε where mistakes are recoverable.
+"""
+
+import csv
+import dataclasses
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from il_cli import networks, rollout
+from il_cli.algos.bc import make_bc
+from il_cli.algos.dagger import hyper_of, make_dagger
+from il_cli.config import CompoundingConfig, DAggerConfig, member_configs
+from il_cli.envs import make_env
+from il_cli.jobs.common import base_summary, load_expert, root_key, stack
+from il_cli.jobs.expert import get_expert
+from il_cli.loop import jit_members, replicate, shard_members
+from il_cli.runs import Run
+
+ALGOS = ("bc", "dagger")
+
+
+def make_cell(cfg: CompoundingConfig, env, env_params, spec, learner, expert, horizon: int, demos: int):
+    """cell(key, expert_params, lr) -> {algo: figures} of one seed at horizon H = `horizon`.
+
+    BC trains on `demos` expert episodes (demos·H labels); DAgger (β = 1, then 0) starts from
+    nothing, rolls out ⌈demos/rounds⌉ episodes of H steps per round and asks the expert about
+    at most as many states (once the budget is spent, nothing more is labelled). Each is then rolled out against
+    the expert on the same keys (a paired gap) with ε measured on both one's states."""
+    env_params = env_params.replace(max_steps_in_episode=horizon)
+    spec = dataclasses.replace(spec, max_steps=horizon)  # episodes end at H
+    expert_act = lambda p, obs, key: rollout.expert_action(spec, expert, p, obs)[0]
+    episodes = rollout.make_episodes(env, env_params, spec, demos, expert_act, record=True)
+    bc_init, _, bc_chunk = make_bc(learner, spec.discrete, cfg.batch_size)
+    num_envs = -(-demos // cfg.rounds)  # each round: one episode of H steps in each of these
+    dagger_cfg = DAggerConfig(env=cfg.env, num_rounds=cfg.rounds, beta_schedule="step", num_envs=num_envs,
+                              steps_per_round=num_envs * horizon, expert_budget=demos * horizon,
+                              train_steps=cfg.train_steps, batch_size=cfg.batch_size, hidden=cfg.hidden,
+                              activation=cfg.activation, eval_episodes=1, eval_policy=cfg.eval_policy)
+    dagger_init, dagger_rounds = make_dagger(dagger_cfg, env, env_params, spec, learner, expert, 0)
+    paired = rollout.make_paired_episodes(env, env_params, spec, learner, expert, cfg.eval_episodes,
+                                          cfg.eval_policy)
+    action_shape = () if spec.discrete else (spec.action_dim,)
+
+    def cell(key, expert_params, lr):
+        demo_key, bc_key, dagger_key, eval_key = jax.random.split(key, 4)
+        demo = episodes(expert_params, demo_key)
+        valid = demo.valid.reshape(-1)
+        order = jnp.argsort(~valid, stable=True)  # the recorded steps first
+        obs = demo.obs.reshape(-1, *spec.obs_shape)[order]
+        actions = demo.actions.reshape(-1, *action_shape)[order]
+        bc, _ = bc_chunk(bc_init(bc_key, networks.dummy_obs(spec), lr), (obs, actions, valid.sum()),
+                         cfg.train_steps)
+        empty_obs, empty_actions = obs[:0], actions[:0]
+        dagger = dagger_init(dagger_key, empty_obs, empty_actions, 0, lr)
+        dagger, _ = dagger_rounds(dagger, hyper_of(dagger_cfg), expert_params, eval_key, cfg.rounds)
+        out = {}
+        for algo, params, labels in (("bc", bc.params, valid.sum()),
+                                     ("dagger", dagger.learner.params, dagger.queries)):
+            on_learner, on_expert = paired((params, expert_params), eval_key)
+            out[algo] = {"gap": jnp.mean(on_expert.returns - on_learner.returns),
+                         "return": jnp.mean(on_learner.returns), "expert_return": jnp.mean(on_expert.returns),
+                         "labels": labels, **rollout.tv_figures(on_learner, on_expert)}
+        return out
+
+    return cell
+
+
+def loglog_slope(horizons, gaps) -> float | None:
+    """The least-squares slope of log gap against log H over the points with a positive gap
+    (None with fewer than two): 2 for a gap growing like H², 1 for one like H."""
+    h, g = np.asarray(horizons, float), np.asarray(gaps, float)
+    keep = g > 0
+    if keep.sum() < 2:
+        return None
+    return float(np.polyfit(np.log(h[keep]), np.log(g[keep]), 1)[0])
+
+
+def bound_rows(horizon: int, figures: list[dict]) -> dict:
+    """One (H, algorithm) row over seeds: the gap and ε (mean and standard error), the bound
+    H²ε, the ratios gap/(Hε) and gap/(H²ε), and the seeds whose gap exceeds their own H²ε."""
+    def mean_se(name):
+        x = np.array([f[name] for f in figures], float)
+        return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
+
+    gap, gap_se = mean_se("gap")
+    eps, eps_se = mean_se("tv_expert_states")
+    own, own_se = mean_se("tv_learner_states")
+    ratio = lambda denominator: gap / denominator if denominator > 0 else None
+    return {"horizon": horizon, "gap": gap, "gap_se": gap_se, "eps_expert_states": eps, "eps_expert_states_se": eps_se,
+            "eps_own_states": own, "eps_own_states_se": own_se, "bound": horizon**2 * eps,
+            "gap_over_h_eps": ratio(horizon * eps), "gap_over_h2_eps": ratio(horizon**2 * eps),
+            "return": float(np.mean([f["return"] for f in figures])),
+            "expert_return": float(np.mean([f["expert_return"] for f in figures])),
+            "labels": float(np.mean([f["labels"] for f in figures])),
+            "bound_violations": int(sum(f["gap"] > horizon**2 * f["tv_expert_states"] + 1e-6 for f in figures))}
+
+
+def run_compounding(cfg: CompoundingConfig, run: Run, ui) -> dict:
+    started = time.time()
+    expert_run = get_expert(cfg.env, cfg.expert, ui)
+    spec, expert, expert_params = load_expert(str(expert_run.path))
+    env, env_params, _ = make_env(cfg.env)
+    learner = networks.make_actor(spec, cfg.hidden, cfg.activation)
+    member_cfgs = member_configs(cfg)
+    keys = shard_members(stack([root_key(m.seed) for m in member_cfgs]))
+    lrs = shard_members(jnp.array([m.lr for m in member_cfgs], jnp.float32))
+    done = {(r["demos"], r["horizon"], r["member"]): r for r in run.metrics()}  # cells of an interrupted run
+    cells = [(d, h) for d in cfg.demo_episodes for h in cfg.horizons]
+    with ui.progress(len(cells), "cell") as progress:
+        for i, (demos, horizon) in enumerate(cells):
+            if all((demos, horizon, m["member"]) in done for m in run.members):
+                continue
+            t0 = time.perf_counter()
+            cell = jit_members(jax.vmap(make_cell(cfg, env, env_params, spec, learner, expert, horizon, demos),
+                                        in_axes=(0, None, 0)))
+            figures = jax.device_get(cell(jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, horizon * 1000 + demos),
+                                          replicate(expert_params), lrs))
+            for m in run.members:
+                row = {"demos": demos, "horizon": horizon, "member": m["member"], "seed": m["seed"], **m["hyper"],
+                       **{f"{algo}_{k}": float(v[m["member"]]) for algo in ALGOS for k, v in figures[algo].items()},
+                       "wall_s": time.perf_counter() - t0}
+                run.log(row)
+                done[(demos, horizon, m["member"])] = row
+            progress.update(i + 1, {"H": horizon, "demos": demos,
+                                    **{f"{a}_gap": float(np.mean(figures[a]["gap"])) for a in ALGOS}})
+    return summarize(cfg, run, done, started)
+
+
+def summarize(cfg: CompoundingConfig, run: Run, done: dict, started: float) -> dict:
+    """The table (one row per sweep cell, demos, H and algorithm), the fitted slopes, the
+    bound check, compounding.csv/json and compounding.png."""
+    from il_cli.plots import plot_compounding
+
+    table, slopes = [], []
+    for cell in sorted({m["cell"] for m in run.members}):
+        members = [m for m in run.members if m["cell"] == cell]
+        for demos in cfg.demo_episodes:
+            for algo in ALGOS:
+                rows = []
+                for horizon in cfg.horizons:
+                    figures = [{k[len(algo) + 1:]: v for k, v in done[(demos, horizon, m["member"])].items()
+                                if k.startswith(algo + "_")} for m in members]
+                    rows.append({"algo": algo, "demos": demos, "cell": cell, "hyper": members[0]["hyper"],
+                                 **bound_rows(horizon, figures)})
+                table += rows
+                slopes.append({"algo": algo, "demos": demos, "cell": cell, "hyper": members[0]["hyper"],
+                               "slope": loglog_slope(cfg.horizons, [r["gap"] for r in rows])})
+    summary = base_summary("compounding", cfg.env, run, cfg.seed, started)
+    summary.update(seeds=cfg.seeds, horizons=list(cfg.horizons), demos=list(cfg.demo_episodes), table=table, slopes=slopes,
+                   bound_holds=all(r["bound_violations"] == 0 for r in table))
+    with open(run.path / "compounding.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[k for k in table[0] if k != "hyper"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(table)
+    (run.path / "compounding.json").write_text(json.dumps({"table": table, "slopes": slopes}, indent=1))
+    summary["csv"] = str(run.path / "compounding.csv")
+    summary["plot"] = str(plot_compounding(run.path / "compounding.png", cfg.env, table, slopes))
+    run.write_summary(summary)
+    return summary
