@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from il_cli import files
 from il_cli.errors import UserError
 
 SCHEMA_VERSION = 2  # 2 added episode_lengths; schema 1 datasets are read without them
@@ -41,11 +42,10 @@ def save_dataset(path, obs, actions, episode_returns, episode_lengths, header: d
     header = {"schema_version": SCHEMA_VERSION, **header, "count": int(len(obs)),
               "episodes": int(len(episode_returns)),
               "return_mean": float(np.mean(episode_returns))}
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, obs=obs, actions=actions, episode_returns=episode_returns,
-             episode_lengths=episode_lengths,
-             header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
-    tmp.replace(path)
+    with files.atomic(path, "wb") as f:
+        np.savez(f, obs=obs, actions=actions, episode_returns=episode_returns,
+                 episode_lengths=episode_lengths,
+                 header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
     return header
 
 
@@ -98,10 +98,9 @@ def save_preferences(path, prefs: Preferences) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {"schema_version": SCHEMA_VERSION, "kind": "preferences", **prefs.header,
               "pairs": int(len(prefs.obs)), "count": int(np.sum(prefs.asked))}
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **{name: getattr(prefs, name) for name in PREFERENCE_ARRAYS},
-             header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
-    tmp.replace(path)
+    with files.atomic(path, "wb") as f:
+        np.savez(f, **{name: getattr(prefs, name) for name in PREFERENCE_ARRAYS},
+                 header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
     return header
 
 

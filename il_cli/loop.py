@@ -150,9 +150,12 @@ def run_chunks(state, chunk_fn, *, total: int, chunk: int, start: int, run, prog
         for member, member_figures in zip(members, figures):
             if not all(np.isfinite(v) for v in member_figures.values() if isinstance(v, float)):
                 which = f"member {member['member']} {member['hyper']} " if len(members) > 1 else ""
-                raise TrainingDiverged(
-                    f"training {which}diverged at step {step} (non-finite {member_figures}); the "
-                    f"last good checkpoint in {run.path} is kept")
+                last = run.latest_step()
+                kept = (f"the last good checkpoint (step {last}) in {run.path} is kept" if last is not None
+                        else f"no checkpoint had been written in {run.path}")
+                bad = {k: v for k, v in member_figures.items() if isinstance(v, float) and not np.isfinite(v)}
+                raise TrainingDiverged(f"training {which}diverged at step {step} (non-finite {bad}); {kept}; "
+                                       f"try a smaller learning rate")
         elapsed = round(time.time() - PROCESS_START, 3)
         for member, member_figures in zip(members, figures):
             run.log({"step": step, "member": member["member"], "seed": member["seed"],

@@ -14,9 +14,10 @@ import json
 import time
 from pathlib import Path
 
+from il_cli import files
 from il_cli.errors import UserError
 
-CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
+CONFIG, METRICS, SUMMARY, LOCK = "config.json", "metrics.jsonl", "summary.json", ".lock"
 
 # Where each command's checkpoint keeps the policy's parameters (`il eval` reads any run).
 POLICY_PATHS = {"expert": ["params", "actor"], "bc": ["params"], "dagger": ["learner", "params"],
@@ -37,6 +38,7 @@ class Run:
         self.path = Path(path)
         self._manager = None
         self._tb = False  # not looked up yet
+        self._lock = None  # the open lock file while this process is the run's writer
 
     # --- creating and opening ----------------------------------------------------------
 
@@ -56,8 +58,15 @@ class Run:
             while path.exists():
                 i += 1
                 path = Path(root) / f"{stem}-{i}"
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the run directory {path}: {exc.strerror}") from None
         run = cls(path)
+        run.lock()
+        if (path / CONFIG).exists():  # another process made it between the check and the lock
+            run.close()
+            raise UserError(f"{path} already holds a run; use --resume {path} to continue it")
         run._write(CONFIG, {"command": command, "env": env_id, "policy_path": policy_path(command, config),
                             "spec": spec, "config": config, "members": members})
         return run
@@ -77,9 +86,7 @@ class Run:
         return run
 
     def _write(self, name, obj):
-        tmp = self.path / f".{name}.tmp"
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
-        tmp.replace(self.path / name)
+        files.write_text(self.path / name, json.dumps(obj, indent=2) + "\n")
 
     @property
     def meta(self) -> dict:
@@ -113,7 +120,10 @@ class Run:
     def metrics(self, member: int | None = None) -> list[dict]:
         """The logged rows, or those of one member."""
         path = self.path / METRICS
-        rows = [json.loads(r) for r in path.read_text().splitlines() if r] if path.exists() else []
+        lines = [r for r in path.read_text().splitlines() if r] if path.exists() else []
+        if lines and not lines[-1].endswith("}"):
+            lines.pop()  # torn by a crash while being appended; the checkpoint predates it
+        rows = [json.loads(r) for r in lines]
         return rows if member is None else [r for r in rows if r.get("member", 0) == member]
 
     @property
@@ -126,7 +136,7 @@ class Run:
     def truncate_metrics(self, step: int):
         """Drop metrics logged after checkpoint `step` (work lost in an interruption)."""
         rows = [r for r in self.metrics() if r["step"] <= step]
-        (self.path / METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        files.write_text(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
         if self.tensorboard:
             self.tensorboard.rewrite(rows)
 
@@ -202,6 +212,31 @@ class Run:
                             f"its first chunk finished?")
         return self.checkpoints.restore(step, args=ocp.args.StandardRestore())
 
+    def lock(self):
+        """Make this process the run directory's only writer, until `close` or its exit: an
+        exclusive lock (flock) on RUN_DIR/.lock, which holds the writer's pid. The kernel drops
+        the lock of a process that died, so a stale lock file is simply taken over."""
+        import fcntl
+        import os
+
+        try:
+            handle = open(self.path / LOCK, "a+")
+        except OSError as exc:
+            raise UserError(f"cannot write in the run directory {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            handle.close()
+            raise UserError(f"{self.path} is being written by another process (pid {pid}); wait for it "
+                            f"to finish or stop it, then --resume") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
+
     def close(self):
         if self._tb:
             self._tb.close()
@@ -209,6 +244,9 @@ class Run:
             self._manager.wait_until_finished()
             self._manager.close()
             self._manager = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
 
 def open_expert(path, env_id: str) -> Run:

@@ -42,6 +42,11 @@ def user_errors(ui: UI):
         ui.console.file.flush()
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
+    except OSError as exc:  # a full disk, a read-only or vanished directory: not a bug of ours
+        ui.console.file.flush()
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}; the last checkpoint is kept", file=sys.stderr)
+        raise typer.Exit(2) from None
     except (KeyboardInterrupt, signals.Terminated) as exc:
         if "run" in ctx:  # let a checkpoint being written finish, so the last one is whole
             ctx["run"].close()
@@ -75,7 +80,9 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
     if resume:
         run, saved = open_resumed(resume, command)
         cfg = config_lib.from_json(cls, saved)
-        if run.summary is not None:
+        if run.summary is None:
+            run.lock()
+        else:
             ui.header(command, cfg.env, run.path, run.summary.get("device", ""))
             ui.print(f"{run.path} already finished: nothing to resume; its summary:")
             return cfg, run

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from il_cli import networks, rollout
+from il_cli import files, networks, rollout
 from il_cli.algos.bc import make_bc
 from il_cli.algos.dagger import hyper_of, make_dagger
 from il_cli.config import CompoundingConfig, DAggerConfig, member_configs
@@ -156,11 +156,11 @@ def summarize(cfg: CompoundingConfig, run: Run, done: dict, started: float) -> d
     summary = base_summary("compounding", cfg.env, run, cfg.seed, started)
     summary.update(seeds=cfg.seeds, horizons=list(cfg.horizons), demos=list(cfg.demo_episodes), table=table, slopes=slopes,
                    bound_holds=all(r["bound_violations"] == 0 for r in table))
-    with open(run.path / "compounding.csv", "w", newline="") as f:
+    with files.atomic(run.path / "compounding.csv") as f:
         writer = csv.DictWriter(f, fieldnames=[k for k in table[0] if k != "hyper"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(table)
-    (run.path / "compounding.json").write_text(json.dumps({"table": table, "slopes": slopes}, indent=1))
+    files.write_text(run.path / "compounding.json", json.dumps({"table": table, "slopes": slopes}, indent=1))
     summary["csv"] = str(run.path / "compounding.csv")
     summary["plot"] = str(plot_compounding(run.path / "compounding.png", cfg.env, table, slopes))
     run.write_summary(summary)
