@@ -11,6 +11,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from il_cli.envs import CONTINUOUS_ENV_IDS, resolve_env_id
 from il_cli.errors import UserError, suggest
 
@@ -451,15 +453,51 @@ class EvalConfig:
     member: int | None = None  # None: every member of the run
     gif: str | None = None
     gif_frames: int = 200
+    vary: tuple = ()  # ((name, (v1, v2, ...)), ...): a grid of environment parameters
+    others: tuple = ()  # more runs, evaluated with `run` over the --vary grid on the same keys
+    out: str | None = None  # where vary.json and vary.png go (default: the first run's directory)
 
     def __post_init__(self):
         _positive(self, "gif_frames")
+        object.__setattr__(self, "vary", parse_vary(self.vary))
+        if self.others and not self.vary:
+            raise UserError("several runs are compared over a --vary grid; give --vary NAME=v1,v2,... "
+                            "or evaluate one run at a time")
+        if self.vary and (self.member is not None or self.gif or self.stage):
+            raise UserError("--vary evaluates every member's final policy; drop --member, --stage and --gif")
         if self.episodes is not None:
             _positive(self, "episodes")
         if self.eval_policy is not None:
             _eval_policy(self)
         if self.member is not None and self.member < 0:
             raise UserError(f"--member must be non-negative, got {self.member}")
+
+
+def parse_vary(specs) -> tuple:
+    """(("length", (0.25, 0.5, ...)), ...) from `--vary NAME=v1,v2,...` or `NAME=lo:hi:n` (n
+    values from lo to hi, ends included); already parsed pairs pass through."""
+    grid = []
+    for spec in specs:
+        if not isinstance(spec, str):
+            grid.append((spec[0], tuple(float(v) for v in spec[1])))
+            continue
+        name, _, rhs = spec.partition("=")
+        try:
+            if ":" in rhs:
+                lo, hi, n = rhs.split(":")
+                if int(n) < 1:
+                    raise ValueError
+                values = tuple(float(v) for v in np.linspace(float(lo), float(hi), int(n)))
+            else:
+                values = tuple(float(v) for v in rhs.split(","))
+        except ValueError:
+            raise UserError(f"--vary must be NAME=v1,v2,... or NAME=lo:hi:n with numbers, got '{spec}'") from None
+        if not name or not all(np.isfinite(values)):
+            raise UserError(f"--vary must be NAME=v1,v2,... or NAME=lo:hi:n with finite numbers, got '{spec}'")
+        grid.append((name, values))
+    if len({name for name, _ in grid}) < len(grid):
+        raise UserError("--vary names a parameter twice; put all its values in one list")
+    return tuple(grid)
 
 
 def fields_of(cls) -> dict:

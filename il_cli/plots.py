@@ -168,10 +168,56 @@ def plot_compounding(path: Path, env_id: str, table: list[dict], slopes: list[di
         ax.set_title(f"{env_id}: {demos} demonstrations{extra}", fontsize=9)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(h, [f"{x:g}" for x in h], minor=False)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("horizon H")
         ax.set_ylabel("return gap J(π*) − J(π̂)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_vary(path: Path, env_id: str, summary: dict) -> Path:
+    """vary.png: for one varied parameter, the return against its value, one line per run with
+    its 95% CI band and the training value marked; for two, a heat map of the mean per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, results, defaults = list(summary["vary"]), summary["results"], summary["defaults"]
+    label = lambda r: f"{r['command']} {Path(r['run']).name}"
+    if len(names) == 1:
+        name = names[0]
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+        for r in results:
+            x = [p["point"][name] for p in r["grid"]]
+            mean = [p["mean"] for p in r["grid"]]
+            line, = ax.plot(x, mean, "o-", label=label(r))
+            ax.fill_between(x, [p["ci95"][0] for p in r["grid"]], [p["ci95"][1] for p in r["grid"]],
+                            color=line.get_color(), alpha=0.2)
+        ax.axvline(defaults[name], color="grey", ls="--", lw=1, label=f"training value {defaults[name]:g}")
+        ax.set_xlabel(name)
+        ax.set_ylabel("return (mean, 95% CI)")
+        ax.set_title(f"{env_id}: return under a shifted {name}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    else:
+        first, second = names[0], names[1]
+        xs, ys = summary["vary"][second], summary["vary"][first]
+        fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 4.0), dpi=120, squeeze=False)
+        for ax, r in zip(axes[0], results):
+            means = np.array([p["mean"] for p in r["grid"]]).reshape(len(ys), len(xs), -1).mean(axis=-1)
+            image = ax.imshow(means, origin="lower", aspect="auto", cmap="viridis")
+            ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
+            ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
+            ax.set_xlabel(second)
+            ax.set_ylabel(first)
+            ax.set_title(label(r), fontsize=8)
+            fig.colorbar(image, ax=ax, label="mean return")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -37,6 +37,15 @@ class UI:
     def progress(self, total: int, unit: str):
         return Progress(self.console, total, unit)
 
+    def grid(self, title: str, columns: list[str], rows: list[list]):
+        """A table with a header row: one row per grid point, one column per run."""
+        table = Table(title=title, title_justify="left")
+        for i, column in enumerate(columns):
+            table.add_column(column, justify="left" if i == 0 else "right", style="bold" if i == 0 else None)
+        for row in rows:
+            table.add_row(*map(_fmt, row))
+        self.print(table)
+
     def results(self, title: str, rows: list[tuple], run_dir):
         table = Table(title=title, show_header=False, title_justify="left")
         table.add_column(style="bold")

@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 
 from il_cli.commands.common import Json, eval_rows, sweep_rows, user_errors
@@ -11,7 +12,7 @@ from il_cli.ui import UI
 
 
 def eval_(
-    run: Annotated[Path, typer.Argument(help="Run directory (bc, expert, ...).")],
+    runs: Annotated[list[Path], typer.Argument(help="Run directory (bc, expert, ...); several with --vary.")],
     episodes: Annotated[Optional[int], typer.Option(help="Evaluation episodes (default: the run's own count, so its figure is reproduced).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Evaluation seed (default: the run's own).")] = None,
     eval_policy: Annotated[Optional[str], typer.Option("--eval-policy", help="mode (greedy) or sample (default: the run's own).")] = None,
@@ -19,16 +20,31 @@ def eval_(
     member: Annotated[Optional[int], typer.Option(help="Evaluate only this member of a run of several seeds or a sweep (default: all).")] = None,
     gif: Annotated[Optional[Path], typer.Option(help="Render one episode to this GIF (needs the render extra; the first member evaluated).")] = None,
     gif_frames: Annotated[int, typer.Option(help="At most this many frames in the GIF.")] = 200,
+    vary: Annotated[Optional[list[str]], typer.Option("--vary", help="NAME=v1,v2,... or NAME=lo:hi:n: evaluate over this grid of an environment parameter (repeat for a 2-D grid); every run given, on the same keys.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Directory for vary.json and vary.png (default: the first run's).")] = None,
     json: Json = False,
 ):
     """Evaluate a run's policy on vectorized environments, as the run itself evaluated it."""
     ui = UI(json)
     with user_errors(ui):
-        cfg = EvalConfig(run=str(run), episodes=episodes, seed=seed, eval_policy=eval_policy,
-                         stage=stage, member=member, gif=str(gif) if gif else None, gif_frames=gif_frames)
+        cfg = EvalConfig(run=str(runs[0]), others=tuple(map(str, runs[1:])), episodes=episodes, seed=seed,
+                         eval_policy=eval_policy, stage=stage, member=member, gif=str(gif) if gif else None,
+                         gif_frames=gif_frames, vary=tuple(vary or ()), out=str(out) if out else None)
         from il_cli.runs import Run
 
-        Run.open(cfg.run)
+        for path in (cfg.run, *cfg.others):
+            Run.open(path)
+        if cfg.vary:
+            from il_cli.jobs.vary import run_vary
+            from il_cli.loop import setup_jax
+
+            setup_jax()
+            summary = run_vary([cfg.run, *cfg.others], cfg.vary, cfg.episodes, cfg.seed, cfg.eval_policy, cfg.out, ui)
+            ui.grid(f"return (mean [95% CI] over {summary['episodes']} episodes × members, the same keys; "
+                    f"* the training value)", *vary_table(summary))
+            ui.print(f"plot: {summary['plot']}\ntable: {summary['json']}")
+            ui.emit_json(summary)
+            return
         from il_cli.jobs.evaluate import run_eval
         from il_cli.loop import setup_jax
 
@@ -39,3 +55,15 @@ def eval_(
             rows.append(("gif", summary["gif"]))
         ui.results(f"eval of a {summary['evaluated']} run", rows, summary["run_dir"])
         ui.emit_json(summary)
+
+
+def vary_table(summary: dict) -> tuple[list[str], list[list]]:
+    """(columns, rows): a row per grid point (the training value marked *), a column per run."""
+    defaults = summary["defaults"]
+    columns = [", ".join(summary["vary"])] + [f"{r['command']} {Path(r['run']).name}" for r in summary["results"]]
+    rows = []
+    for g, point in enumerate(summary["results"][0]["grid"]):
+        label = ", ".join(f"{k}={v:g}" + ("*" if np.isclose(v, defaults[k]) else "") for k, v in point["point"].items())
+        rows.append([label] + [f"{r['grid'][g]['mean']:.1f} [{r['grid'][g]['ci95'][0]:.1f}, {r['grid'][g]['ci95'][1]:.1f}]"
+                               for r in summary["results"]])
+    return columns, rows
