@@ -238,8 +238,10 @@ class BCConfig:
     seeds: int = 1
     sweep: tuple = ()
     tensorboard: bool = False  # mirror metrics.jsonl into TensorBoard event files (RUN_DIR/tb)
+    vary_eval: tuple = ()  # ((name, values), ...): also evaluate over this grid of env parameters at the end
 
     def __post_init__(self):
+        object.__setattr__(self, "vary_eval", parse_vary(self.vary_eval))
         _activation(self)
         _eval_policy(self)
         _tensorboard(self)
@@ -276,8 +278,10 @@ class DAggerConfig:
     seeds: int = 1
     sweep: tuple = ()
     tensorboard: bool = False  # mirror metrics.jsonl into TensorBoard event files (RUN_DIR/tb)
+    vary_eval: tuple = ()  # ((name, values), ...): also evaluate over this grid of env parameters at the end
 
     def __post_init__(self):
+        object.__setattr__(self, "vary_eval", parse_vary(self.vary_eval))
         _activation(self)
         _eval_policy(self)
         _tensorboard(self)

@@ -44,3 +44,12 @@ def test_bad_vary(cartpole_expert):
     assert_user_error(il("eval", cartpole_expert, "--vary", "total_mass=1,2", check=False), "derived")
     assert_user_error(il("eval", cartpole_expert, "--vary", "length=a,b", check=False), "NAME=lo:hi:n")
     assert_user_error(il("eval", cartpole_expert, cartpole_expert, check=False), "--vary")
+
+
+def test_bc_vary_eval_at_the_end_of_training(cartpole_expert, tmp_runs):
+    summary = il_json("bc", "--expert", cartpole_expert, "--episodes", "2", "--num-steps", "300",
+                      "--eval-episodes", "20", "--vary-eval", "length=0.5,0.7")
+    grid = summary["vary_eval"]["grid"]
+    assert [p["point"] for p in grid] == [{"length": 0.5}, {"length": 0.7}]
+    assert grid[0]["mean"] == summary["eval"]["return_mean"] and Path(summary["vary_eval"]["plot"]).is_file()
+    assert_user_error(il("dagger", "--vary-eval", "lenth=1", check=False), "did you mean length")

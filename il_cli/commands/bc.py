@@ -6,7 +6,7 @@ import typer
 
 from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe,
                                     Resume, RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, expert_rows, sweep_rows, open_or_start,
-                                    user_errors)
+                                    user_errors, vary_after_training)
 from il_cli.config import BCConfig, build_config, parse_ints
 from il_cli.ui import UI
 
@@ -21,13 +21,14 @@ def bc(
     num_steps: Annotated[Optional[int], typer.Option(help="Gradient steps.", show_default="4000")] = None,
     holdout_frac: Annotated[Optional[float], typer.Option(help="Fraction of whole demonstration episodes held out to measure ε and accuracy (0: none).", show_default="0.1")] = None,
     eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
+    vary_eval: Annotated[Optional[list[str]], typer.Option("--vary-eval", help="NAME=v1,v2,... or NAME=lo:hi:n: at the end, also evaluate over this grid of an environment parameter (as il eval --vary).")] = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None, json: Json = False,
 ):
     """Behavioral cloning: maximum likelihood of the expert's actions (eq. 24.2), then evaluation."""
     ui = UI(json)
     with user_errors(ui) as ctx:
         cfg, run = open_or_start(ui, ctx, "bc", BCConfig, resume, lambda: build_config(
-            BCConfig, "bc", recipe, env=env, seed=seed, seeds=seeds, tensorboard=tensorboard,
+            BCConfig, "bc", recipe, env=env, seed=seed, seeds=seeds, tensorboard=tensorboard, vary_eval=tuple(vary_eval) if vary_eval else None,
             sweep=tuple(sweep) if sweep else None, demos=demos, episodes=episodes, expert=expert,
             hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size, num_steps=num_steps,
             holdout_frac=holdout_frac, eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name)
@@ -36,6 +37,7 @@ def bc(
             from il_cli.jobs.bc import run_bc
 
             summary = run_bc(cfg, run, ui)
+        summary = vary_after_training(ui, cfg, run, summary)
         run.close()
         ui.results("behavioral cloning", sweep_rows(summary) if "members" in summary else rows(summary), run.path)
         ui.emit_json(summary)

@@ -106,6 +106,10 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
                         f"choose --seeds so that seeds × grid cells is a multiple of {jax.device_count()}")
     if not resume:
         spec = make_env(cfg.env)[2]
+        if getattr(cfg, "vary_eval", ()):
+            from il_cli.jobs.vary import check_grid
+
+            check_grid(cfg.env, cfg.vary_eval)
         if getattr(cfg, "prefs_file", None):
             from il_cli.data import load_preferences
 
@@ -151,3 +155,19 @@ def sweep_rows(summary: dict) -> list[tuple]:
         out.append((f"return, {name}", f"IQM {r['iqm']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
                                        f"mean {r['mean']:.2f} ± {r['std']:.2f}  ({r['n']} seeds)"))
     return out + [("members", len(summary["members"])), ("wall time (s)", summary["wall_s"])]
+
+
+def vary_after_training(ui: UI, cfg, run, summary: dict) -> dict:
+    """--vary-eval: the trained run evaluated over the grid too (il_cli.jobs.vary), its table
+    printed and vary.json/vary.png named in the summary; once, also across --resume."""
+    if not getattr(cfg, "vary_eval", ()) or "vary_eval" in summary:
+        return summary
+    from il_cli.commands.evaluate import vary_table
+    from il_cli.jobs.vary import run_vary
+
+    result = run_vary([str(run.path)], cfg.vary_eval, None, None, None, None, ui)
+    ui.grid("return over the --vary-eval grid (* the training value)", *vary_table(result))
+    summary = {**summary, "vary_eval": {"plot": result["plot"], "json": result["json"],
+                                        "grid": result["results"][0]["grid"]}}
+    run.write_summary(summary)
+    return summary

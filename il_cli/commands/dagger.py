@@ -6,7 +6,7 @@ import typer
 
 from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe,
                                     Resume, RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, expert_rows, sweep_rows, open_or_start,
-                                    user_errors)
+                                    user_errors, vary_after_training)
 from il_cli.config import DAggerConfig, build_config, parse_ints
 from il_cli.ui import UI
 
@@ -29,13 +29,14 @@ def dagger(
     lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.", show_default="1e-3")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Minibatch size.", show_default="256")] = None,
     eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
+    vary_eval: Annotated[Optional[list[str]], typer.Option("--vary-eval", help="NAME=v1,v2,... or NAME=lo:hi:n: at the end, also evaluate over this grid of an environment parameter (as il eval --vary).")] = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None, json: Json = False,
 ):
     """DAgger: roll out β_i·expert + (1-β_i)·learner, label every visited state with the expert, aggregate, retrain."""
     ui = UI(json)
     with user_errors(ui) as ctx:
         cfg, run = open_or_start(ui, ctx, "dagger", DAggerConfig, resume, lambda: build_config(
-            DAggerConfig, "dagger", recipe, env=env, seed=seed, seeds=seeds, tensorboard=tensorboard,
+            DAggerConfig, "dagger", recipe, env=env, seed=seed, seeds=seeds, tensorboard=tensorboard, vary_eval=tuple(vary_eval) if vary_eval else None,
             sweep=tuple(sweep) if sweep else None, expert=expert, num_rounds=rounds,
             steps_per_round=steps_per_round, num_envs=num_envs, beta_schedule=beta_schedule,
             beta_decay=beta_decay, beta=beta, train_steps=train_steps,
@@ -48,6 +49,7 @@ def dagger(
             from il_cli.jobs.dagger import run_dagger
 
             summary = run_dagger(cfg, run, ui)
+        summary = vary_after_training(ui, cfg, run, summary)
         run.close()
         ui.results("DAgger", sweep_rows(summary) if "members" in summary else rows(summary), run.path)
         ui.emit_json(summary)
