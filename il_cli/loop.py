@@ -51,9 +51,10 @@ def setup_jax(compile_cache: bool = True):
     """Turn on the persistent compilation cache (unless disabled) and count compile time.
 
     XLA's CPU backend gets one intra-op thread and no multi-threaded Eigen (CPU_XLA_FLAGS),
-    set before the backend starts: with the defaults, jaxlib 0.10 deadlocked at random (0%
-    CPU, forever) on the vmapped programs of `il rlhf` on a 2-core machine — 1 run in 4 of
-    its stages 1–2 with 4 members, 0 in 6 with these flags; BC's samples/s did not change."""
+    set before the backend starts: vmapped members already fill the cores, and BC's
+    samples/s did not change. (They were first set against jaxlib 0.10's random deadlocks,
+    which they made rarer but did not stop; the cause was batched LAPACK QR in the
+    initialisers, see il_cli.networks.orthogonal.)"""
     flags = os.environ.get("XLA_FLAGS", "")
     for flag in CPU_XLA_FLAGS:
         if flag.split("=")[0] not in flags:
