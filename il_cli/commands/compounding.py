@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 import typer
 
 from il_cli.commands.common import (EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe, Resume, RunDir,
-                                    Seed, Seeds, Sweep, open_or_start, user_errors)
+                                    Seed, Sweep, open_or_start, user_errors)
 from il_cli.config import CompoundingConfig, build_config, parse_ints
 from il_cli.ui import UI
 

@@ -24,6 +24,18 @@ from il_cli.ui import UI
 RAIL = "Rail-v0"  # its expert is exact (il_cli.rail), not trained
 
 
+def ppo_members(cfg: PPOConfig):
+    """(env, spec, actor, train_chunk, hyper, eval_keys, state): PPO for every member of `cfg`,
+    its traced hyperparameters, evaluation keys and initial state, on the member axis."""
+    env, env_params, spec = make_env(cfg.env)
+    actor, init, train_chunk = make_ppo(cfg, env, env_params, spec)
+    member_cfgs = member_configs(cfg)
+    hyper = shard_members(stack([hyper_of(m) for m in member_cfgs]))
+    keys = shard_members(stack([root_key(m.seed) for m in member_cfgs]))
+    eval_keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
+    return env, spec, actor, train_chunk, hyper, eval_keys, jit_members(jax.vmap(init))(keys, hyper)
+
+
 def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
     """Train PPO per `cfg` in `run` (every member in one vmapped program), continuing from its
     last checkpoint if it has one; the summary. Rail's expert is written down instead
@@ -31,14 +43,8 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
     if cfg.env == RAIL:
         return exact_expert(cfg, run)
     started = time.time()
-    env, env_params, spec = make_env(cfg.env)
-    actor, init, train_chunk = make_ppo(cfg, env, env_params, spec)
-    member_cfgs = member_configs(cfg)
-    hyper = shard_members(stack([hyper_of(m) for m in member_cfgs]))
-    keys = shard_members(stack([root_key(m.seed) for m in member_cfgs]))
-    eval_keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
+    env, spec, actor, train_chunk, hyper, eval_keys, state = ppo_members(cfg)
     chunk = chunk_length(cfg.num_updates, cfg.num_chunks)
-    state = jit_members(jax.vmap(init))(keys, hyper)
     state, start = run.continue_from_checkpoint(state)
     steps_per_update = cfg.num_envs * cfg.num_steps
     chunk_fn = jit_members(jax.vmap(lambda s, h: train_chunk(s, h, chunk)))
@@ -82,14 +88,8 @@ def exact_expert(cfg: PPOConfig, run: Run) -> dict:
     actor of il_cli.rail.expert_params (its mode action is a* in every cell) and a zero critic;
     evaluated, logged and summarised like a trained expert."""
     started = time.time()
-    env, env_params, spec = make_env(cfg.env)
-    actor, init, _ = make_ppo(cfg, env, env_params, spec)
-    member_cfgs = member_configs(cfg)
-    hyper = shard_members(stack([hyper_of(m) for m in member_cfgs]))
-    keys = shard_members(stack([root_key(m.seed) for m in member_cfgs]))
-    eval_keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
-    state = jit_members(jax.vmap(init))(keys, hyper)
-    actor_params = shard_members(stack([expert_params(env, cfg.hidden)] * len(member_cfgs)))
+    env, spec, actor, _, _, eval_keys, state = ppo_members(cfg)
+    actor_params = shard_members(stack([expert_params(env, cfg.hidden)] * len(run.members)))
     state = state.replace(params={"actor": actor_params,
                                   "critic": jax.tree.map(jnp.zeros_like, state.params["critic"])})
     returns = evaluate(cfg.env, actor, actor_params, eval_keys, cfg.eval_episodes, cfg.eval_policy)
