@@ -76,6 +76,41 @@ def setup_jax(compile_cache: bool = True):
     return jax
 
 
+def init_distributed(coordinator: str | None, num_processes: int | None, process_id: int | None):
+    """Join a multi-process run with `jax.distributed.initialize` (SLURM's variables fill in
+    what is not given), with the gloo collectives on CPU; then `jax.devices()` lists every
+    process's devices and the member axis is sharded over all of them."""
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                   process_id=process_id)
+    except (ValueError, RuntimeError) as exc:
+        raise UserError(f"--distributed: cannot join the other processes: {str(exc).splitlines()[0]}") from None
+
+
+def is_writer() -> bool:
+    """Whether this process writes the run directory: the only one, or process 0 of several."""
+    import jax
+
+    return jax.process_index() == 0
+
+
+def host(tree):
+    """`jax.device_get` of `tree` that also works for arrays sharded over other processes'
+    devices (gathered from all of them: every process must call it at the same point)."""
+    import jax
+    from jax.experimental import multihost_utils
+
+    def get(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return jax.device_get(x)
+
+    return jax.tree.map(get, tree)
+
+
 def device_description() -> str:
     import jax
 
@@ -103,7 +138,7 @@ def shard_members(tree):
     import jax
 
     sharding = member_sharding()
-    return jax.device_put(tree) if sharding is None else jax.device_put(tree, sharding)
+    return jax.device_put(tree) if sharding is None else jax.device_put(_from_host(tree), sharding)
 
 
 def replicate(tree):
@@ -112,7 +147,16 @@ def replicate(tree):
     from jax.sharding import NamedSharding, PartitionSpec
 
     sharding = member_sharding()
-    return tree if sharding is None else jax.device_put(tree, NamedSharding(sharding.mesh, PartitionSpec()))
+    return tree if sharding is None else jax.device_put(_from_host(tree), NamedSharding(sharding.mesh, PartitionSpec()))
+
+
+def _from_host(tree):
+    """With several processes, arrays are placed on other processes' devices from host values
+    (every process holds the same ones); JAX's CPU backend has no device-to-device transfer
+    across processes."""
+    import jax
+
+    return tree if jax.process_count() == 1 else host(tree)
 
 
 def jit_members(fn):
@@ -142,12 +186,10 @@ def run_chunks(state, chunk_fn, *, total: int, chunk: int, start: int, run, prog
     index, seed and swept hyperparameters, and `elapsed_s` since the process started), a
     checkpoint at `step`, and the progress line (figures averaged over members).
     """
-    import jax
-
     figures = []
     for step in range(start + chunk, total + 1, chunk):
         state, metrics = chunk_fn(state)
-        figures = summarize(step, jax.device_get(metrics), state)
+        figures = summarize(step, host(metrics), state)
         for member, member_figures in zip(members, figures):
             if not all(np.isfinite(v) for v in member_figures.values() if isinstance(v, float)):
                 which = f"member {member['member']} {member['hyper']} " if len(members) > 1 else ""

@@ -39,6 +39,7 @@ class Run:
         self._manager = None
         self._tb = False  # not looked up yet
         self._lock = None  # the open lock file while this process is the run's writer
+        self.writer = True  # False on processes > 0 of a --distributed run: they write no files
 
     # --- creating and opening ----------------------------------------------------------
 
@@ -86,6 +87,8 @@ class Run:
         return run
 
     def _write(self, name, obj):
+        if not self.writer:
+            return
         files.write_text(self.path / name, json.dumps(obj, indent=2) + "\n")
 
     @property
@@ -112,6 +115,8 @@ class Run:
         return self._tb
 
     def log(self, record: dict):
+        if not self.writer:
+            return
         with open(self.path / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.tensorboard:
@@ -136,13 +141,15 @@ class Run:
     def truncate_metrics(self, step: int):
         """Drop metrics logged after checkpoint `step` (work lost in an interruption)."""
         rows = [r for r in self.metrics() if r["step"] <= step]
+        if not self.writer:
+            return
         files.write_text(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
         if self.tensorboard:
             self.tensorboard.rewrite(rows)
 
     def write_summary(self, summary: dict):
         self._write(SUMMARY, summary)
-        if self.tensorboard:
+        if self.writer and self.tensorboard:
             self.tensorboard.summary(summary, max((r["step"] for r in self.metrics()), default=0))
             self.tensorboard.close()
 
@@ -203,14 +210,21 @@ class Run:
         return self.restore(state, step), step
 
     def restore_raw(self, step: int | None = None):
-        """The latest checkpoint as nested dicts of arrays (no target structure needed)."""
+        """The latest checkpoint as nested dicts of arrays (no target structure needed), on
+        this process's first device whatever devices it was saved from (so every process of
+        a --distributed run can read an expert saved by one)."""
+        import jax
         import orbax.checkpoint as ocp
 
         step = self.latest_step() if step is None else step
         if step is None:
             raise UserError(f"{self.path} has no checkpoint; was the run interrupted before "
                             f"its first chunk finished?")
-        return self.checkpoints.restore(step, args=ocp.args.StandardRestore())
+        path = self.path / "checkpoints" / str(step) / "default"
+        tree = ocp.StandardCheckpointHandler().metadata(path).tree
+        local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        return ocp.StandardCheckpointer().restore(path, jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local), tree))
 
     def lock(self):
         """Make this process the run directory's only writer, until `close` or its exit: an

@@ -4,7 +4,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe,
+from il_cli.commands.common import (Coordinator, Distributed, Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json,
+                                    Name, NumProcesses, ProcessId, Recipe,
                                     Resume, RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, expert_rows, sweep_rows, open_or_start,
                                     user_errors, vary_after_training)
 from il_cli.config import BCConfig, build_config, parse_ints
@@ -23,6 +24,8 @@ def bc(
     eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
     vary_eval: Annotated[Optional[list[str]], typer.Option("--vary-eval", help="NAME=v1,v2,... or NAME=lo:hi:n: at the end, also evaluate over this grid of an environment parameter (as il eval --vary).")] = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None, json: Json = False,
+    distributed: Distributed = False, coordinator: Coordinator = None, num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ):
     """Behavioral cloning: maximum likelihood of the expert's actions (eq. 24.2), then evaluation."""
     ui = UI(json)
@@ -31,7 +34,8 @@ def bc(
             BCConfig, "bc", recipe, env=env, seed=seed, seeds=seeds, tensorboard=tensorboard, vary_eval=tuple(vary_eval) if vary_eval else None,
             sweep=tuple(sweep) if sweep else None, demos=demos, episodes=episodes, expert=expert,
             hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size, num_steps=num_steps,
-            holdout_frac=holdout_frac, eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name)
+            holdout_frac=holdout_frac, eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name,
+            distributed=(coordinator, num_processes, process_id) if distributed else None)
         summary = run.summary
         if summary is None:
             from il_cli.jobs.bc import run_bc

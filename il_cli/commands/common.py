@@ -25,6 +25,10 @@ EvalEpisodes = Annotated[Optional[int], typer.Option("--eval-episodes", help="Ev
 Seeds = Annotated[Optional[int], typer.Option("--seeds", help="Members with seeds seed … seed+N−1, trained as one vmapped program.", show_default="1")]
 Sweep = Annotated[Optional[list[str]], typer.Option("--sweep", help="key=v1,v2,...: a grid over a float hyperparameter (repeat for a cartesian product); each cell runs --seeds members.")]
 TensorBoard = Annotated[Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help="Also write every logged metric as TensorBoard event files in RUN_DIR/tb (needs pip install -e '.[tb]').", show_default="no")]
+Distributed = Annotated[bool, typer.Option("--distributed", help="Join a multi-process run (jax.distributed; SLURM's variables, or --coordinator/--num-processes/--process-id); members are sharded over every process's devices and process 0 writes the run directory.")]
+Coordinator = Annotated[Optional[str], typer.Option(help="--distributed: host:port of process 0 (default: from SLURM).")]
+NumProcesses = Annotated[Optional[int], typer.Option(help="--distributed: how many processes (default: from SLURM).")]
+ProcessId = Annotated[Optional[int], typer.Option(help="--distributed: this process's index (default: from SLURM).")]
 EvalPolicy = Annotated[Optional[str], typer.Option("--eval-policy", help="Evaluate greedy actions (mode) or actions sampled from π̂ (sample); ε is reported for that policy.", show_default="mode")]
 
 
@@ -68,12 +72,14 @@ def open_resumed(path, command: str):
 
 
 def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run_dir=None,
-                  name=None, resumable: bool = True):
+                  name=None, resumable: bool = True, distributed: tuple | None = None):
     """(config, run): a run to resume with its saved config, or a new config (validated,
     its dataset and expert checked before JAX is imported) and a new run directory.
 
     A resumed run that already finished is returned as it is (its `summary` is set): the
-    command reprints that summary instead of training."""
+    command reprints that summary instead of training. `distributed` = (coordinator,
+    num_processes, process_id) joins a multi-process run (il_cli.loop.init_distributed):
+    process 0 creates and writes the run directory, the others compute and stay quiet."""
     from il_cli import config as config_lib
     from il_cli.runs import Run, open_expert
 
@@ -81,7 +87,8 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
         run, saved = open_resumed(resume, command)
         cfg = config_lib.from_json(cls, saved)
         if run.summary is None:
-            run.lock()
+            if distributed is None:
+                run.lock()
         else:
             ui.header(command, cfg.env, run.path, run.summary.get("device", ""))
             ui.print(f"{run.path} already finished: nothing to resume; its summary:")
@@ -100,6 +107,12 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
     from il_cli.paths import runs_root
 
     jax = setup_jax()
+    if distributed is not None:
+        from il_cli.loop import init_distributed, is_writer
+
+        init_distributed(*distributed)
+        if not is_writer():  # process 0 prints (and --json emits) for all
+            ui.console.quiet, ui.json_mode = True, False
     num_members = getattr(cfg, "seeds", 1) * math.prod(len(values) for _, values in getattr(cfg, "sweep", ()))
     if num_members % jax.device_count():
         raise UserError(f"{num_members} members do not divide evenly over {jax.device_count()} devices; "
@@ -116,9 +129,12 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
             load_preferences(cfg.prefs_file, spec.env_id, spec.obs_shape, spec.discrete, spec.action_dim)
         from il_cli.sweep import members
 
-        run = Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg), spec.to_json(),
-                         members(cfg.seed, getattr(cfg, "seeds", 1), getattr(cfg, "sweep", ())),
-                         run_dir=str(run_dir) if run_dir else None)
+        create = lambda: Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg), spec.to_json(),
+                                    members(cfg.seed, getattr(cfg, "seeds", 1), getattr(cfg, "sweep", ())),
+                                    run_dir=str(run_dir) if run_dir else None)
+        run = create() if distributed is None else shared_run(create)
+    elif distributed is not None and resume and run.summary is None:
+        run = shared_run(lambda: (run.lock(), run)[1])
     ctx["run"] = run
     if resumable:
         ctx["resume"] = f"il {command} --resume {run.path}"
@@ -126,6 +142,27 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
     if resume:
         ui.print(f"resuming from step {run.latest_step() or 0}")
     return cfg, run
+
+
+def shared_run(make):
+    """The run of a --distributed command: `make()` on process 0 (which creates or locks it),
+    its path sent to every other process, which opens it as a non-writer."""
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    from il_cli.loop import is_writer
+    from il_cli.runs import Run
+
+    run = make() if is_writer() else None
+    path = np.zeros(4096, np.uint8)
+    if run is not None:
+        encoded = str(run.path.resolve()).encode()
+        path[:len(encoded)] = np.frombuffer(encoded, np.uint8)
+    path = bytes(np.asarray(multihost_utils.broadcast_one_to_all(path))).rstrip(b"\0").decode()
+    if run is None:
+        run = Run.open(path)
+        run.writer = False
+    return run
 
 
 def eval_rows(summary: dict) -> list[tuple]:

@@ -17,7 +17,7 @@ from il_cli.jobs.collect import run_demos
 from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, root_key, run_summary, stack,
                                 throughput)
 from il_cli.jobs.expert import get_expert
-from il_cli.loop import chunk_length, jit_members, run_chunks, shard_members
+from il_cli.loop import host, chunk_length, jit_members, run_chunks, shard_members
 from il_cli.plots import write_curves
 from il_cli.runs import Run, open_expert
 
@@ -130,9 +130,10 @@ def run_bc(cfg: BCConfig, run: Run, ui) -> dict:
         ui.print(f"the expert {data[0].header.get('source')} is not here: the return gap uses the "
                  f"return recorded in the dataset (not paired)")
     held_out_metrics = jax.jit(make_bc_metrics(spec, actor, cfg.eval_policy))
+    all_params, keys = host((state.params, keys))  # every member's, on this host
     blocks = []
     for k, (m, d) in enumerate(zip(member_cfgs, data)):
-        params = jax.tree.map(lambda x: x[k], state.params)
+        params = jax.tree.map(lambda x: x[k], all_params)
         expert_std = np.asarray(d.header.get("expert_action_std", [1.0] * spec.action_dim), np.float32)
         bc = {key: float(v) for key, v in held_out_metrics(
             params, *(d.holdout or d.train), expert_std, jax.random.fold_in(keys[k], 1)).items()}

@@ -10,7 +10,7 @@ import numpy as np
 from il_cli import networks, rollout
 from il_cli.envs import EnvSpec, make_env
 from il_cli.errors import UserError
-from il_cli.loop import COMPILE_STATS, PROGRAMS, device_description, jit_members, replicate
+from il_cli.loop import COMPILE_STATS, PROGRAMS, device_description, host, jit_members, replicate
 from il_cli.runs import Run
 
 EVAL_STREAM = 0xE7A1  # evaluation keys are never training keys
@@ -103,7 +103,7 @@ def _evaluator(env_id: str, actor, num_episodes: int, policy: str):
 def evaluate(env_id: str, actor, params, keys, num_episodes: int, policy: str = "mode") -> list[dict]:
     """Each member's `eval` block: one episode in each of `num_episodes` envs, acting with
     the mode or sampled action. `params` and `keys` have a leading member axis."""
-    episodes = jax.device_get(_evaluator(env_id, actor, num_episodes, policy)(params, keys))
+    episodes = host(_evaluator(env_id, actor, num_episodes, policy)(params, keys))
     return [episode_stats(e, policy) for e in unstack(episodes, len(keys))]
 
 
@@ -117,7 +117,7 @@ def evaluate_against_expert(env, env_params, spec, learner, learner_params, expe
     paired = jit_members(jax.vmap(
         rollout.make_paired_episodes(env, env_params, spec, learner, expert, num_episodes, policy),
         in_axes=((0, None), 0)))
-    on_learner, on_expert = jax.device_get(paired((learner_params, expert_params), keys))
+    on_learner, on_expert = host(paired((learner_params, expert_params), keys))
     out = []
     for lrn, exp in zip(unstack(on_learner, len(keys)), unstack(on_expert, len(keys))):
         out.append(({"run": str(expert_run.path), **episode_stats(exp, "mode"), "paired": True},

@@ -1,0 +1,42 @@
+"""`--distributed`: two jax.distributed processes on localhost run one sweep into one run
+directory, and its members match a one-process run."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+from conftest import il
+from il_cli.runs import Run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_run_one_sweep_like_one_process(cartpole_expert, tmp_path):
+    args = ["bc", "--expert", cartpole_expert, "--episodes", "3", "--num-steps", "600", "--seeds", "2",
+            "--sweep", "lr=1e-3,3e-3", "--eval-episodes", "10"]
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, "-m", "il_cli", *args, "--run-dir", str(tmp_path / "two"), "--json",
+                               "--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                               "--process-id", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=os.environ.copy()) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    assert "{" not in outs[1][0]  # process 1 computes; process 0 prints (gloo says hello on both)
+    two = json.loads(outs[0][0].splitlines()[-1])
+    assert two["device"].startswith("cpu ×2")
+    one = json.loads(il(*args, "--run-dir", tmp_path / "one", "--json").stdout)
+    assert [m["eval"] for m in two["members"]] == [m["eval"] for m in one["members"]]
+    a, b = Run(tmp_path / "one").restore_raw()["params"], Run(tmp_path / "two").restore_raw()["params"]
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    rows = Run(tmp_path / "two").metrics()
+    assert len(rows) == len(Run(tmp_path / "one").metrics())  # logged once, by process 0
