@@ -12,6 +12,7 @@ from il_cli import PROCESS_START, config as config_lib
 from il_cli.algos.ppo import hyper_of, make_ppo
 from il_cli.config import PPOConfig, member_configs
 from il_cli.envs import make_env
+from il_cli.errors import UserError
 from il_cli.jobs.common import eval_key, evaluate, root_key, run_summary, stack
 from il_cli.loop import chunk_length, device_description, jit_members, run_chunks, shard_members
 from il_cli.paths import cache_dir
@@ -128,6 +129,9 @@ def get_expert(env_id: str, expert: str | None, ui: UI) -> Run:
     cached = cache_dir() / "experts" / env_id
     if (cached / "summary.json").is_file():
         return Run(cached)
+    if jax.process_count() > 1:
+        raise UserError(f"--distributed needs {env_id}'s expert trained first: run `il expert --env {env_id}` once "
+                        f"without --distributed (it is cached), or give --expert RUN")
     cached.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(cached.parent / f".{env_id}.lock"))
     try:
