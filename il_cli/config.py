@@ -46,6 +46,8 @@ def _members(cfg, command: str):
     from il_cli.sweep import parse_sweep
 
     _positive(cfg, "seeds")
+    if not 0 <= cfg.seed < 2**31 or cfg.seed + cfg.seeds > 2**31:
+        raise UserError(f"--seed must be in [0, 2^31 − seeds), got {cfg.seed}")
     grid = []
     for item in cfg.sweep:
         if isinstance(item, str):
@@ -518,6 +520,36 @@ def _coerce(cls, name, value):
     return value
 
 
+def _check_type(cls, name: str, value, where: str):
+    """UserError unless a recipe's `value` has the type of `cls`'s field `name` (an int for a
+    float is fine; tables, booleans for numbers and strings for numbers are not)."""
+    import types
+    import typing
+
+    def fits(kind, v) -> bool:
+        if kind is float:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+        if kind is int:
+            return isinstance(v, int) and not isinstance(v, bool)
+        if kind in (str, bool):
+            return isinstance(v, kind)
+        if kind is tuple:  # sweep / vary lists: "key=v1,v2" strings or [key, [values]] pairs
+            return isinstance(v, list) and all(
+                isinstance(x, str) or (isinstance(x, list) and len(x) == 2 and isinstance(x[0], str)
+                                       and isinstance(x[1], list) and all(fits(float, y) for y in x[1])) for x in v)
+        origin, args = typing.get_origin(kind), typing.get_args(kind)
+        if origin in (typing.Union, types.UnionType):
+            return any(fits(a, v) for a in args if a is not type(None))
+        if origin is tuple:
+            return isinstance(v, list) and all(fits(args[0], x) for x in v)
+        return True
+
+    kind = fields_of(cls)[name].type
+    if not fits(kind, value):
+        shown = getattr(kind, "__name__", str(kind))
+        raise UserError(f"{where}: '{name}' must be of type {shown}, got {value!r}")
+
+
 def resolve_recipe_path(recipe: str) -> Path:
     path = Path(recipe)
     if path.is_file():
@@ -549,10 +581,12 @@ def load_recipe(recipe: str, command: str, cls) -> dict:
                     if name not in known:
                         raise UserError(f"recipe {path}: unknown key '{sub_key}' in [{key}]"
                                         f"{suggest(name, known)}")
+                    _check_type(cls, name, sub_value, f"recipe {path} [{key}]")
                     values[name] = _coerce(cls, name, sub_value)
             continue
         name = key.replace("-", "_")
         if name in known:
+            _check_type(cls, name, value, f"recipe {path}")
             values[name] = _coerce(cls, name, value)
         elif not any(name in fields_of(c) for c in COMMANDS.values()):
             all_keys = set().union(*(fields_of(c) for c in COMMANDS.values()))

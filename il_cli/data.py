@@ -49,28 +49,60 @@ def save_dataset(path, obs, actions, episode_returns, episode_lengths, header: d
     return header
 
 
+def open_npz(path):
+    """np.load of an .npz archive, never unpickling (allow_pickle=False); ValueError for
+    anything else (a bare .npy array, a pickle)."""
+    f = np.load(path, allow_pickle=False)
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise ValueError("not an .npz archive")
+    return f
+
+
+def read_header(f) -> dict:
+    """The JSON header an il .npz carries; ValueError unless it is a JSON object."""
+    header = json.loads(bytes(f["header"]).decode())
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a JSON object")
+    return header
+
+
 def load_dataset(path, env_id: str | None = None) -> Dataset:
     """The dataset at `path`; UserError if missing, corrupt, or from another environment."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"dataset {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            header = json.loads(bytes(f["header"]).decode())
+        with open_npz(path) as f:
+            header = read_header(f)
             if header.get("kind") == "preferences":
                 raise UserError(f"{path} holds preferences, not demonstrations; give it to "
                                 f"`il prefs --prefs-file {path}`")
             obs, actions = f["obs"], f["actions"]
             lengths = f["episode_lengths"] if "episode_lengths" in f.files else None
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{path} is not an il dataset ({exc.__class__.__name__}: {exc})") from None
+            env = header["env_id"]
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not an il dataset ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+    if obs.ndim < 2 or obs.dtype.kind not in "fiub" or actions.dtype.kind not in "fiu" or len(actions) != len(obs):
+        raise UserError(f"{path}: obs {obs.shape} {obs.dtype} and actions {actions.shape} {actions.dtype} "
+                        f"are not a dataset's (a row of each per step)")
     if header.get("schema_version") not in (1, SCHEMA_VERSION):
         raise UserError(f"{path} has dataset schema {header.get('schema_version')}, "
                         f"this il reads schemas 1 and {SCHEMA_VERSION}")
-    if env_id is not None and header["env_id"] != env_id:
-        raise UserError(f"dataset {path} was collected on {header['env_id']}, not {env_id}; "
-                        f"pass --env {header['env_id']} or collect demos for {env_id}")
+    if env_id is not None and env != env_id:
+        raise UserError(f"dataset {path} was collected on {env}, not {env_id}; "
+                        f"pass --env {env} or collect demos for {env_id}")
     return Dataset(header, obs, actions, lengths)
+
+
+def check_fits(data: Dataset, path, spec):
+    """UserError unless the dataset's observations and actions have `spec`'s shapes (and
+    discrete actions are in range)."""
+    action_shape = () if spec.discrete else (spec.action_dim,)
+    if data.obs.shape[1:] != tuple(spec.obs_shape) or data.actions.shape[1:] != action_shape:
+        raise UserError(f"{path}: observations {data.obs.shape[1:]} and actions {data.actions.shape[1:]} do not fit "
+                        f"{spec.env_id} (observations {tuple(spec.obs_shape)}, actions {action_shape})")
+    if spec.discrete and len(data.actions) and (data.actions.min() < 0 or data.actions.max() >= spec.action_dim):
+        raise UserError(f"{path}: actions must be in 0..{spec.action_dim - 1} for {spec.env_id}")
 
 
 # --- preference datasets ----------------------------------------------------------------
@@ -111,11 +143,11 @@ def load_preferences(path, env_id: str, obs_shape: tuple, discrete: bool, action
     if not path.is_file():
         raise UserError(f"preference file {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            header = json.loads(bytes(f["header"]).decode())
+        with open_npz(path) as f:
+            header = read_header(f)
             missing = [name for name in PREFERENCE_ARRAYS if name not in f.files]
             arrays = {name: f[name] for name in PREFERENCE_ARRAYS if name in f.files}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not an il preference file ({exc.__class__.__name__}: {exc})") from None
     if header.get("kind") != "preferences":
         raise UserError(f"{path} is not a preference file (it holds demonstrations); "

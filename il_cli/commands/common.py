@@ -119,6 +119,11 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
                         f"choose --seeds so that seeds × grid cells is a multiple of {jax.device_count()}")
     if not resume:
         spec = make_env(cfg.env)[2]
+        for dataset in (getattr(cfg, "demos", None), getattr(cfg, "pretrain_data", None)):
+            if dataset:
+                from il_cli.data import check_fits, load_dataset
+
+                check_fits(load_dataset(dataset, cfg.env), dataset, spec)
         if getattr(cfg, "vary_eval", ()):
             from il_cli.jobs.vary import check_grid
 
