@@ -7,6 +7,7 @@ This module does not import JAX.
 """
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +41,17 @@ def _eval_policy(cfg):
                         f"from π̂), got '{cfg.eval_policy}'{suggest(cfg.eval_policy, ('mode', 'sample'))}")
 
 
+MAX_MEMBERS = 65_536  # members of one run (seeds × sweep cells)
+
+
 def _members(cfg, command: str):
     """Validate `seeds` and normalise `sweep` to ((key, (v1, v2, ...)), ...); a recipe may
     give it as a list of "key=v1,v2" strings, like the command line."""
     from il_cli.sweep import parse_sweep
 
     _positive(cfg, "seeds")
+    if cfg.seeds > MAX_MEMBERS:
+        raise UserError(f"--seeds {cfg.seeds}: at most {MAX_MEMBERS} members in one run")
     if not 0 <= cfg.seed < 2**31 or cfg.seed + cfg.seeds > 2**31:
         raise UserError(f"--seed must be in [0, 2^31 − seeds), got {cfg.seed}")
     grid = []
@@ -57,6 +63,9 @@ def _members(cfg, command: str):
     if len({key for key, _ in grid}) < len(grid):
         raise UserError("--sweep names a hyperparameter twice; put all its values in one list")
     object.__setattr__(cfg, "sweep", tuple(grid))
+    members = cfg.seeds * math.prod(len(values) for _, values in grid)
+    if members > MAX_MEMBERS:
+        raise UserError(f"--seeds × the sweep's cells is {members} members; at most {MAX_MEMBERS} in one run")
     if grid:
         member_configs(cfg)  # each member's config validates its own cell
 
@@ -598,6 +607,10 @@ def build_config(cls, command: str, recipe: str | None = None, **flags):
     """defaults < recipe < flags (flags that are None were not given)."""
     values = load_recipe(recipe, command, cls) if recipe else {}
     values.update({k: _coerce(cls, k, v) for k, v in flags.items() if v is not None})
+    for name, value in values.items():  # counts beyond int32 only overflow (or hang) later
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**31:
+                raise UserError(f"--{name.replace('_', '-')} must be below 2^31, got {v}")
     if "env" in values:
         values["env"] = resolve_env_id(values["env"])
     try:

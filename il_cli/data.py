@@ -60,7 +60,10 @@ def open_npz(path):
 
 def read_header(f) -> dict:
     """The JSON header an il .npz carries; ValueError unless it is a JSON object."""
-    header = json.loads(bytes(f["header"]).decode())
+    raw = f["header"]
+    if raw.ndim != 1 or raw.dtype != np.uint8:
+        raise ValueError("its header is not JSON text")
+    header = json.loads(raw.tobytes().decode())
     if not isinstance(header, dict):
         raise ValueError("its header is not a JSON object")
     return header
@@ -80,9 +83,10 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
             obs, actions = f["obs"], f["actions"]
             lengths = f["episode_lengths"] if "episode_lengths" in f.files else None
             env = header["env_id"]
-    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not an il dataset ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
-    if obs.ndim < 2 or obs.dtype.kind not in "fiub" or actions.dtype.kind not in "fiu" or len(actions) != len(obs):
+    if (obs.ndim < 2 or actions.ndim < 1 or obs.dtype.kind not in "fiub" or actions.dtype.kind not in "fiu"
+            or len(actions) != len(obs)):
         raise UserError(f"{path}: obs {obs.shape} {obs.dtype} and actions {actions.shape} {actions.dtype} "
                         f"are not a dataset's (a row of each per step)")
     if header.get("schema_version") not in (1, SCHEMA_VERSION):
@@ -147,7 +151,7 @@ def load_preferences(path, env_id: str, obs_shape: tuple, discrete: bool, action
             header = read_header(f)
             missing = [name for name in PREFERENCE_ARRAYS if name not in f.files]
             arrays = {name: f[name] for name in PREFERENCE_ARRAYS if name in f.files}
-    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not an il preference file ({exc.__class__.__name__}: {exc})") from None
     if header.get("kind") != "preferences":
         raise UserError(f"{path} is not a preference file (it holds demonstrations); "

@@ -351,10 +351,6 @@ def test_a_full_disk_while_training_is_one_line_and_keeps_the_config(tmp_path, c
 # from their inputs (see the module docstring) and each has an xfail test at the end. Fixed
 # ones are gone from here, and their inputs are drawn again.
 KNOWN_BUGS = {
-    "empty-dataset",      # il_cli/data.py load_dataset: an empty file -> np.load's EOFError -> "Aborted." exit 1
-    "header-0d-int",      # il_cli/data.py read_header: bytes() of a 0-d integer header array allocates that many bytes
-    "actions-0d",         # il_cli/data.py load_dataset: len() of 0-d actions -> TypeError traceback
-    "line-break-in-message",  # il_cli/data.py: a dataset's env_id is echoed raw; a line break in it splits the error line
     "orbax-exit-noise",   # a corrupt checkpoint leaves Orbax futures that print tracebacks later ("Event loop is closed")
 }
 
@@ -771,33 +767,26 @@ def test_a_dataset_that_does_not_fit_the_environment_is_one_line(cartpole_expert
     assert not tmp_runs.exists() or not any(tmp_runs.iterdir())  # refused before a run was made
 
 
-# --- the open bugs, one xfail test each (strict: a fix makes it fail; then drop the marker
+# --- bugs the properties found: fixed ones stay as regression tests; an open one is xfail (strict
+# where it is deterministic: a fix makes it fail; then drop the marker
 # and the KNOWN_BUGS entry) --------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="bug empty-dataset: il_cli/data.py load_dataset does not catch np.load's "
-                                       "EOFError on an empty file; click prints 'Aborted.', exit 1")
-def test_open_bug_an_empty_file_as_demos(tmp_path):
+def test_fixed_bug_an_empty_file_as_demos(tmp_path):
     assert_one_error_line(*_demos_error(tmp_path, lambda p: p.write_bytes(b"")), "not an il dataset")
 
 
-@pytest.mark.xfail(strict=True, reason="bug header-0d-int: il_cli/data.py read_header does bytes(f['header']); for "
-                                       "a 0-d integer array that allocates that many bytes (MemoryError, or GBs)")
-def test_open_bug_a_header_that_is_a_big_integer(tmp_path):
+def test_fixed_bug_a_header_that_is_a_big_integer(tmp_path):
     assert_one_error_line(*_demos_error(tmp_path, lambda p: np.savez(
         p, header=np.array(2**62), obs=np.zeros((2, 4)), actions=np.zeros(2))), "not an il dataset")
 
 
-@pytest.mark.xfail(strict=True, reason="bug actions-0d: il_cli/data.py load_dataset takes len() of 0-d actions "
-                                       "-> TypeError traceback")
-def test_open_bug_actions_that_are_a_scalar(tmp_path):
+def test_fixed_bug_actions_that_are_a_scalar(tmp_path):
     assert_one_error_line(*_demos_error(tmp_path, lambda p: np.savez(
         p, header=np.frombuffer(b'{"schema_version": 2, "env_id": "CartPole-v1"}', np.uint8),
         obs=np.zeros((2, 4)), actions=np.array(1))))
 
 
-@pytest.mark.xfail(strict=True, reason="bug line-break-in-message: il_cli/data.py load_dataset echoes the dataset's "
-                                       "env_id raw, so a line break in it splits the error line")
-def test_open_bug_a_line_break_in_a_datasets_env_id(tmp_path):
+def test_fixed_bug_a_line_break_in_a_datasets_env_id(tmp_path):
     from il_cli.data import save_dataset
 
     assert_one_error_line(*_demos_error(tmp_path, lambda p: save_dataset(
@@ -818,21 +807,15 @@ def test_open_bug_eval_of_a_corrupt_manifest_prints_tracebacks_at_exit(finished_
         assert_user_error(il("eval", run, check=False), "cannot read the checkpoint")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: --batch-size (and --eval-episodes) past int64 are not bounded and "
-                                       "reach XLA -> TypeError traceback")
 @pytest.mark.parametrize("option", ["--batch-size", "--eval-episodes"])
-def test_open_bug_a_count_past_int64(cartpole_expert, tmp_runs, option):
+def test_fixed_bug_a_count_past_int64(cartpole_expert, tmp_runs, option):
     assert_user_error(il("bc", "--expert", cartpole_expert, "--episodes", "1", "--num-steps", "10",
                          "--eval-episodes", "2", option, str(2**64), check=False), option)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired,
-                   reason="bug: nothing bounds --num-steps or --seeds × grid; il_cli/loop.py chunk_length loops to "
-                          "isqrt(total) (10^10 for --num-steps 10^20) and il_cli/config.py member_configs builds "
-                          "seeds × cells configs before --episodes is checked: both hang")
 @pytest.mark.parametrize("args", [("--num-steps", str(10**20)), ("--seeds", str(10**8), "--sweep", "lr=1e-3",
                                                                    "--episodes", "0")], ids=["num-steps", "seeds"])
-def test_open_bug_huge_counts_hang(cartpole_expert, tmp_runs, args):
+def test_fixed_bug_huge_counts_hang(cartpole_expert, tmp_runs, args):
     assert_user_error(il("bc", "--expert", cartpole_expert, "--episodes", "1", "--eval-episodes", "2", *args,
                          check=False, timeout=60))

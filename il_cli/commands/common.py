@@ -44,7 +44,7 @@ def user_errors(ui: UI):
             yield ctx
     except UserError as exc:
         ui.console.file.flush()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).splitlines())}", file=sys.stderr)  # one line, whatever it quotes
         raise typer.Exit(2) from None
     except OSError as exc:  # a full disk, a read-only or vanished directory: not a bug of ours
         ui.console.file.flush()

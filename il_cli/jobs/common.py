@@ -66,6 +66,7 @@ def load_policy(run: Run, member: int | None = 0, stage: str | None = None):
     except UserError:
         raise
     except Exception as exc:
+        run.close()  # no checkpoint threads left to complain at exit
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
         raise UserError(f"cannot read the checkpoint of {run.path}: {first}") from None
     for part in path:
