@@ -23,8 +23,8 @@ RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 def _positive(cfg, *names):
     for name in names:
         value = getattr(cfg, name)
-        if value <= 0:
-            raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if not 0 < value < float("inf"):  # NaN fails too
+            raise UserError(f"--{name.replace('_', '-')} must be positive and finite, got {value}")
 
 
 def _in_unit_interval(cfg, *names, open_right=False):
@@ -611,6 +611,8 @@ def build_config(cls, command: str, recipe: str | None = None, **flags):
         for v in value if isinstance(value, tuple) else (value,):
             if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**31:
                 raise UserError(f"--{name.replace('_', '-')} must be below 2^31, got {v}")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UserError(f"--{name.replace('_', '-')} must be a finite number, got {v}")
     if "env" in values:
         values["env"] = resolve_env_id(values["env"])
     try:
