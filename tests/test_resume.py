@@ -47,8 +47,9 @@ def final_params(run_dir):
     pytest.param(("rlhf", "--demo-episodes", "2", "--num-prompts", "64", "--rm-steps", "300",
                   "--total-timesteps", "32768", "--eval-episodes", "10", "--seeds", "2", "--iterations", "2",
                   "--kl-target", "0.05"), marks=pytest.mark.slow),
-    ("rlhf", "--method", "dpo", "--demo-episodes", "2", "--sft-steps", "300", "--num-prompts", "32",
-     "--segment-length", "50", "--dpo-steps", "400", "--iterations", "2", "--eval-episodes", "10"),
+    pytest.param(("rlhf", "--method", "dpo", "--demo-episodes", "2", "--sft-steps", "300", "--num-prompts", "32",
+                  "--segment-length", "50", "--dpo-steps", "400", "--iterations", "2", "--eval-episodes", "10"),
+                 marks=pytest.mark.slow),
 ], ids=["bc-sweep", "expert", "dagger", "prefs-seeds", "rlhf", "rlhf-dpo"])
 def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
     if args[0] != "expert":
