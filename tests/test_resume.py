@@ -38,11 +38,12 @@ def final_params(run_dir):
 
 
 @pytest.mark.parametrize("args", [
-    ("bc", "--env", "CartPole", "--episodes", "5", "--num-steps", "8000", "--seeds", "2",
-     "--sweep", "lr=1e-3,3e-3"),
+    pytest.param(("bc", "--env", "CartPole", "--episodes", "5", "--num-steps", "8000", "--seeds", "2",
+                  "--sweep", "lr=1e-3,3e-3"), marks=pytest.mark.slow),  # SIGKILL tests cover bc's members
     pytest.param(("expert", "--env", "CartPole", "--total-timesteps", "524288"), marks=pytest.mark.slow),
-    ("dagger", "--rounds", "16", "--steps-per-round", "4000", "--train-steps", "2000",
-     "--eval-episodes", "10", "--beta-schedule", "exponential"),
+    pytest.param(("dagger", "--rounds", "16", "--steps-per-round", "4000", "--train-steps", "2000",
+                  "--eval-episodes", "10", "--beta-schedule", "exponential"),
+                 marks=pytest.mark.slow),  # and DAgger's buffer (tests/test_reliability.py)
     ("prefs", "--env", "CartPole", "--num-steps", "4000", "--seeds", "2", "--eval-episodes", "10"),
     pytest.param(("rlhf", "--demo-episodes", "2", "--num-prompts", "64", "--rm-steps", "300",
                   "--total-timesteps", "32768", "--eval-episodes", "10", "--seeds", "2", "--iterations", "2",

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import il, il_json
 from il_cli.envs import make_env
@@ -46,6 +47,7 @@ def test_bad_vary(cartpole_expert):
     assert_user_error(il("eval", cartpole_expert, cartpole_expert, check=False), "--vary")
 
 
+@pytest.mark.slow  # run_vary is covered above; this adds the thin call after training
 def test_bc_vary_eval_at_the_end_of_training(cartpole_expert, tmp_runs):
     summary = il_json("bc", "--expert", cartpole_expert, "--episodes", "2", "--num-steps", "300",
                       "--eval-episodes", "20", "--vary-eval", "length=0.5,0.7")
