@@ -17,7 +17,6 @@ them; each has an explicit regression test marked xfail(strict=True): when the b
 that test passes, pytest reports it as failing, and its entry here and its marker go.
 """
 
-import contextlib
 import io
 import json
 import logging
@@ -26,7 +25,6 @@ import pickle
 import random
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -42,6 +40,7 @@ from hypothesis import strategies as st
 
 from conftest import il
 from test_errors import assert_user_error
+from test_resume import final_params
 
 # --- SIGKILL at random moments, then --resume ---------------------------------------------
 
@@ -181,17 +180,6 @@ def assert_intact(run_dir):
     if steps:
         assert steps[-1] not in partial_checkpoints(run_dir), f"checkpoint {steps[-1]} is not whole"
     Run(run_dir).metrics()  # parses (no checkpoint manager is opened: the test only looks)
-
-
-def final_params(run_dir):
-    from il_cli.runs import Run
-
-    run = Run(run_dir)
-    tree = run.restore_raw()
-    run.close()
-    for part in run.meta["policy_path"]:
-        tree = tree[part]
-    return tree
 
 
 def training_rows(run_dir) -> list[dict]:
