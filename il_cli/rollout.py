@@ -94,6 +94,16 @@ class Episodes(NamedTuple):
     measure_mean: dict | None = None  # mean of each `measure` figure over all visited states
 
 
+def recorded_rows(episodes: Episodes):
+    """(obs, actions, size): the steps of recorded `episodes` as a padded dataset, the `size`
+    live steps first in (step, env) order and the rest padding (as il_cli.algos.bc reads it)."""
+    valid = episodes.valid.reshape(-1)
+    order = jnp.argsort(~valid, stable=True)
+    obs = episodes.obs.reshape(-1, *episodes.obs.shape[2:])[order]
+    actions = episodes.actions.reshape(-1, *episodes.actions.shape[2:])[order]
+    return obs, actions, jnp.sum(valid)
+
+
 def make_policy_act(spec: EnvSpec, actor, policy: str = "mode") -> Callable:
     """act(params, obs[E,...], key) -> action[E,...] (before clipping): the greedy (mode)
     action, or one sampled from π̂(·|s) when `policy` is "sample"."""

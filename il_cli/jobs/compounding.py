@@ -47,22 +47,16 @@ def make_cell(cfg: CompoundingConfig, env, env_params, spec, learner, expert, ho
     dagger_init, dagger_rounds = make_dagger(dagger_cfg, env, env_params, spec, learner, expert, 0)
     paired = rollout.make_paired_episodes(env, env_params, spec, learner, expert, cfg.eval_episodes,
                                           cfg.eval_policy)
-    action_shape = () if spec.discrete else (spec.action_dim,)
 
     def cell(key, expert_params, lr):
         demo_key, bc_key, dagger_key, eval_key = jax.random.split(key, 4)
-        demo = episodes(expert_params, demo_key)
-        valid = demo.valid.reshape(-1)
-        order = jnp.argsort(~valid, stable=True)  # the recorded steps first
-        obs = demo.obs.reshape(-1, *spec.obs_shape)[order]
-        actions = demo.actions.reshape(-1, *action_shape)[order]
-        bc, _ = bc_chunk(bc_init(bc_key, networks.dummy_obs(spec), lr), (obs, actions, valid.sum()),
-                         cfg.train_steps)
+        obs, actions, size = rollout.recorded_rows(episodes(expert_params, demo_key))
+        bc, _ = bc_chunk(bc_init(bc_key, networks.dummy_obs(spec), lr), (obs, actions, size), cfg.train_steps)
         empty_obs, empty_actions = obs[:0], actions[:0]
         dagger = dagger_init(dagger_key, empty_obs, empty_actions, 0, lr)
         dagger, _ = dagger_rounds(dagger, hyper_of(dagger_cfg), expert_params, eval_key, cfg.rounds)
         out = {}
-        for algo, params, labels in (("bc", bc.params, valid.sum()),
+        for algo, params, labels in (("bc", bc.params, size),
                                      ("dagger", dagger.learner.params, dagger.queries)):
             on_learner, on_expert = paired((params, expert_params), eval_key)
             out[algo] = {"gap": jnp.mean(on_expert.returns - on_learner.returns),

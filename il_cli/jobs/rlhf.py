@@ -61,11 +61,7 @@ def make_stages(cfg: RLHFConfig, env, env_params, spec, expert, actor, model):
     def sft_stage(key, expert_params, hyper):
         demo_key, sft_key = jax.random.split(key)
         demos = episodes((expert_params, hyper["demo_noise"]), demo_key)
-        valid = demos.valid.reshape(-1)
-        order = jnp.argsort(~valid, stable=True)  # the recorded steps first, in order
-        obs = demos.obs.reshape(-1, *spec.obs_shape)[order]
-        actions = demos.actions.reshape(-1, *demos.actions.shape[2:])[order]
-        size = jnp.sum(valid)
+        obs, actions, size = rollout.recorded_rows(demos)
         sft = None
         if not cfg.sft:  # else π_SFT is the given run's
             sft, _ = bc_chunk(bc_init(sft_key, networks.dummy_obs(spec), hyper["sft_lr"]), (obs, actions, size),
