@@ -95,11 +95,10 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
             return cfg, run
     else:
         cfg = make_config()
-        for dataset in (getattr(cfg, "demos", None), getattr(cfg, "pretrain_data", None)):
-            if dataset:
-                from il_cli.data import load_dataset
+        from il_cli.data import load_dataset
 
-                load_dataset(dataset, cfg.env)
+        datasets = {path: load_dataset(path, cfg.env) for path in (getattr(cfg, "demos", None),
+                                                                   getattr(cfg, "pretrain_data", None)) if path}
         if getattr(cfg, "expert", None):
             open_expert(cfg.expert, cfg.env)
     from il_cli.envs import make_env
@@ -119,11 +118,10 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
                         f"choose --seeds so that seeds × grid cells is a multiple of {jax.device_count()}")
     if not resume:
         spec = make_env(cfg.env)[2]
-        for dataset in (getattr(cfg, "demos", None), getattr(cfg, "pretrain_data", None)):
-            if dataset:
-                from il_cli.data import check_fits, load_dataset
+        from il_cli.data import check_fits
 
-                check_fits(load_dataset(dataset, cfg.env), dataset, spec)
+        for path, data in datasets.items():  # read before JAX started; their shapes need the env
+            check_fits(data, path, spec)
         if getattr(cfg, "vary_eval", ()):
             from il_cli.jobs.vary import check_grid
 
