@@ -11,6 +11,7 @@ A run is complete when summary.json exists; without it, `--resume` continues it.
 """
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -198,6 +199,7 @@ class Run:
         if step is None:
             raise UserError(f"{self.path} has no checkpoint to restore")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        sys.unraisablehook = _quiet_abandoned_reads
         return self.checkpoints.restore(step, args=ocp.args.StandardRestore(abstract))
 
     def continue_from_checkpoint(self, state):
@@ -220,11 +222,14 @@ class Run:
         if step is None:
             raise UserError(f"{self.path} has no checkpoint; was the run interrupted before "
                             f"its first chunk finished?")
-        path = self.path / "checkpoints" / str(step) / "default"
-        tree = ocp.StandardCheckpointHandler().metadata(path).tree
-        local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-        return ocp.StandardCheckpointer().restore(path, jax.tree.map(
-            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local), tree))
+        path = (self.path / "checkpoints" / str(step) / "default").absolute()
+        sys.unraisablehook = _quiet_abandoned_reads
+        with ocp.StandardCheckpointer() as checkpointer:
+            tree = ocp.StandardCheckpointHandler().metadata(path).tree
+            local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+            return checkpointer.restore(path, jax.tree.map(
+                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local), tree))
+
 
     def lock(self):
         """Make this process the run directory's only writer, until `close` or its exit: an
@@ -381,3 +386,12 @@ def group_runs(runs: list[Run]) -> list[dict]:
                 group["runs"].append(str(run.path))
     return [{"command": g["command"], "env": g["env"], "cell": g["cell"], "runs": g["runs"],
              "return": aggregate(g["returns"])} for g in groups.values()]
+
+
+def _quiet_abandoned_reads(unraisable):
+    """sys.unraisablehook while reading checkpoints: when an Orbax read fails (a corrupt
+    checkpoint), its other tensorstore reads are abandoned and complete later, some after
+    Orbax's asyncio loop has closed; their callbacks' "RuntimeError: Event loop is closed"
+    would print as tracebacks around our one error line. Those, and only those, are dropped."""
+    if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"):
+        sys.__unraisablehook__(unraisable)
