@@ -418,6 +418,100 @@ class RLHFConfig:
         return PPOConfig(anneal_lr=False, seeds=1, **{n: getattr(self, n) for n in names})
 
 
+TEXT_TASK = "text"  # the `env` of `il rlhf --task text` runs: il_cli.text.task's language task
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextRLHFConfig:
+    """InstructGPT in miniature (`il rlhf --task text`): a tiny transformer pretrained on a
+    corpus, SFT on a noisy writer's answers, a reward model from K-way rankings (eq. 24.12) and
+    PPO on the tokens with the per-token KL penalty and the ptx term (eq. 24.13–24.14), or DPO."""
+
+    env: str = TEXT_TASK
+    task: str = "text"
+    seed: int = 0
+    method: str = "ppo"
+    num_layers: int = 2
+    d_model: int = 64
+    num_heads: int = 4
+    rm_d_model: int = 64  # the reward model's (and value function's) width; small: over-optimisation
+    corpus_size: int = 8192  # rows of D_pretrain
+    pretrain_steps: int = 1500
+    pretrain_lr: float = 3e-3
+    batch_size: int = 64
+    sft_examples: int = 1024  # demonstrations by the noisy writer
+    demo_noise: float = 0.5  # probability that a demonstrated answer has a mistake
+    sft_steps: int = 300
+    sft_lr: float = 1e-3
+    num_prompts: int = 256  # prompts whose k answers are ranked
+    k: int = 4
+    human: bool = False  # a person ranks the answers in the terminal
+    rankings: str | None = None  # --human: the .npz the person's rankings are saved to (and resumed from)
+    human_beta: float = 5.0  # Plackett–Luce rationality of the simulated ranker, per unit of gold score
+    human_error: float = 0.0
+    holdout_frac: float = 0.1
+    rm_steps: int = 500
+    rm_lr: float = 1e-3
+    rm_batch: int = 32
+    kl_coef: float = 0.05
+    ptx_coef: float = 0.5
+    dpo_steps: int = 500
+    updates: int = 120  # PPO updates
+    rollout_prompts: int = 64  # answers sampled per PPO update
+    num_epochs: int = 4
+    num_minibatches: int = 2
+    lr: float = 3e-4
+    clip_eps: float = 0.2
+    vf_coef: float = 0.5
+    gae_lambda: float = 0.95
+    max_grad_norm: float = 1.0
+    eval_prompts: int = 512  # held-out prompts
+    num_chunks: int = 6
+    seeds: int = 1
+    sweep: tuple = ()
+    tensorboard: bool = False
+
+    def __post_init__(self):
+        _tensorboard(self)
+        _members(self, "rlhf-text")
+        _positive(self, "num_layers", "d_model", "num_heads", "rm_d_model", "corpus_size", "pretrain_steps",
+                  "pretrain_lr", "batch_size", "sft_examples", "sft_steps", "sft_lr", "num_prompts", "rm_steps",
+                  "rm_lr", "rm_batch", "dpo_steps", "updates", "rollout_prompts", "num_epochs", "num_minibatches",
+                  "lr", "vf_coef", "max_grad_norm", "eval_prompts", "num_chunks")
+        if self.method not in RLHF_METHODS:
+            raise UserError(f"--method must be one of {', '.join(RLHF_METHODS)}, got '{self.method}'")
+        if not 2 <= self.k <= 9:
+            raise UserError(f"--k must be 2 to 9 (answers ranked per prompt), got {self.k}")
+        for width in ("d_model", "rm_d_model"):
+            if getattr(self, width) % self.num_heads:
+                raise UserError(f"--{width.replace('_', '-')} {getattr(self, width)} must be a multiple of "
+                                f"--num-heads {self.num_heads}")
+        if self.rollout_prompts % self.num_minibatches:
+            raise UserError(f"--rollout-prompts {self.rollout_prompts} must be divisible by "
+                            f"num_minibatches ({self.num_minibatches})")
+        if self.steps % self.num_chunks:
+            raise UserError(f"--num-chunks {self.num_chunks} must divide the {self.steps} "
+                            f"{'PPO updates' if self.method == 'ppo' else 'DPO steps'}")
+        if self.method == "dpo" and self.kl_coef <= 0:
+            raise UserError("--kl-coef (DPO's β) must be positive with --method dpo")
+        for name in ("kl_coef", "ptx_coef", "human_beta"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(self, name)}")
+        _in_unit_interval(self, "demo_noise", "human_error", "gae_lambda", "clip_eps")
+        _in_unit_interval(self, "holdout_frac", open_right=True)
+        if self.human and self.seeds * math.prod(len(v) for _, v in self.sweep) > 1:
+            raise UserError("--human: a person ranks the answers of one member; drop --seeds and --sweep")
+        if self.human and not self.rankings:
+            raise UserError("--human needs --rankings FILE.npz: every ranking is saved there as it is typed")
+        if self.rankings and not self.human and not Path(self.rankings).is_file():
+            raise UserError(f"--rankings {self.rankings}: no such file (add --human to rank answers into it)")
+
+    @property
+    def steps(self) -> int:
+        """Stage 3's steps: PPO updates, or DPO's Adam steps."""
+        return self.updates if self.method == "ppo" else self.dpo_steps
+
+
 @dataclass(frozen=True, kw_only=True)
 class CompoundingConfig:
     """Theorem 24.1 measured: BC's and DAgger's return gaps against the horizon H, at equal

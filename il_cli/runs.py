@@ -22,7 +22,8 @@ CONFIG, METRICS, SUMMARY, LOCK = "config.json", "metrics.jsonl", "summary.json",
 
 # Where each command's checkpoint keeps the policy's parameters (`il eval` reads any run).
 POLICY_PATHS = {"expert": ["params", "actor"], "bc": ["params"], "dagger": ["learner", "params"],
-                "prefs": ["params"], "rlhf": ["ppo", "params", "actor"], "rlhf-dpo": ["dpo", "params"]}
+                "prefs": ["params"], "rlhf": ["ppo", "params", "actor"], "rlhf-dpo": ["dpo", "params"],
+                "rlhf-text": ["ppo", "params", "policy"]}
 # The policies of a run's earlier stages, by stage name (`il eval --stage`).
 STAGE_PATHS = {"rlhf": {"sft": ["sft"]}}
 
@@ -31,6 +32,8 @@ def policy_path(command: str, config: dict) -> list | None:
     """Where the checkpoint of a `command` run with `config` keeps its final policy."""
     if command == "rlhf" and config.get("method") == "dpo":
         return POLICY_PATHS["rlhf-dpo"]
+    if command == "rlhf" and config.get("task") == "text":
+        return POLICY_PATHS["rlhf-text"]
     return POLICY_PATHS.get(command)
 
 

@@ -21,6 +21,8 @@ SWEEPABLE = {
     "prefs": ("lr", "temperature", "teacher_beta", "mistake_rate", "teacher_threshold"),
     "rlhf": ("kl_coef", "kl_target", "ptx_coef", "lr", "human_beta", "human_error", "demo_noise", "rm_lr", "sft_lr",
              "clip_eps", "ent_coef", "gamma", "gae_lambda"),
+    "rlhf-text": ("kl_coef", "ptx_coef", "lr", "human_beta", "human_error", "demo_noise", "rm_lr", "sft_lr",
+                  "pretrain_lr", "clip_eps", "vf_coef", "gae_lambda"),
     "compounding": ("lr",),
     "expert": ("lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
                "reward_scale"),
@@ -39,7 +41,7 @@ def parse_sweep(specs: list[str] | None, command: str, fields) -> tuple:
             sweepable = SWEEPABLE.get(command, ())
             hint = suggest(key, sweepable)
             kind = "a count or a shape, which would change the program" if key in fields else "not an option"
-            raise UserError(f"--sweep {key}: {kind}{hint}; il {command} sweeps "
+            raise UserError(f"--sweep {key}: {kind}{hint}; il {command.replace('-text', ' --task text')} sweeps "
                             f"{', '.join(sweepable) or 'nothing'} (use --seeds for seeds)")
         try:
             parsed = tuple(float(v) for v in values.split(","))

@@ -120,6 +120,17 @@ def ranking_accuracy(rewards_ranked):
     return jnp.sum(agree, axis=(-2, -1)) / (k * (k - 1) / 2)
 
 
+def held_out_figures(scores, order, gold):
+    """How well `scores` [P, K] of held-out responses order them: the accuracy on the
+    rankings' pairs (`order` [P, K], best first), on the pairs the gold scores [P, K] order
+    (`gold_pair_accuracy`), and the fraction of pairs the gold scores order at all."""
+    k = gold.shape[-1]
+    better = gold[:, :, None] > gold[:, None, :]
+    return {"ranking_accuracy": jnp.mean(ranking_accuracy(jnp.take_along_axis(scores, order, axis=-1))),
+            "gold_pair_accuracy": jnp.sum(better & (scores[:, :, None] > scores[:, None, :])) / jnp.maximum(better.sum(), 1),
+            "decided_pairs": better.sum() / (gold.shape[0] * k * (k - 1) / 2)}
+
+
 def segment_sum(values, alive):
     """Σ_t over the live steps of each response: [..., L] -> [...]."""
     return jnp.sum(jnp.where(alive, values, 0.0), axis=-1)

@@ -117,7 +117,7 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
         raise UserError(f"{num_members} members do not divide evenly over {jax.device_count()} devices; "
                         f"choose --seeds so that seeds × grid cells is a multiple of {jax.device_count()}")
     if not resume:
-        spec = make_env(cfg.env)[2]
+        spec = None if getattr(cfg, "task", None) == "text" else make_env(cfg.env)[2]
         from il_cli.data import check_fits
 
         for path, data in datasets.items():  # read before JAX started; their shapes need the env
@@ -132,7 +132,8 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
             load_preferences(cfg.prefs_file, spec.env_id, spec.obs_shape, spec.discrete, spec.action_dim)
         from il_cli.sweep import members
 
-        create = lambda: Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg), spec.to_json(),
+        create = lambda: Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg),
+                                    {"task": cfg.task} if spec is None else spec.to_json(),
                                     members(cfg.seed, getattr(cfg, "seeds", 1), getattr(cfg, "sweep", ())),
                                     run_dir=str(run_dir) if run_dir else None)
         run = create() if distributed is None else shared_run(create)

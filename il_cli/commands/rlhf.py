@@ -13,6 +13,7 @@ from il_cli.ui import UI
 
 
 def rlhf(
+    task: Annotated[Optional[str], typer.Option(help="control: an environment's episodes are the responses; text: a tiny transformer's answers to prompts (InstructGPT in miniature).", show_default="control")] = None,
     env: Env = None, seed: Seed = None, seeds: Seeds = None, sweep: Sweep = None, recipe: Recipe = None,
     expert: Expert = None,
     sft: Annotated[Optional[str], typer.Option(help="An `il bc` run to use as π_SFT (stage 1 skipped).")] = None,
@@ -34,6 +35,12 @@ def rlhf(
     dpo_steps: Annotated[Optional[int], typer.Option(help="--method dpo: Adam steps on the rankings.", show_default="2000")] = None,
     total_timesteps: Annotated[Optional[int], typer.Option(help="PPO environment steps.", show_default="131072")] = None,
     lr: Annotated[Optional[float], typer.Option(help="PPO learning rate.", show_default="3e-4")] = None,
+    human: Annotated[bool, typer.Option("--human", help="--task text: you rank the answers in the terminal (saved to --rankings after each).")] = False,
+    rankings: Annotated[Optional[str], typer.Option(help="--task text: a rankings .npz of a person's (written by --human, resumed from, or reused).")] = None,
+    updates: Annotated[Optional[int], typer.Option(help="--task text: PPO updates.", show_default="120")] = None,
+    pretrain_steps: Annotated[Optional[int], typer.Option(help="--task text: pretraining steps on the corpus.", show_default="1500")] = None,
+    d_model: Annotated[Optional[int], typer.Option(help="--task text: the policy transformer's width.", show_default="64")] = None,
+    rm_d_model: Annotated[Optional[int], typer.Option(help="--task text: the reward model's width (small: watch it be over-optimised).", show_default="64")] = None,
     hidden: Hidden = None, eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None,
     json: Json = False,
@@ -41,6 +48,26 @@ def rlhf(
     """RLHF: SFT, a reward model from K-way rankings (eq. 24.12), PPO with a KL penalty and a pretraining term (eq. 24.13–24.14)."""
     ui = UI(json)
     with user_errors(ui) as ctx:
+        if task not in (None, "control", "text"):
+            raise UserError(f"--task must be control or text, got '{task}'")
+        if task == "text" or (resume and task is None and saved_task(resume) == "text"):
+            common = dict(seed=seed, seeds=seeds, sweep=tuple(sweep) if sweep else None, method=method,
+                          demo_noise=demo_noise, sft_steps=sft_steps, num_prompts=num_prompts, k=k,
+                          human_beta=human_beta, human_error=human_error, rm_steps=rm_steps, kl_coef=kl_coef,
+                          ptx_coef=ptx_coef, dpo_steps=dpo_steps, lr=lr, tensorboard=tensorboard)
+            control = dict(env=env, expert=expert, sft=sft, demo_episodes=demo_episodes, segment_length=segment_length,
+                           kl_target=kl_target, pretrain_data=pretrain_data, iterations=iterations,
+                           total_timesteps=total_timesteps, hidden=hidden, eval_episodes=eval_episodes,
+                           eval_policy=eval_policy)
+            text_rlhf(ui, ctx, resume, recipe, run_dir, name, not_given=[k for k, v in control.items() if v is not None],
+                      human=human or None, rankings=rankings, updates=updates, pretrain_steps=pretrain_steps,
+                      d_model=d_model, rm_d_model=rm_d_model, **common)
+            return
+        text_only = dict(human=human or None, rankings=rankings, updates=updates, pretrain_steps=pretrain_steps,
+                         d_model=d_model, rm_d_model=rm_d_model)
+        if any(v is not None for v in text_only.values()):
+            given = ", ".join("--" + k.replace("_", "-") for k, v in text_only.items() if v is not None)
+            raise UserError(f"{given}: only with --task text")
         architecture = sft_architecture(sft) if sft and not resume else {}
         if architecture and hidden is not None and parse_ints(hidden, "hidden") != architecture["hidden"]:
             raise UserError(f"--hidden {hidden} differs from the --sft run's {architecture['hidden']}: "
@@ -63,6 +90,73 @@ def rlhf(
         run.close()
         ui.results("RLHF", cell_rows(summary) if "members" in summary else rows(summary), run.path)
         ui.emit_json(summary)
+
+
+def saved_task(path) -> str | None:
+    from il_cli.runs import Run
+
+    return Run.open(path).meta["config"].get("task")
+
+
+def text_rlhf(ui: UI, ctx: dict, resume, recipe, run_dir, name, not_given: list[str], **flags):
+    """`il rlhf --task text`: InstructGPT in miniature (il_cli.jobs.text_rlhf)."""
+    from il_cli.config import TextRLHFConfig
+
+    if not_given:
+        raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in not_given)}: not an option of --task text "
+                        f"(see il rlhf --help)")
+    cfg, run = open_or_start(ui, ctx, "rlhf", TextRLHFConfig, resume, lambda: build_config(
+        TextRLHFConfig, "rlhf", recipe, **flags), run_dir, name)
+    summary = run.summary
+    if summary is None:
+        from il_cli.jobs.text_rlhf import run_text_rlhf
+
+        summary = run_text_rlhf(cfg, run, ui)
+    run.close()
+    if "members" not in summary:
+        ui.grid("held-out prompts, greedy answers", ["prompt", "SFT", "gold", "RLHF", "gold"],
+                [[e["prompt"], e["sft"], e["sft_gold"], e["rlhf"], e["rlhf_gold"]] for e in summary["examples"]])
+    ui.results("RLHF on text", text_cell_rows(summary) if "members" in summary else text_rows(summary), run.path)
+    ui.emit_json(summary)
+
+
+def text_rows(summary: dict) -> list[tuple]:
+    pre, sft, rm, rl = summary["pretrained"], summary["sft"], summary["reward_model"], summary["rl"]
+    ppo = rl["method"] == "ppo"
+    fig = lambda block: (f"{block['gold']:.3f} sampled, {block['gold_greedy']:.3f} greedy "
+                         f"({block['exact']:.0%} exactly right)")
+    return [row for row in [
+        ("gold score, held-out prompts: RLHF", fig(rl)),
+        ("  SFT (same prompts and keys)", fig(sft)),
+        ("  pretrained only", fig(pre)),
+        ("gold gain over SFT (sampled)", summary["gold_gain"]),
+        ("KL(π_RL ‖ π_SFT) per answer, exact", rl["kl"]),
+        ("corpus log-likelihood per token: RLHF / SFT / pretrained",
+         f"{rl['corpus_log_likelihood']:.4f} / {sft['corpus_log_likelihood']:.4f} / {pre['corpus_log_likelihood']:.4f}"),
+        ("proxy reward r_θ (normalised)", rl.get("proxy_reward")),
+        ("β (kl_coef) / γ (ptx_coef)", f"{rl['kl_coef']:g} / {rl['ptx_coef']:g}" if ppo else None),
+        ("DPO's β (kl_coef)", None if ppo else f"{rl['kl_coef']:g}"),
+        ("held-out ranking accuracy of r_θ", rm.get("ranking_accuracy")),
+        ("  on the pairs the gold score orders", rm.get("gold_pair_accuracy")),
+        ("rankings", f"{rm['rankings']} of K={rm['k']} ({rm['ranker']}), {rm['held_out_rankings']} held out"),
+        ("SFT demonstrations' gold (noise)", f"{sft['demo_gold']:.3f} ({sft['demo_noise']:g})"),
+        ("PPO answers / s" if ppo else None, f"{rl['answers_per_s']:,.0f}" if ppo else None),
+        ("wall time (s)", summary["wall_s"])] if row[0] is not None and row[1] is not None]
+
+
+def text_cell_rows(summary: dict) -> list[tuple]:
+    out = sweep_rows(summary)
+    for cell in summary["cells"]:
+        name = ", ".join(f"{k}={v:g}" for k, v in cell["hyper"].items()) or "all members"
+        g = cell["gold_gain"]
+        members = [m for m in summary["members"] if m["cell"] == cell["cell"]]
+        mean = lambda f: sum(f(m) for m in members) / len(members)
+        out.insert(-2, (f"gold gain over SFT, {name}",
+                        f"IQM {g['iqm']:.3f} [{g['ci95'][0]:.3f}, {g['ci95'][1]:.3f}]  mean {g['mean']:.3f}; "
+                        f"KL {mean(lambda m: m['rl']['kl']):.3f}; corpus log-lik "
+                        f"{mean(lambda m: m['rl']['corpus_log_likelihood']):.4f} (SFT "
+                        f"{mean(lambda m: m['sft']['corpus_log_likelihood']):.4f})"))
+    return out
 
 
 def sft_architecture(path) -> dict:

@@ -9,8 +9,8 @@ import numpy as np
 from il_cli import networks, rollout
 from il_cli.algos.bc import make_bc
 from il_cli.algos.ppo import hyper_of, make_ppo
-from il_cli.algos.rlhf import (RewardModel, RLHFObjective, dpo_rewards, kl_exact, make_ranking_fit,
-                               make_responses, make_reward_model, rank, ranking_accuracy)
+from il_cli.algos.rlhf import (RewardModel, RLHFObjective, dpo_rewards, held_out_figures, kl_exact,
+                               make_ranking_fit, make_responses, make_reward_model, rank)
 from il_cli.config import RLHFConfig, member_configs
 from il_cli.data import load_dataset
 from il_cli.envs import make_env
@@ -82,11 +82,7 @@ def make_stages(cfg: RLHFConfig, env, env_params, spec, expert, actor, model):
                                             resp.gold[held]), {"response_gold": jnp.mean(resp.gold)})
 
     def held_figures(scores, held):
-        gold = held[4]
-        better = gold[:, :, None] > gold[:, None, :]  # the pairs the true returns order
-        return {"ranking_accuracy": jnp.mean(ranking_accuracy(jnp.take_along_axis(scores, held[3], axis=-1))),
-                "gold_pair_accuracy": jnp.sum(better & (scores[:, :, None] > scores[:, None, :])) / jnp.maximum(better.sum(), 1),
-                "decided_pairs": better.sum() / (gold.shape[0] * cfg.k * (cfg.k - 1) / 2)}
+        return held_out_figures(scores, held[3], held[4])
 
     def fit_reward(key, rm_params, labels, held, hyper):
         rm, losses = rm_chunk(rm_init(rm_params, key, hyper["rm_lr"]), labels, cfg.rm_steps)

@@ -1,0 +1,307 @@
+"""`il rlhf --task text`: pretraining → SFT → rankings (simulated or a person's) → a reward
+model and PPO-ptx on the tokens, or DPO; every member of a sweep in one vmapped program."""
+
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from il_cli.algos.rlhf import held_out_figures, kl_exact, make_ranking_fit, rank
+from il_cli.algos.text_rlhf import (answer_logits, lm_loss, make_fit, make_text_ppo,
+                                    make_text_reward, sequence_log_likelihood, text_dpo_score, train_prompts)
+from il_cli.config import TextRLHFConfig, member_configs
+from il_cli.errors import UserError
+from il_cli.jobs.common import root_key, run_summary, stack
+from il_cli.loop import chunk_length, host, jit_members, run_chunks, shard_members
+from il_cli.plots import plot_rlhf, write_curves
+from il_cli.runs import Run
+from il_cli.text import model as text_model
+from il_cli.text.task import (PROMPT_LEN, SEQ_LEN, answer_mask, corpus, decode, gold_score, noisy_answers,
+                              reference_answers)
+
+PREPARE_HYPER = ("pretrain_lr", "sft_lr", "demo_noise", "human_beta", "human_error", "rm_lr", "kl_coef")
+PPO_HYPER = ("lr", "clip_eps", "vf_coef", "gae_lambda", "kl_coef", "ptx_coef")
+HELD_CORPUS = 512  # rows of held-out corpus on which the pretraining log-likelihood is measured
+EXAMPLES = 6  # held-out prompts shown with SFT's and RLHF's answers
+
+
+def models(cfg: TextRLHFConfig):
+    """(policy, reward model): the reward model (and PPO's value function) is the transformer
+    with a scalar head, --rm-d-model wide."""
+    policy = text_model.Transformer(num_layers=cfg.num_layers, d_model=cfg.d_model, num_heads=cfg.num_heads)
+    rm = text_model.Transformer(num_layers=cfg.num_layers, d_model=cfg.rm_d_model, num_heads=cfg.num_heads,
+                                head="scalar")
+    return policy, rm
+
+
+def make_stages(cfg: TextRLHFConfig, policy, rm_model):
+    """The steps of one member before stage 3, each its own program.
+
+    pretrain(key, hyper) -> (params, corpus, held corpus, figures): next-token training on
+    D_pretrain. sft(key, params, hyper) -> (params, figures): the log-likelihood of the noisy
+    writer's answers. answers(key, params) -> (prompts [P, K, Tp], answers [P, K, Ta], gold
+    [P, K]): K answers of π_SFT to each of P training prompts. simulated_ranks(key, gold,
+    hyper) -> orders [P, K]. fit_reward(key, sft_params, labels, held, hyper) -> (r_θ's params,
+    its scale, figures): eq. 24.12 on the rankings, r_θ initialised from π_SFT's transformer
+    (InstructGPT's choice) when it has π's width."""
+    pre_init, pre_chunk = make_fit(lm_loss(policy), cfg.batch_size)
+    sft_init, sft_chunk = make_fit(lm_loss(policy, PROMPT_LEN), cfg.batch_size)
+    score = make_text_reward(rm_model)
+    rm_init, rm_chunk = make_ranking_fit(score, cfg.rm_batch)
+    P, K = cfg.num_prompts, cfg.k
+
+    def pretrain(key, hyper):
+        corpus_key, held_key, init_key, fit_key = jax.random.split(key, 4)
+        rows = corpus(corpus_key, cfg.corpus_size, SEQ_LEN)
+        held = corpus(held_key, HELD_CORPUS, SEQ_LEN)
+        params = policy.init(init_key, rows[:1, :-1])
+        state, losses = pre_chunk(pre_init(params, fit_key, hyper["pretrain_lr"]), (rows, cfg.corpus_size),
+                                  cfg.pretrain_steps)
+        return state.params, rows, held, {"pretrain_loss": jnp.mean(losses[-50:])}
+
+    def sft(key, params, hyper):
+        prompt_key, noise_key, fit_key = jax.random.split(key, 3)
+        prompts = train_prompts(prompt_key, cfg.sft_examples)
+        answers = noisy_answers(noise_key, prompts, hyper["demo_noise"])
+        state, losses = sft_chunk(sft_init(params, fit_key, hyper["sft_lr"]),
+                                  (jnp.concatenate([prompts, answers], 1), cfg.sft_examples), cfg.sft_steps)
+        return state.params, {"sft_loss": jnp.mean(losses[-50:]), "demo_gold": jnp.mean(gold_score(prompts, answers))}
+
+    def answers(key, params):
+        prompt_key, sample_key = jax.random.split(key)
+        prompts = jnp.repeat(train_prompts(prompt_key, P), K, axis=0)
+        ans = text_model.sample(policy, params, prompts, sample_key)
+        return (prompts.reshape(P, K, -1), ans.reshape(P, K, -1), gold_score(prompts, ans).reshape(P, K))
+
+    def simulated_ranks(key, gold, hyper):
+        return jax.vmap(rank, in_axes=(0, 0, None, None))(jax.random.split(key, gold.shape[0]), gold,
+                                                          hyper["human_beta"], hyper["human_error"])
+
+    def fit_reward(key, sft_params, labels, held, hyper):
+        init_key, fit_key = jax.random.split(key)
+        params = rm_model.init(init_key, labels[0][0, :1, :-1])
+        if cfg.rm_d_model == cfg.d_model:  # π_SFT's transformer, the unembedding replaced by a scalar head
+            params = {"params": {**sft_params["params"], "Dense_0": params["params"]["Dense_0"]}}
+        state, losses = rm_chunk(rm_init(params, fit_key, hyper["rm_lr"]), labels, cfg.rm_steps)
+        r = score(state.params, *labels[:3])
+        w = (jnp.arange(r.shape[0]) < labels[4])[:, None]
+        mean = jnp.sum(w * r) / (w.sum() * K)
+        std = jnp.sqrt(jnp.sum(w * (r - mean) ** 2) / (w.sum() * K))
+        figures = {**held_out_figures(score(state.params, *held[:3]), held[3], held[4]),
+                   "rm_train_loss": jnp.mean(losses[-50:])}
+        return state.params, 1.0 / (std + 1e-8), figures
+
+    return pretrain, sft, answers, simulated_ranks, fit_reward
+
+
+def make_evaluate(cfg: TextRLHFConfig, policy):
+    """evaluate(params, sft_params, key, held_corpus) -> figures on the held-out prompts: the
+    gold score of sampled and of greedy answers, the exact KL(π ‖ π_SFT) summed over the
+    answer's tokens, and the per-token log-likelihood of the held-out corpus."""
+
+    def evaluate(params, sft_params, key, held_corpus):
+        prompt_key, sample_key = jax.random.split(key)
+        prompts = train_prompts(prompt_key, cfg.eval_prompts, held_out=True)
+        sampled = text_model.sample(policy, params, prompts, sample_key)
+        greedy = text_model.sample(policy, params, prompts, sample_key, 0.0)
+        mask = answer_mask(sampled)
+        kl = kl_exact(True, answer_logits(policy, params, prompts, sampled),
+                      answer_logits(policy, sft_params, prompts, sampled))
+        return {"gold": jnp.mean(gold_score(prompts, sampled)), "gold_greedy": jnp.mean(gold_score(prompts, greedy)),
+                "exact": jnp.mean(jnp.all(greedy == reference_answers(prompts), axis=-1)),
+                "kl": jnp.mean(jnp.sum(jnp.where(mask, kl, 0.0), -1)),
+                "corpus_log_likelihood": jnp.mean(sequence_log_likelihood(policy, params, held_corpus))}
+
+    return evaluate
+
+
+def held_out_split(key, num: int, frac: float):
+    """(training, held-out) indices of `num` rankings: a random `frac` held out (at least one,
+    unless there is only one)."""
+    perm = np.asarray(jax.random.permutation(key, num))
+    n_hold = min(max(1, round(num * frac)), num - 1) if frac > 0 and num > 1 else 0
+    return perm[n_hold:], perm[:n_hold]
+
+
+def person_rankings(cfg: TextRLHFConfig, prompts, answers, ui):
+    """Orders [P, K] (−1 rows unranked) from --rankings FILE, after the person ranks the rest
+    in the terminal with --human (il_cli.text.human)."""
+    from il_cli.text import human
+
+    path = Path(cfg.rankings)
+    rankings = (human.load_rankings(path, prompts, answers) if path.exists()
+                else human.new_rankings(prompts, answers))
+    if cfg.human:
+        ui.print(f"rank each prompt's {cfg.k} answers, best first (like 3142), s to skip, q to stop; "
+                 f"saved to {path} after every answer")
+        rankings = human.rank_in_terminal(ui.console, rankings, lambda row: decode(row[1:-1]),
+                                          lambda row: decode(row) or "(empty)", path)
+    index, orders = human.ranked(rankings)
+    if len(index) < 2:
+        raise UserError(f"{path} holds {len(index)} ranking(s); rank at least 2 (run again with --human "
+                        f"--rankings {path} to go on where you stopped)")
+    return index, orders
+
+
+def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
+    started = time.time()
+    member_cfgs = member_configs(cfg)
+    M = len(member_cfgs)
+    policy, rm_model = models(cfg)
+    dpo = cfg.method == "dpo"
+    pretrain, sft, answers, simulated_ranks, fit_reward = make_stages(cfg, policy, rm_model)
+    keys = [jax.random.split(root_key(m.seed), 8) for m in member_cfgs]
+    key = lambda i: shard_members(stack([k[i] for k in keys]))
+    hyper = shard_members({n: jnp.array([getattr(m, n) for m in member_cfgs], jnp.float32) for n in PREPARE_HYPER})
+
+    ui.print(f"stages 1–2: pretraining ({cfg.pretrain_steps} steps on {cfg.corpus_size} corpus rows), SFT on "
+             f"{cfg.sft_examples} noisy answers, {cfg.num_prompts} prompts × {cfg.k} answers ranked"
+             + (" by you" if cfg.human else " by a person (--rankings)" if cfg.rankings else "")
+             + ("" if dpo else ", reward model"))
+    t0 = time.perf_counter()
+    pretrained, rows, held_corpus, pre_figures = jit_members(jax.vmap(pretrain))(key(0), hyper)
+    sft_params, sft_figures = jit_members(jax.vmap(sft))(key(1), pretrained, hyper)
+    prompts, ans, gold = jit_members(jax.vmap(answers))(key(2), sft_params)
+    if cfg.rankings:  # a person's rankings of member 0's answers (--human allows one member)
+        index, orders = person_rankings(cfg, np.asarray(prompts[0, :, 0]), np.asarray(ans[0]), ui)
+        prompts, ans, gold = (x[:, index] for x in (prompts, ans, gold))
+        orders = jnp.asarray(orders)[None]
+    else:
+        orders = jit_members(jax.vmap(simulated_ranks))(key(3), gold, hyper)
+    train_idx, held_idx = held_out_split(jax.random.fold_in(keys[0][3], 1), gold.shape[1], cfg.holdout_frac)
+    mask = answer_mask(ans)
+    labels = (prompts[:, train_idx], ans[:, train_idx], mask[:, train_idx], orders[:, train_idx],
+              jnp.full((M,), len(train_idx), jnp.int32))
+    held_labels = (prompts[:, held_idx], ans[:, held_idx], mask[:, held_idx], orders[:, held_idx], gold[:, held_idx])
+    labels, held_labels = shard_members(labels), shard_members(held_labels)
+    state = {"sft": sft_params}
+    if dpo:
+        score = text_dpo_score(policy)
+        dpo_init, dpo_chunk = make_ranking_fit(score, cfg.rm_batch)
+        state["dpo"] = jit_members(jax.vmap(dpo_init))(sft_params, key(4), shard_members(
+            jnp.array([m.lr for m in member_cfgs], jnp.float32)))
+        implicit = jit_members(jax.vmap(lambda p, s, h, b: held_out_figures(score(p, *h[:3], s, b), h[3], h[4])))
+        rm_figures = {}
+    else:
+        rm_params, rm_scale, rm_figures = jit_members(jax.vmap(fit_reward))(key(4), sft_params, labels,
+                                                                            held_labels, hyper)
+        sample = lambda params, prompts, key: text_model.sample(policy, params, prompts, key)
+        ppo_init, ppo_chunk = make_text_ppo(policy, rm_model, make_text_reward(rm_model), sample,
+                                            rollout_prompts=cfg.rollout_prompts, num_epochs=cfg.num_epochs,
+                                            num_minibatches=cfg.num_minibatches, ptx_batch=cfg.batch_size,
+                                            max_grad_norm=cfg.max_grad_norm)
+        ppo_hyper = shard_members({n: jnp.array([getattr(m, n) for m in member_cfgs], jnp.float32)
+                                   for n in PPO_HYPER})
+        ppo_hyper = {**ppo_hyper, "sft": sft_params, "rm": rm_params, "rm_scale": rm_scale, "corpus": rows}
+        state["ppo"] = jit_members(jax.vmap(ppo_init))(sft_params, rm_params, key(5), ppo_hyper["lr"])
+    prepare_s = time.perf_counter() - t0
+    prepared = host({**pre_figures, **sft_figures, **rm_figures})
+
+    evaluate = jit_members(jax.vmap(make_evaluate(cfg, policy)))
+    eval_keys = key(6)
+    sft_eval = host(evaluate(sft_params, sft_params, eval_keys, held_corpus))
+    pre_eval = host(evaluate(pretrained, sft_params, eval_keys, held_corpus))
+    chunk = chunk_length(cfg.steps, cfg.num_chunks)
+    if dpo:
+        program = jit_members(jax.vmap(lambda s, data, sft_, beta: dpo_chunk(s, data, chunk, sft_, beta)))
+        betas = shard_members(jnp.array([m.kl_coef for m in member_cfgs], jnp.float32))
+        policy_of = lambda state: state["dpo"].params
+        step_of = lambda state: int(host(state["dpo"].step)[0])
+    else:
+        program = jit_members(jax.vmap(lambda s, h: ppo_chunk(s, h, chunk)))
+        policy_of = lambda state: state["ppo"].params["policy"]
+        step_of = lambda state: int(host(state["ppo"].update)[0])
+    state, start = run.continue_from_checkpoint(state)
+    compiled, compile_s = None, 0.0
+
+    def train(state):
+        nonlocal compiled, compile_s
+        args = (state["dpo"], labels, state["sft"], betas) if dpo else (state["ppo"], ppo_hyper)
+        if compiled is None:
+            t0 = time.perf_counter()
+            compiled = program.lower(*args).compile()
+            compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out, metrics = jax.block_until_ready(compiled(*args))
+        return {**state, "dpo" if dpo else "ppo": out}, (metrics, time.perf_counter() - t0)
+
+    def summarize(step, out, state):
+        metrics, train_s = out
+        ev = host(evaluate(policy_of(state), state["sft"], eval_keys, held_corpus))
+        figures = host(implicit(policy_of(state), state["sft"], held_labels, betas)) if dpo else None
+        rows_ = []
+        for k in range(M):
+            row = {"gold_return": float(ev["gold"][k]), "return": float(ev["gold"][k]),
+                   "gold_greedy": float(ev["gold_greedy"][k]), "exact": float(ev["exact"][k]),
+                   "kl": float(ev["kl"][k]), "sqrt_kl": float(np.sqrt(max(ev["kl"][k], 0.0))),
+                   "corpus_log_likelihood": float(ev["corpus_log_likelihood"][k])}
+            if dpo:
+                row.update(ranking_accuracy=float(figures["ranking_accuracy"][k]), loss=float(np.mean(metrics[k])),
+                           steps_per_s=M * chunk / train_s)
+            else:
+                m = jax.tree.map(lambda x: float(x[k][-1]), metrics)
+                row.update(proxy_reward=m["proxy_reward"], train_gold=m["gold_reward"], train_kl=m["kl"],
+                           ptx_log_likelihood=m["ptx_log_likelihood"], answer_length=m["answer_length"],
+                           value_loss=m["value_loss"], answers_per_s=M * chunk * cfg.rollout_prompts / train_s)
+            rows_.append(row)
+        return rows_
+
+    with ui.progress(cfg.steps, "DPO step" if dpo else "update") as progress:
+        state, _ = run_chunks(state, train, total=cfg.steps, chunk=chunk, start=start, run=run,
+                              progress=progress, summarize=summarize, members=run.members)
+    run.wait()
+
+    final = host(evaluate(policy_of(state), state["sft"], eval_keys, held_corpus))
+    examples = side_by_side(cfg, policy, sft_params, policy_of(state))
+    blocks = []
+    for k, m in enumerate(member_cfgs):
+        rows_ = run.metrics(member=k)
+        pick = lambda ev: {name: float(v[k]) for name, v in ev.items()}
+        rl = {"method": cfg.method, "kl_coef": m.kl_coef, "steps": cfg.steps, "compile_s": compile_s,
+              "prepare_s": prepare_s, **pick(final)}
+        if not dpo:
+            rl.update(ptx_coef=m.ptx_coef, proxy_reward=rows_[-1]["proxy_reward"],
+                      answers_per_s=float(np.median([r["answers_per_s"] for r in rows_])))
+        blocks.append({
+            "eval": {"return_mean": float(final["gold"][k]), "gold_greedy": float(final["gold_greedy"][k]),
+                     "exact": float(final["exact"][k]), "prompts": cfg.eval_prompts, "held_out": True},
+            "pretrained": {**pick(pre_eval), "loss": float(prepared["pretrain_loss"][k])},
+            "sft": {**pick(sft_eval), "loss": float(prepared["sft_loss"][k]),
+                    "demo_gold": float(prepared["demo_gold"][k]), "demo_noise": m.demo_noise},
+            "reward_model": {**({} if dpo else {
+                "ranking_accuracy": float(prepared["ranking_accuracy"][k]),
+                "gold_pair_accuracy": float(prepared["gold_pair_accuracy"][k]),
+                "train_loss": float(prepared["rm_train_loss"][k]), "d_model": cfg.rm_d_model}),
+                "rankings": len(train_idx), "held_out_rankings": len(held_idx), "k": cfg.k,
+                "ranker": "person" if cfg.rankings else "simulated"},
+            "rl": rl,
+            "gold_gain": float(final["gold"][k] - sft_eval["gold"][k]),
+            "examples": examples[k],
+        })
+    summary = run_summary("rlhf", cfg.env, cfg.seed, run, started, blocks, run.members)
+    if "members" in summary:
+        from il_cli.sweep import aggregate
+
+        for cell in summary["cells"]:
+            ids = [s["member"] for s in summary["members"] if s["cell"] == cell["cell"]]
+            cell["gold_gain"] = aggregate([summary["members"][i]["gold_gain"] for i in ids])
+    summary["curves"] = str(write_curves(run))
+    summary["plot"] = str(plot_rlhf(run, [float(g) for g in sft_eval["gold"]]))
+    run.write_summary(summary)
+    return summary
+
+
+def side_by_side(cfg: TextRLHFConfig, policy, sft_params, params) -> list[list[dict]]:
+    """Per member, EXAMPLES held-out prompts with π_SFT's and π_RL's greedy answers and their gold scores."""
+    prompts = train_prompts(jax.random.PRNGKey(cfg.seed), EXAMPLES, held_out=True)
+    greedy = jax.jit(jax.vmap(lambda p: text_model.sample(policy, p, prompts, jax.random.PRNGKey(0), 0.0)))
+    sft_ans, rl_ans = host(greedy(sft_params)), host(greedy(params))
+    out = []
+    for k in range(sft_ans.shape[0]):
+        out.append([{"prompt": decode(np.asarray(p)[1:-1]), "sft": decode(s), "rlhf": decode(r),
+                     "sft_gold": float(gs), "rlhf_gold": float(gr)}
+                    for p, s, r, gs, gr in zip(prompts, sft_ans[k], rl_ans[k], gold_score(prompts, sft_ans[k]),
+                                               gold_score(prompts, rl_ans[k]))])
+    return out
