@@ -453,14 +453,14 @@ class TextRLHFConfig:
     rm_steps: int = 500
     rm_lr: float = 1e-3
     rm_batch: int = 32
-    kl_coef: float = 0.05
+    kl_coef: float = 0.1
     ptx_coef: float = 0.5
     dpo_steps: int = 500
     updates: int = 120  # PPO updates
     rollout_prompts: int = 64  # answers sampled per PPO update
     num_epochs: int = 4
     num_minibatches: int = 2
-    lr: float = 3e-4
+    lr: float = 1e-4
     clip_eps: float = 0.2
     vf_coef: float = 0.5
     gae_lambda: float = 0.95
@@ -489,9 +489,6 @@ class TextRLHFConfig:
         if self.rollout_prompts % self.num_minibatches:
             raise UserError(f"--rollout-prompts {self.rollout_prompts} must be divisible by "
                             f"num_minibatches ({self.num_minibatches})")
-        if self.steps % self.num_chunks:
-            raise UserError(f"--num-chunks {self.num_chunks} must divide the {self.steps} "
-                            f"{'PPO updates' if self.method == 'ppo' else 'DPO steps'}")
         if self.method == "dpo" and self.kl_coef <= 0:
             raise UserError("--kl-coef (DPO's β) must be positive with --method dpo")
         for name in ("kl_coef", "ptx_coef", "human_beta"):

@@ -54,14 +54,16 @@ KILLABLE = [
     ("prefs", ("prefs", "--env", "CartPole", "--num-steps", "4000", "--seeds", "2", "--eval-episodes", "10")),
     ("rlhf-dpo", ("rlhf", "--method", "dpo", "--demo-episodes", "2", "--sft-steps", "300", "--num-prompts", "32",
                   "--segment-length", "50", "--dpo-steps", "400", "--iterations", "2", "--eval-episodes", "10")),
+    ("rlhf-text", ("rlhf", "--task", "text", "--pretrain-steps", "300", "--sft-steps", "100", "--rm-steps", "100",
+                   "--num-prompts", "64", "--updates", "12", "--d-model", "32", "--rm-d-model", "32")),
 ]
-SLOW_COMMANDS = {"expert", "prefs", "rlhf-dpo"}  # killed only in the slow run
+SLOW_COMMANDS = {"expert", "prefs", "rlhf-dpo", "rlhf-text"}  # killed only in the slow run
 SLOW_SEEDS = (1, 2, 3)  # more kill points per command in the slow run (two kills each)
 TIMING_KEYS = ("elapsed_s", "wall_s")  # metrics that measure time, not training
 
 
 def with_expert(args, expert):
-    return tuple(args) if args[0] == "expert" else (*args, "--expert", str(expert))
+    return tuple(args) if args[0] == "expert" or "text" in args else (*args, "--expert", str(expert))
 
 
 def launch(args, log: Path):

@@ -98,15 +98,15 @@ def test_noisy_answers_make_every_kind_of_mistake(prompts):
     assert abs(np.mean(half < 2.0) - 0.5) < 0.04
 
 
-def test_corpus_packs_sentences_and_correct_demonstrations():
+def test_corpus_packs_sentences_and_almost_right_demonstrations():
     rows = np.asarray(corpus(jax.random.PRNGKey(6), 32, 40))
     assert rows.shape == (32, 40) and rows.dtype == np.int32 and np.all(rows != PAD)
     demos = [np.pad(row, (0, SEQ_LEN))[i:i + SEQ_LEN] for row in rows for i in np.flatnonzero(row == BOS)
              if EOS in row[i:i + SEQ_LEN]]  # the complete demonstrations
     assert len(demos) > 32
     demos = np.stack(demos)
-    reference = reference_answers(jnp.asarray(demos[:, :PROMPT_LEN]))
-    assert [decode(a) for a in demos[:, PROMPT_LEN:]] == [decode(a) for a in reference]
+    gold = gold_score(jnp.asarray(demos[:, :PROMPT_LEN]), jnp.asarray(demos[:, PROMPT_LEN:]))
+    assert np.all(gold < 2.0) and np.mean(gold) > 0.3  # the format, never the task done right
     text = " ".join(decode(row) for row in rows)
     assert "sees the" in text or "likes the" in text or "chases the" in text
 

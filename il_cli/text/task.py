@@ -175,13 +175,14 @@ def _sentences(key, n: int):
 
 def corpus(key, n: int, length: int):
     """A pretraining corpus, int32 [n, length]: each row packs segments end to end (no
-    padding), starting at a segment, each segment with probability ½ a correct task
-    demonstration `<bos> task x1 … x4 <sep> answer <eos>` and otherwise a grammar sentence
-    (`the big cat sees the dog .`)."""
-    segment_key, demo_key, sentence_key = jax.random.split(key, 3)
+    padding), starting at a segment, each segment with probability ½ an almost-right task
+    demonstration `<bos> task x1 … x4 <sep> answer <eos>` (one mistake in every answer, as
+    noisy_answers makes them: web text shows the format, never the task done right) and
+    otherwise a grammar sentence (`the big cat sees the dog .`)."""
+    segment_key, demo_key, noise_key, sentence_key = jax.random.split(key, 4)
     m = -(-length // 6)  # segments per row: each has at least 6 tokens
     prompts = make_prompts(demo_key, n * m)
-    demos = jnp.concatenate([prompts, reference_answers(prompts)], 1)
+    demos = jnp.concatenate([prompts, noisy_answers(noise_key, prompts, 1.0)], 1)
     is_demo = jax.random.bernoulli(segment_key, 0.5, (n * m, 1))
     segments = jnp.where(is_demo, demos, _sentences(sentence_key, n * m)).reshape(n, m * SEQ_LEN)
     return _compact(segments, segments != PAD)[:, :length].astype(jnp.int32)

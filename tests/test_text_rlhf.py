@@ -1,0 +1,149 @@
+"""`il rlhf --task text`: the loss identities on token sequences, the held-out split, the
+command end to end (PPO-ptx and DPO), its errors, and a person ranking answers in a real
+terminal (pexpect)."""
+
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pexpect
+import pytest
+
+from conftest import il
+from il_cli.algos.rlhf import kway_loss
+from il_cli.algos.text_rlhf import (answer_log_probs, answer_logits, lm_loss, make_text_reward,
+                                    sequence_log_likelihood, text_dpo_score, train_prompts)
+from il_cli.runs import Run
+from il_cli.text import human
+from il_cli.text.model import Transformer, token_log_probs
+from il_cli.text.task import PROMPT_LEN, SEQ_LEN, answer_mask, make_prompts, noisy_answers, reference_answers
+
+TINY = ("--task", "text", "--pretrain-steps", "150", "--sft-steps", "60", "--rm-steps", "60", "--num-prompts", "32",
+        "--updates", "4", "--dpo-steps", "24", "--d-model", "32", "--rm-d-model", "32")
+
+
+@pytest.fixture(scope="module")
+def lm():
+    model = Transformer(d_model=32)
+    return model, model.init(jax.random.PRNGKey(0), jnp.zeros((1, SEQ_LEN - 1), jnp.int32))
+
+
+def test_answer_log_likelihoods_agree(lm):
+    model, params = lm
+    prompts = make_prompts(jax.random.PRNGKey(1), 8)
+    answers = noisy_answers(jax.random.PRNGKey(2), prompts, 0.5)
+    direct = token_log_probs(model, params, prompts, answers)
+    np.testing.assert_allclose(answer_log_probs(answer_logits(model, params, prompts, answers), answers), direct,
+                               rtol=1e-6)
+    rows = jnp.concatenate([prompts, answers], 1)
+    np.testing.assert_allclose(sequence_log_likelihood(model, params, rows)[:, PROMPT_LEN - 1:], direct, rtol=1e-6)
+    mask = answer_mask(answers)
+    sft = lm_loss(model, PROMPT_LEN)(params, rows)  # SFT: only the answer up to <eos> counts
+    np.testing.assert_allclose(sft, -jnp.sum(jnp.where(mask, direct, 0)) / mask.sum(), rtol=1e-6)
+
+
+def test_dpo_score_is_zero_at_the_reference_policy_and_its_kway_loss_is_log_2(lm):
+    model, params = lm
+    prompts = jnp.repeat(make_prompts(jax.random.PRNGKey(3), 2), 3, axis=0).reshape(2, 3, -1)
+    answers = noisy_answers(jax.random.PRNGKey(4), prompts.reshape(6, -1), 0.7).reshape(2, 3, -1)
+    score = text_dpo_score(model)(params, prompts, answers, answer_mask(answers), params, 0.1)
+    np.testing.assert_array_equal(score, np.zeros((2, 3)))
+    np.testing.assert_allclose(kway_loss(score), np.log(2), rtol=1e-6)  # eq. 24.12 with r_i = r_j
+
+
+def test_reward_model_reads_the_last_answer_token():
+    rm = Transformer(d_model=32, head="scalar")
+    prompts = make_prompts(jax.random.PRNGKey(5), 4)
+    answers = reference_answers(prompts)
+    params = rm.init(jax.random.PRNGKey(6), jnp.zeros((1, SEQ_LEN - 1), jnp.int32))
+    mask = answer_mask(answers)
+    score = make_text_reward(rm)(params, prompts[:, None], answers[:, None], mask[:, None])[:, 0]
+    values = rm.apply(params, jnp.concatenate([prompts, answers], 1))
+    last = PROMPT_LEN + mask.sum(-1) - 1
+    np.testing.assert_allclose(score, values[jnp.arange(4), last], rtol=1e-6)
+
+
+def test_held_out_prompts_never_occur_in_training():
+    train = {tuple(p) for p in np.asarray(train_prompts(jax.random.PRNGKey(7), 2048))}
+    held = {tuple(p) for p in np.asarray(train_prompts(jax.random.PRNGKey(8), 512, held_out=True))}
+    assert len(held) > 400 and not train & held
+
+
+def test_text_rlhf_end_to_end(tmp_runs):
+    summary = json.loads(il("rlhf", *TINY, "--seeds", "2", "--json").stdout)
+    assert len(summary["members"]) == 2
+    for m in summary["members"]:
+        assert m["rl"]["method"] == "ppo" and m["reward_model"]["ranker"] == "simulated"
+        assert 0 <= m["reward_model"]["ranking_accuracy"] <= 1 and m["rl"]["kl"] >= 0
+        assert m["gold_gain"] == pytest.approx(m["eval"]["return_mean"] - m["sft"]["gold"])
+        assert len(m["examples"]) == 6 and {"prompt", "sft", "rlhf"} <= set(m["examples"][0])
+    run = Run(summary["run_dir"])
+    rows = run.metrics(member=1)
+    assert rows[-1]["step"] == 4 and len(rows) == len(run.metrics()) // 2
+    assert {"gold_return", "kl", "proxy_reward", "corpus_log_likelihood"} <= set(rows[-1])
+    assert (run.path / "rlhf.png").stat().st_size > 0
+
+
+def test_text_dpo_end_to_end(tmp_runs):
+    proc = il("rlhf", *TINY, "--method", "dpo")
+    assert "held-out prompts, greedy answers" in proc.stdout and "DPO's β" in proc.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--task", "text", "--env", "CartPole"), "--env: not an option of --task text"),
+    (("--task", "text", "--human"), "--human needs --rankings"),
+    (("--task", "text", "--human", "--rankings", "r.npz", "--seeds", "2"), "one member"),
+    (("--task", "text", "--rankings", "missing.npz"), "no such file"),
+    (("--task", "text", "--k", "12"), "--k must be 2 to 9"),
+    (("--task", "text", "--d-model", "30"), "multiple of --num-heads"),
+    (("--updates", "5",), "only with --task text"),
+    (("--task", "speech",), "--task must be control or text"),
+])
+def test_text_errors_are_one_line(args, fragment, tmp_runs):
+    proc = il("rlhf", *args, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert fragment in proc.stderr
+
+
+def spawn(args, cwd):
+    child = pexpect.spawn(sys.executable, ["-m", "il_cli", "rlhf", *args], cwd=str(cwd), encoding="utf-8",
+                          timeout=240, dimensions=(40, 160))
+    return child
+
+
+def test_a_person_ranks_in_the_terminal_and_resumes(tmp_path, tmp_runs):
+    """--human through a pseudo-terminal: a malformed order re-asked, rankings saved after each
+    answer, the labelling stopped and continued from the file, then the pipeline trains on them."""
+    args = [*TINY, "--num-prompts", "4", "--k", "3", "--human", "--rankings", "r.npz", "--run-dir", "run"]
+    child = spawn(args, tmp_path)
+    child.expect("prompt 1/4")
+    child.expect(r"best first \(s skip, q stop\): ")
+    child.sendline("112")
+    child.expect("names answer 1 twice")
+    child.sendline("312")
+    child.expect("prompt 2/4")
+    saved = human.load_rankings(tmp_path / "r.npz")
+    assert saved["order"][0].tolist() == [2, 0, 1] and saved["status"].tolist() == [1, 0, 0, 0]
+    child.expect(r"best first \(s skip, q stop\): ")
+    child.sendline("q")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2 and "Traceback" not in child.before  # one ranking is too few
+    assert "rank at least 2" in child.before
+
+    child = spawn(["--resume", "run"], tmp_path)  # the saved config: --human, the same file
+    child.expect("prompt 2/4")
+    for order in ("s", "2 1 3", "1,3,2"):
+        child.expect(r"best first \(s skip, q stop\): ")
+        child.sendline(order)
+    child.expect(pexpect.EOF, timeout=300)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert "Traceback" not in child.before and "prompt 1/4" not in child.before
+    summary = Run(tmp_path / "run").summary
+    assert summary["reward_model"]["ranker"] == "person"
+    assert summary["reward_model"]["rankings"] + summary["reward_model"]["held_out_rankings"] == 3
+    saved = human.load_rankings(tmp_path / "r.npz")
+    assert saved["status"].tolist() == [1, 2, 1, 1]
