@@ -68,7 +68,7 @@ def test_reward_model_reads_the_last_answer_token():
 def test_held_out_prompts_never_occur_in_training():
     train = {tuple(p) for p in np.asarray(train_prompts(jax.random.PRNGKey(7), 2048))}
     held = {tuple(p) for p in np.asarray(train_prompts(jax.random.PRNGKey(8), 512, held_out=True))}
-    assert len(held) > 400 and not train & held
+    assert len(held) > 300 and not train & held  # (count prompts repeat: 4⁴ of them in all)
 
 
 def test_text_rlhf_end_to_end(tmp_runs):
@@ -84,6 +84,10 @@ def test_text_rlhf_end_to_end(tmp_runs):
     assert rows[-1]["step"] == 4 and len(rows) == len(run.metrics()) // 2
     assert {"gold_return", "kl", "proxy_reward", "corpus_log_likelihood"} <= set(rows[-1])
     assert (run.path / "rlhf.png").stat().st_size > 0
+    evals = json.loads(il("eval", run.path, "--json").stdout)  # the run's own numbers, reproduced
+    assert [m["eval"]["return_mean"] for m in evals["members"]] == [m["eval"]["return_mean"] for m in summary["members"]]
+    sft = json.loads(il("eval", run.path, "--stage", "sft", "--member", "1", "--json").stdout)
+    assert sft["eval"]["gold"] == summary["members"][1]["sft"]["gold"] and sft["eval"]["kl"] == 0
 
 
 def test_text_dpo_end_to_end(tmp_runs):
@@ -113,6 +117,7 @@ def spawn(args, cwd):
     return child
 
 
+@pytest.mark.filterwarnings("ignore:os.fork")  # pexpect's child execs `il` at once: no JAX thread is copied
 def test_a_person_ranks_in_the_terminal_and_resumes(tmp_path, tmp_runs):
     """--human through a pseudo-terminal: a malformed order re-asked, rankings saved after each
     answer, the labelling stopped and continued from the file, then the pipeline trains on them."""

@@ -8,6 +8,7 @@ import typer
 
 from il_cli.commands.common import Json, eval_rows, sweep_rows, user_errors
 from il_cli.config import EvalConfig
+from il_cli.errors import UserError
 from il_cli.ui import UI
 
 
@@ -32,8 +33,10 @@ def eval_(
                          gif_frames=gif_frames, vary=tuple(vary or ()), out=str(out) if out else None)
         from il_cli.runs import Run
 
-        for path in (cfg.run, *cfg.others):
-            Run.open(path)
+        opened = [Run.open(path) for path in (cfg.run, *cfg.others)]
+        text = [str(r.path) for r in opened if r.meta["config"].get("task") == "text"]
+        if cfg.vary and text:
+            raise UserError(f"--vary changes an environment's parameters; {text[0]} is a text run, which has none")
         if cfg.vary:
             from il_cli.jobs.vary import run_vary
             from il_cli.loop import setup_jax
@@ -50,7 +53,16 @@ def eval_(
 
         setup_jax()
         summary = run_eval(cfg, ui)
-        rows = sweep_rows(summary) if "members" in summary else eval_rows(summary) + [("seed", summary["seed"])]
+        if "members" in summary:
+            rows = sweep_rows(summary)
+        elif "gold" in summary["eval"]:
+            ev = summary["eval"]
+            rows = [("gold score, held-out prompts", f"{ev['gold']:.3f} sampled, {ev['gold_greedy']:.3f} greedy "
+                                                     f"({ev['exact']:.0%} exactly right)"),
+                    ("KL(π ‖ π_SFT) per answer, exact", ev["kl"]),
+                    ("corpus log-likelihood per token", ev["corpus_log_likelihood"]), ("seed", summary["seed"])]
+        else:
+            rows = eval_rows(summary) + [("seed", summary["seed"])]
         if "gif" in summary:
             rows.append(("gif", summary["gif"]))
         ui.results(f"eval of a {summary['evaluated']} run", rows, summary["run_dir"])

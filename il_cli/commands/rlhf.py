@@ -1,5 +1,6 @@
 """il rlhf: SFT, a reward model from rankings, PPO with a KL penalty and a pretraining term."""
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -50,21 +51,23 @@ def rlhf(
     with user_errors(ui) as ctx:
         if task not in (None, "control", "text"):
             raise UserError(f"--task must be control or text, got '{task}'")
+        text_only = dict(human=human or None, rankings=str(Path(rankings).absolute()) if rankings else None,
+                         updates=updates, pretrain_steps=pretrain_steps, d_model=d_model, rm_d_model=rm_d_model)
         if task == "text" or (resume and task is None and saved_task(resume) == "text"):
-            common = dict(seed=seed, seeds=seeds, sweep=tuple(sweep) if sweep else None, method=method,
-                          demo_noise=demo_noise, sft_steps=sft_steps, num_prompts=num_prompts, k=k,
-                          human_beta=human_beta, human_error=human_error, rm_steps=rm_steps, kl_coef=kl_coef,
-                          ptx_coef=ptx_coef, dpo_steps=dpo_steps, lr=lr, tensorboard=tensorboard)
             control = dict(env=env, expert=expert, sft=sft, demo_episodes=demo_episodes, segment_length=segment_length,
                            kl_target=kl_target, pretrain_data=pretrain_data, iterations=iterations,
                            total_timesteps=total_timesteps, hidden=hidden, eval_episodes=eval_episodes,
                            eval_policy=eval_policy)
-            text_rlhf(ui, ctx, resume, recipe, run_dir, name, not_given=[k for k, v in control.items() if v is not None],
-                      human=human or None, rankings=rankings, updates=updates, pretrain_steps=pretrain_steps,
-                      d_model=d_model, rm_d_model=rm_d_model, **common)
+            given = [k for k, v in control.items() if v is not None]
+            if given:
+                raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in given)}: not an option of "
+                                f"--task text (see il rlhf --help)")
+            text_rlhf(ui, ctx, resume, recipe, run_dir, name, **text_only, **dict(
+                seed=seed, seeds=seeds, sweep=tuple(sweep) if sweep else None, method=method, demo_noise=demo_noise,
+                sft_steps=sft_steps, num_prompts=num_prompts, k=k, human_beta=human_beta, human_error=human_error,
+                rm_steps=rm_steps, kl_coef=kl_coef, ptx_coef=ptx_coef, dpo_steps=dpo_steps, lr=lr,
+                tensorboard=tensorboard))
             return
-        text_only = dict(human=human or None, rankings=rankings, updates=updates, pretrain_steps=pretrain_steps,
-                         d_model=d_model, rm_d_model=rm_d_model)
         if any(v is not None for v in text_only.values()):
             given = ", ".join("--" + k.replace("_", "-") for k, v in text_only.items() if v is not None)
             raise UserError(f"{given}: only with --task text")
@@ -98,13 +101,10 @@ def saved_task(path) -> str | None:
     return Run.open(path).meta["config"].get("task")
 
 
-def text_rlhf(ui: UI, ctx: dict, resume, recipe, run_dir, name, not_given: list[str], **flags):
+def text_rlhf(ui: UI, ctx: dict, resume, recipe, run_dir, name, **flags):
     """`il rlhf --task text`: InstructGPT in miniature (il_cli.jobs.text_rlhf)."""
     from il_cli.config import TextRLHFConfig
 
-    if not_given:
-        raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in not_given)}: not an option of --task text "
-                        f"(see il rlhf --help)")
     cfg, run = open_or_start(ui, ctx, "rlhf", TextRLHFConfig, resume, lambda: build_config(
         TextRLHFConfig, "rlhf", recipe, **flags), run_dir, name)
     summary = run.summary

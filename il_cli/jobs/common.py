@@ -39,10 +39,21 @@ def spec_from_json(d: dict) -> EnvSpec:
                    tuple(d["action_low"]), tuple(d["action_high"]), d["max_steps"])
 
 
-def load_policy(run: Run, member: int | None = 0, stage: str | None = None):
-    """(spec, actor, actor_params) of any run with a saved policy: member `member`'s
-    parameters, or with member=None every member's, stacked on a leading axis; the policy of
-    an earlier `stage` of the run (il_cli.runs.STAGE_PATHS) if given."""
+def read_checkpoint(run: Run):
+    """The run's latest checkpoint as nested dicts; one line (UserError) if it cannot be read."""
+    try:
+        return run.restore_raw()
+    except UserError:
+        raise
+    except Exception as exc:
+        run.close()  # no checkpoint threads left to complain at exit
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
+        raise UserError(f"cannot read the checkpoint of {run.path}: {first}") from None
+
+
+def policy_tree(run: Run, tree, stage: str | None):
+    """The part of a checkpoint `tree` that holds the run's final policy, or an earlier
+    `stage`'s (il_cli.runs.STAGE_PATHS)."""
     from il_cli.runs import STAGE_PATHS
 
     meta = run.meta
@@ -53,6 +64,16 @@ def load_policy(run: Run, member: int | None = 0, stage: str | None = None):
             raise UserError(f"{run.path} is a '{meta['command']}' run, whose stages are "
                             f"{', '.join(stages) or 'none (only its final policy)'}, not '{stage}'")
         path = stages[stage]
+    for part in path:
+        tree = tree[part]
+    return tree
+
+
+def load_policy(run: Run, member: int | None = 0, stage: str | None = None):
+    """(spec, actor, actor_params) of any run with a saved policy: member `member`'s
+    parameters, or with member=None every member's, stacked on a leading axis; the policy of
+    an earlier `stage` of the run (il_cli.runs.STAGE_PATHS) if given."""
+    meta = run.meta
     spec = spec_from_json(meta["spec"])
     config = meta["config"]
     if meta["command"] == "prefs":  # π ∝ exp(Q/α), or the preference-trained policy
@@ -61,17 +82,7 @@ def load_policy(run: Run, member: int | None = 0, stage: str | None = None):
         actor = make_policy(spec, config["param"], config["hidden"], config["activation"])
     else:
         actor = networks.make_actor(spec, config["hidden"], config.get("activation", "tanh"))
-    try:
-        tree = run.restore_raw()
-    except UserError:
-        raise
-    except Exception as exc:
-        run.close()  # no checkpoint threads left to complain at exit
-        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
-        raise UserError(f"cannot read the checkpoint of {run.path}: {first}") from None
-    for part in path:
-        tree = tree[part]
-    tree = jax.tree.map(jnp.asarray, tree)
+    tree = jax.tree.map(jnp.asarray, policy_tree(run, read_checkpoint(run), stage))
     if "members" not in meta:  # written before runs had a member axis
         tree = jax.tree.map(lambda x: x[None], tree)
     num = jax.tree.leaves(tree)[0].shape[0]
@@ -179,7 +190,9 @@ def run_summary(command: str, env_id: str, seed: int, run: Run, started: float, 
     returns = np.array([b["eval"]["return_mean"] for b in blocks])
     summary["eval"] = {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
                        "return_min": float(returns.min()), "return_max": float(returns.max()),
-                       "length_mean": float(np.mean([b["eval"]["length_mean"] for b in blocks])),
-                       "episodes": blocks[0]["eval"]["episodes"], "policy": blocks[0]["eval"]["policy"],
                        "over": f"the mean returns of {len(blocks)} members"}
+    first = blocks[0]["eval"]
+    if "length_mean" in first:  # episodes of a control task (a text task has prompts)
+        summary["eval"].update(length_mean=float(np.mean([b["eval"]["length_mean"] for b in blocks])),
+                               episodes=first["episodes"], policy=first["policy"])
     return summary

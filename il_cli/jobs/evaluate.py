@@ -23,6 +23,8 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
     meta = run.meta
     if not meta.get("policy_path"):
         raise UserError(f"{cfg.run} is a '{meta['command']}' run, which has no policy to evaluate")
+    if meta["config"].get("task") == "text":
+        return text_eval(cfg, run, started, ui)
     spec, actor, params = load_policy(run, member=None, stage=cfg.stage)
     members = run.members
     if cfg.member is not None:
@@ -51,6 +53,30 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
         first = jax.tree.map(lambda x: x[0], params)
         summary["gif"] = render_gif(spec, actor, first, jax.random.fold_in(eval_key(seeds[0]), 1), cfg.gif,
                                     cfg.gif_frames)
+    with open(run.path / "evals.jsonl", "a") as f:
+        f.write(json.dumps(summary) + "\n")
+    return summary
+
+
+def text_eval(cfg: EvalConfig, run: Run, started: float, ui) -> dict:
+    """An `il rlhf --task text` run: its held-out prompts' gold score, KL to π_SFT and corpus
+    log-likelihood, on the run's own keys (episodes, seeds and GIFs are the control tasks')."""
+    from il_cli.jobs.text_rlhf import evaluate_run
+
+    given = [name for name, value in (("--episodes", cfg.episodes), ("--seed", cfg.seed),
+                                      ("--eval-policy", cfg.eval_policy), ("--gif", cfg.gif)) if value is not None]
+    if given:
+        raise UserError(f"{', '.join(given)}: not for a text run (it is evaluated on its own held-out prompts)")
+    ui.header("eval", run.meta["env"], run.path, device_description())
+    figures = evaluate_run(run, cfg.stage)
+    members = run.members
+    if cfg.member is not None:
+        if not 0 <= cfg.member < len(members):
+            raise UserError(f"{cfg.run} has members 0 to {len(members) - 1}, not {cfg.member}")
+        figures, members = [figures[cfg.member]], [members[cfg.member]]
+    blocks = [{"eval": {"return_mean": f["gold"], **f}} for f in figures]
+    summary = run_summary("eval", run.meta["env"], members[0]["seed"], run, started, blocks, members)
+    summary["evaluated"] = "rlhf --task text" + (f" ({cfg.stage} stage)" if cfg.stage else "")
     with open(run.path / "evals.jsonl", "a") as f:
         f.write(json.dumps(summary) + "\n")
     return summary

@@ -53,9 +53,9 @@ def make_stages(cfg: TextRLHFConfig, policy, rm_model):
     P, K = cfg.num_prompts, cfg.k
 
     def pretrain(key, hyper):
-        corpus_key, held_key, init_key, fit_key = jax.random.split(key, 4)
+        corpus_key, _, init_key, fit_key = jax.random.split(key, 4)
         rows = corpus(corpus_key, cfg.corpus_size, SEQ_LEN)
-        held = corpus(held_key, HELD_CORPUS, SEQ_LEN)
+        held = held_corpus_of(key)
         params = policy.init(init_key, rows[:1, :-1])
         state, losses = pre_chunk(pre_init(params, fit_key, hyper["pretrain_lr"]), (rows, cfg.corpus_size),
                                   cfg.pretrain_steps)
@@ -117,6 +117,31 @@ def make_evaluate(cfg: TextRLHFConfig, policy):
     return evaluate
 
 
+def member_keys(seed: int):
+    """The keys of a member's stages: pretraining, SFT, answers, rankings, r_θ, PPO, evaluation."""
+    return jax.random.split(root_key(seed), 8)
+
+
+def held_corpus_of(key):
+    """The held-out corpus rows of the member whose pretraining key is `key`."""
+    return corpus(jax.random.split(key, 4)[1], HELD_CORPUS, SEQ_LEN)
+
+
+def evaluate_run(run: Run, stage: str | None = None) -> list[dict]:
+    """Every member's figures on the run's held-out prompts and keys, for the final policy or
+    an earlier `stage`'s (`il eval` of a text run reproduces the run's own numbers)."""
+    from il_cli.config import from_json
+    from il_cli.jobs.common import policy_tree, read_checkpoint
+
+    cfg = from_json(TextRLHFConfig, run.meta["config"])
+    tree = read_checkpoint(run)
+    params, sft_params = policy_tree(run, tree, stage), tree["sft"]
+    keys = stack([member_keys(m.seed) for m in member_configs(cfg)])
+    figures = jax.jit(jax.vmap(make_evaluate(cfg, models(cfg)[0])))(
+        params, sft_params, keys[:, 6], jax.vmap(held_corpus_of)(keys[:, 0]))
+    return [{name: float(v[k]) for name, v in host(figures).items()} for k in range(keys.shape[0])]
+
+
 def held_out_split(key, num: int, frac: float):
     """(training, held-out) indices of `num` rankings: a random `frac` held out (at least one,
     unless there is only one)."""
@@ -152,7 +177,7 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
     policy, rm_model = models(cfg)
     dpo = cfg.method == "dpo"
     pretrain, sft, answers, simulated_ranks, fit_reward = make_stages(cfg, policy, rm_model)
-    keys = [jax.random.split(root_key(m.seed), 8) for m in member_cfgs]
+    keys = [member_keys(m.seed) for m in member_cfgs]
     key = lambda i: shard_members(stack([k[i] for k in keys]))
     hyper = shard_members({n: jnp.array([getattr(m, n) for m in member_cfgs], jnp.float32) for n in PREPARE_HYPER})
 
