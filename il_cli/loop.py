@@ -168,6 +168,25 @@ def jit_members(fn):
     return jax.jit(fn) if sharding is None else jax.jit(fn, out_shardings=sharding)
 
 
+class Timed:
+    """A jitted `program` compiled at its first call (`compile_s` kept apart), each call run
+    to completion: `timed(*args)` -> (outputs, seconds the call took)."""
+
+    def __init__(self, program):
+        self.program, self.compiled, self.compile_s = program, None, 0.0
+
+    def __call__(self, *args):
+        import jax
+
+        if self.compiled is None:
+            t0 = time.perf_counter()
+            self.compiled = self.program.lower(*args).compile()
+            self.compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(self.compiled(*args))
+        return out, time.perf_counter() - t0
+
+
 def chunk_length(total: int, num_chunks: int) -> int:
     """A divisor of `total` giving a number of chunks closest (in ratio) to `num_chunks`."""
     divisors = {d for i in range(1, math.isqrt(total) + 1) if total % i == 0 for d in (i, total // i)}

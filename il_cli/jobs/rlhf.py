@@ -17,7 +17,7 @@ from il_cli.envs import make_env
 from il_cli.jobs.common import (eval_key, evaluate, load_expert, load_policy, root_key, run_summary, stack,
                                 throughput)
 from il_cli.jobs.expert import get_expert
-from il_cli.loop import chunk_length, jit_members, replicate, run_chunks, shard_members
+from il_cli.loop import Timed, chunk_length, jit_members, replicate, run_chunks, shard_members
 from il_cli.plots import plot_rlhf, write_curves
 from il_cli.runs import Run, open_policy_run
 
@@ -159,7 +159,7 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
         state["dpo"] = jit_members(jax.vmap(dpo_init))(sft_params, rm_keys, hyper["lr"])
         implicit = jit_members(jax.vmap(lambda p, s, h, b: held_figures(score(p, *h[:3], s, b), h)))
         kl_probe = make_kl_probe(cfg, env, env_params, spec, actor)
-        program = jit_members(jax.vmap(lambda s, data, sft, beta: dpo_chunk(s, data, chunk, sft, beta)))
+        program = Timed(jit_members(jax.vmap(lambda s, data, sft, beta: dpo_chunk(s, data, chunk, sft, beta))))
 
         def policy(state):
             return state["dpo"].params
@@ -180,7 +180,7 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
         init_keys = shard_members(stack([jax.random.split(root_key(m.seed), 3)[1] for m in member_cfgs]))
         ppo = jit_members(jax.vmap(ppo_init))(init_keys, ppo_hyper)
         state["ppo"] = ppo.replace(params={**ppo.params, "actor": sft_params})
-        program = jit_members(jax.vmap(lambda s, h: ppo_chunk(s, h, chunk)))
+        program = Timed(jit_members(jax.vmap(lambda s, h: ppo_chunk(s, h, chunk))))
 
         def policy(state):
             return state["ppo"].params["actor"]
@@ -195,7 +195,6 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
     eval_keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
     sft_evals = evaluate(cfg.env, actor, sft_params, eval_keys, cfg.eval_episodes, cfg.eval_policy)
     steps_per_update = ppo_cfg.num_envs * ppo_cfg.num_steps
-    compiled, compile_s = None, 0.0
 
     def relabel(state, step):
         """--iterations: rank the current policy's responses, refit r_θ to every ranking so far."""
@@ -211,7 +210,6 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
         return {**state, "figures": figures}
 
     def train(state):
-        nonlocal compiled, compile_s
         step = step_of(state)
         if step and step % per_iteration == 0:
             state = jax.block_until_ready(relabel(state, step))
@@ -219,13 +217,8 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
             args = (state["dpo"], state["labels"], state["sft"], hyper["kl_coef"])
         else:
             args = (state["ppo"], {**ppo_hyper, "rm": state["rm"], "rm_scale": state["rm_scale"]})
-        if compiled is None:
-            t0 = time.perf_counter()
-            compiled = program.lower(*args).compile()
-            compile_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        out, metrics = jax.block_until_ready(compiled(*args))
-        return {**state, "dpo" if dpo else "ppo": out}, (metrics, time.perf_counter() - t0)
+        (out, metrics), seconds = program(*args)
+        return {**state, "dpo" if dpo else "ppo": out}, (metrics, seconds)
 
     def summarize(step, out, state):
         metrics, train_s = out
@@ -270,7 +263,7 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
         ranked = lambda figures: {**{name: float(figures[name][k]) for name in (
             "ranking_accuracy", "decided_pairs", "response_gold")}, "gold_pair_accuracy": pair_accuracy(figures, k)}
         rl = {"method": cfg.method, "kl": rows[-1]["kl"], "kl_coef": m.kl_coef, "steps": cfg.steps,
-              "iterations": cfg.iterations, "compile_s": compile_s, "prepare_s": prepare_s,
+              "iterations": cfg.iterations, "compile_s": program.compile_s, "prepare_s": prepare_s,
               "steps_per_s": throughput([{"samples_per_s": r["steps_per_s"]} for r in rows])}
         if not dpo:
             rl.update(proxy_reward=rows[-1]["proxy_reward"], ptx_log_likelihood=rows[-1]["ptx_log_likelihood"],

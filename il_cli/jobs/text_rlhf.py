@@ -14,7 +14,7 @@ from il_cli.algos.text_rlhf import (answer_logits, lm_loss, make_fit, make_text_
 from il_cli.config import TextRLHFConfig, member_configs
 from il_cli.errors import UserError
 from il_cli.jobs.common import root_key, run_summary, stack
-from il_cli.loop import chunk_length, host, jit_members, run_chunks, shard_members
+from il_cli.loop import Timed, chunk_length, host, jit_members, run_chunks, shard_members
 from il_cli.plots import plot_rlhf, write_curves
 from il_cli.runs import Run
 from il_cli.text import model as text_model
@@ -230,27 +230,18 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
     pre_eval = host(evaluate(pretrained, sft_params, eval_keys, held_corpus))
     chunk = chunk_length(cfg.steps, cfg.num_chunks)
     if dpo:
-        program = jit_members(jax.vmap(lambda s, data, sft_, beta: dpo_chunk(s, data, chunk, sft_, beta)))
+        program = Timed(jit_members(jax.vmap(lambda s, data, sft_, beta: dpo_chunk(s, data, chunk, sft_, beta))))
         betas = shard_members(jnp.array([m.kl_coef for m in member_cfgs], jnp.float32))
         policy_of = lambda state: state["dpo"].params
-        step_of = lambda state: int(host(state["dpo"].step)[0])
     else:
-        program = jit_members(jax.vmap(lambda s, h: ppo_chunk(s, h, chunk)))
+        program = Timed(jit_members(jax.vmap(lambda s, h: ppo_chunk(s, h, chunk))))
         policy_of = lambda state: state["ppo"].params["policy"]
-        step_of = lambda state: int(host(state["ppo"].update)[0])
     state, start = run.continue_from_checkpoint(state)
-    compiled, compile_s = None, 0.0
 
     def train(state):
-        nonlocal compiled, compile_s
-        args = (state["dpo"], labels, state["sft"], betas) if dpo else (state["ppo"], ppo_hyper)
-        if compiled is None:
-            t0 = time.perf_counter()
-            compiled = program.lower(*args).compile()
-            compile_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        out, metrics = jax.block_until_ready(compiled(*args))
-        return {**state, "dpo" if dpo else "ppo": out}, (metrics, time.perf_counter() - t0)
+        (out, metrics), seconds = (program(state["dpo"], labels, state["sft"], betas) if dpo
+                                   else program(state["ppo"], ppo_hyper))
+        return {**state, "dpo" if dpo else "ppo": out}, (metrics, seconds)
 
     def summarize(step, out, state):
         metrics, train_s = out
@@ -284,7 +275,7 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
     for k, m in enumerate(member_cfgs):
         rows_ = run.metrics(member=k)
         pick = lambda ev: {name: float(v[k]) for name, v in ev.items()}
-        rl = {"method": cfg.method, "kl_coef": m.kl_coef, "steps": cfg.steps, "compile_s": compile_s,
+        rl = {"method": cfg.method, "kl_coef": m.kl_coef, "steps": cfg.steps, "compile_s": program.compile_s,
               "prepare_s": prepare_s, **pick(final)}
         if not dpo:
             rl.update(ptx_coef=m.ptx_coef, proxy_reward=rows_[-1]["proxy_reward"],
