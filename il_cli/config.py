@@ -27,6 +27,12 @@ def _positive(cfg, *names):
             raise UserError(f"--{name.replace('_', '-')} must be positive and finite, got {value}")
 
 
+def _non_negative(cfg, *names):
+    for name in names:
+        if not getattr(cfg, name) >= 0:  # NaN fails too
+            raise UserError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(cfg, name)}")
+
+
 def _in_unit_interval(cfg, *names, open_right=False):
     for name in names:
         value = getattr(cfg, name)
@@ -153,10 +159,7 @@ def _teacher(cfg):
     """The simulated teacher's options (il_cli.algos.prefs.teach)."""
     _choice(cfg, "teacher", TEACHERS)
     _choice(cfg, "state_source", STATE_SOURCES)
-    if cfg.teacher_beta < 0:
-        raise UserError(f"--teacher-beta must be non-negative, got {cfg.teacher_beta}")
-    if cfg.teacher_threshold < 0:
-        raise UserError(f"--teacher-threshold must be non-negative, got {cfg.teacher_threshold}")
+    _non_negative(cfg, "teacher_beta", "teacher_threshold")
     _in_unit_interval(cfg, "mistake_rate")
 
 
@@ -179,8 +182,7 @@ class CollectConfig:
     def __post_init__(self):
         _positive(self, "episodes", "num_envs")
         _teacher(self)
-        if self.prefs < 0:
-            raise UserError(f"--prefs must be non-negative, got {self.prefs}")
+        _non_negative(self, "prefs")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -298,12 +300,9 @@ class DAggerConfig:
         _tensorboard(self)
         _members(self, "dagger")
         _positive(self, "steps_per_round", "num_envs", "train_steps", "lr", "batch_size", "eval_episodes")
-        if self.episodes < 0:
-            raise UserError(f"--episodes must be non-negative, got {self.episodes}")
+        _non_negative(self, "episodes", "label_noise")
         if self.expert_budget is not None and self.expert_budget <= 0:
             raise UserError(f"--expert-budget must be positive, got {self.expert_budget}")
-        if self.label_noise < 0:
-            raise UserError(f"--label-noise must be non-negative, got {self.label_noise}")
         if self.label_noise > 1 and self.env not in CONTINUOUS_ENV_IDS:
             raise UserError(f"--label-noise is the fraction of random labels for {self.env}'s "
                             f"discrete actions, so it must be in [0, 1]; got {self.label_noise}")
@@ -396,9 +395,7 @@ class RLHFConfig:
                             f"{'PPO updates' if self.method == 'ppo' else 'DPO steps'}")
         if self.method == "dpo" and self.kl_coef <= 0:
             raise UserError("--kl-coef (DPO's β) must be positive with --method dpo")
-        for name in ("kl_coef", "kl_target", "ptx_coef", "human_beta"):
-            if getattr(self, name) < 0:
-                raise UserError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(self, name)}")
+        _non_negative(self, "kl_coef", "kl_target", "ptx_coef", "human_beta")
         _in_unit_interval(self, "demo_noise", "human_error", "gamma", "gae_lambda", "clip_eps")
         _in_unit_interval(self, "holdout_frac", open_right=True)
         if (self.num_envs * self.num_steps) % self.num_minibatches:
@@ -480,8 +477,10 @@ class TextRLHFConfig:
                   "lr", "vf_coef", "max_grad_norm", "eval_prompts", "num_chunks")
         if self.method not in RLHF_METHODS:
             raise UserError(f"--method must be one of {', '.join(RLHF_METHODS)}, got '{self.method}'")
-        if not 2 <= self.k <= 9:
-            raise UserError(f"--k must be 2 to 9 (answers ranked per prompt), got {self.k}")
+        if self.k < 2:
+            raise UserError(f"--k must be at least 2 (a ranking of K answers), got {self.k}")
+        if self.human and self.k > 9:
+            raise UserError(f"--k {self.k}: a person ranks 2 to 9 answers per prompt (one digit each)")
         for width in ("d_model", "rm_d_model"):
             if getattr(self, width) % self.num_heads:
                 raise UserError(f"--{width.replace('_', '-')} {getattr(self, width)} must be a multiple of "
@@ -491,9 +490,7 @@ class TextRLHFConfig:
                             f"num_minibatches ({self.num_minibatches})")
         if self.method == "dpo" and self.kl_coef <= 0:
             raise UserError("--kl-coef (DPO's β) must be positive with --method dpo")
-        for name in ("kl_coef", "ptx_coef", "human_beta"):
-            if getattr(self, name) < 0:
-                raise UserError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(self, name)}")
+        _non_negative(self, "kl_coef", "ptx_coef", "human_beta")
         _in_unit_interval(self, "demo_noise", "human_error", "gae_lambda", "clip_eps")
         _in_unit_interval(self, "holdout_frac", open_right=True)
         if self.human and self.seeds * math.prod(len(v) for _, v in self.sweep) > 1:
