@@ -9,6 +9,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from conftest import il
 from il_cli.runs import Run
@@ -20,9 +21,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_run_one_sweep_like_one_process(cartpole_expert, tmp_path):
-    args = ["bc", "--expert", cartpole_expert, "--episodes", "3", "--num-steps", "600", "--seeds", "2",
-            "--sweep", "lr=1e-3,3e-3", "--eval-episodes", "10"]
+@pytest.mark.parametrize("args, policy", [
+    (["bc", "--episodes", "3", "--num-steps", "600", "--seeds", "2", "--sweep", "lr=1e-3,3e-3", "--eval-episodes",
+      "10"], ["params"]),
+    (["dagger", "--rounds", "3", "--steps-per-round", "200", "--train-steps", "100", "--seeds", "2", "--sweep",
+      "label_noise=0,0.2", "--eval-episodes", "10"], ["learner", "params"]),
+    (["expert", "--env", "Pendulum", "--total-timesteps", "8192", "--seeds", "2", "--sweep", "lr=3e-4,1e-3",
+      "--eval-episodes", "4"], ["params", "actor"]),
+], ids=["bc", "dagger", "expert"])
+def test_two_processes_run_one_sweep_like_one_process(cartpole_expert, tmp_path, args, policy):
+    if args[0] != "expert":
+        args = [*args, "--expert", cartpole_expert]
     port = free_port()
     procs = [subprocess.Popen([sys.executable, "-m", "il_cli", *args, "--run-dir", str(tmp_path / "two"), "--json",
                                "--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
@@ -35,7 +44,9 @@ def test_two_processes_run_one_sweep_like_one_process(cartpole_expert, tmp_path)
     assert two["device"].startswith("cpu ×2")
     one = json.loads(il(*args, "--run-dir", tmp_path / "one", "--json").stdout)
     assert [m["eval"] for m in two["members"]] == [m["eval"] for m in one["members"]]
-    a, b = Run(tmp_path / "one").restore_raw()["params"], Run(tmp_path / "two").restore_raw()["params"]
+    a, b = Run(tmp_path / "one").restore_raw(), Run(tmp_path / "two").restore_raw()
+    for part in policy:
+        a, b = a[part], b[part]
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
     rows = Run(tmp_path / "two").metrics()

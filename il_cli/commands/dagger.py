@@ -4,8 +4,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe,
-                                    Resume, RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, expert_rows, sweep_rows, open_or_start,
+from il_cli.commands.common import (Coordinator, Distributed, Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, NumProcesses,
+                                    ProcessId, Recipe, Resume, RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, expert_rows, sweep_rows, open_or_start,
                                     user_errors, vary_after_training)
 from il_cli.config import DAggerConfig, build_config, parse_ints
 from il_cli.ui import UI
@@ -31,6 +31,8 @@ def dagger(
     eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
     vary_eval: Annotated[Optional[list[str]], typer.Option("--vary-eval", help="NAME=v1,v2,... or NAME=lo:hi:n: at the end, also evaluate over this grid of an environment parameter (as il eval --vary).")] = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None, json: Json = False,
+    distributed: Distributed = False, coordinator: Coordinator = None, num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ):
     """DAgger: roll out β_i·expert + (1-β_i)·learner, label every visited state with the expert, aggregate, retrain."""
     ui = UI(json)
@@ -43,7 +45,8 @@ def dagger(
             retrain_from_scratch=retrain_from_scratch, label_noise=label_noise,
             expert_budget=expert_budget, demos=demos, episodes=episodes,
             hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size,
-            eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name)
+            eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name,
+            distributed=(coordinator, num_processes, process_id) if distributed else None)
         summary = run.summary
         if summary is None:
             from il_cli.jobs.dagger import run_dagger

@@ -4,8 +4,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Hidden, Json, Name, Recipe, Resume,
-                                    RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, open_or_start, sweep_rows, user_errors)
+from il_cli.commands.common import (Coordinator, Distributed, Env, EvalEpisodes, EvalPolicy, Hidden, Json, Name,
+                                    NumProcesses, ProcessId, Recipe, Resume, RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, open_or_start, sweep_rows, user_errors)
 from il_cli.config import PPOConfig, build_config, parse_ints
 from il_cli.ui import UI
 
@@ -19,6 +19,8 @@ def expert(
     ent_coef: Annotated[Optional[float], typer.Option(help="Entropy bonus coefficient.")] = None,
     hidden: Hidden = None, eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None, json: Json = False,
+    distributed: Distributed = False, coordinator: Coordinator = None, num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ):
     """Train a PPO expert (GAE, clipped objective, truncation bootstrapping) and save it as a run."""
     ui = UI(json)
@@ -28,7 +30,8 @@ def expert(
             sweep=tuple(sweep) if sweep else None, total_timesteps=total_timesteps,
             num_envs=num_envs, num_steps=num_steps, lr=lr, ent_coef=ent_coef,
             hidden=parse_ints(hidden, "hidden"), eval_episodes=eval_episodes,
-            eval_policy=eval_policy), run_dir, name)
+            eval_policy=eval_policy), run_dir, name,
+            distributed=(coordinator, num_processes, process_id) if distributed else None)
         summary = run.summary
         if summary is None:
             from il_cli.jobs.expert import train_expert

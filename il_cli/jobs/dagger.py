@@ -15,7 +15,7 @@ from il_cli.jobs.collect import run_demos
 from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, load_expert, root_key,
                                 run_summary, stack)
 from il_cli.jobs.expert import get_expert
-from il_cli.loop import jit_members, replicate, run_chunks, shard_members
+from il_cli.loop import host, jit_members, replicate, run_chunks, shard_members
 from il_cli.plots import write_curves
 from il_cli.runs import Run
 
@@ -67,6 +67,7 @@ def run_dagger(cfg: DAggerConfig, run: Run, ui) -> dict:
                               summarize=summarize, members=run.members)
     run.wait()
     params = state.learner.params
+    queries, expert_steps, sizes = host((state.queries, state.expert_steps, state.size))  # every member's
     evals = evaluate(cfg.env, learner, params, eval_keys, cfg.eval_episodes, cfg.eval_policy)
     paired = evaluate_against_expert(env, env_params, spec, learner, params, expert_run, eval_keys,
                                      cfg.eval_episodes, cfg.eval_policy)
@@ -76,9 +77,9 @@ def run_dagger(cfg: DAggerConfig, run: Run, ui) -> dict:
         expert, tv = paired[k]
         blocks.append({"eval": evals[k], "expert": expert, "dagger": {
             "rounds": m.rounds, "betas": m.betas, "betas_effective": [r["beta"] for r in rows],
-            "demo_labels": int(num_demos[k]), "expert_queries": int(state.queries[k]),
-            "expert_budget": m.expert_budget, "expert_steps": int(state.expert_steps[k]),
-            "dataset_size": int(state.size[k]), **tv, "train_loss": rows[-1]["loss"],
+            "demo_labels": int(num_demos[k]), "expert_queries": int(queries[k]),
+            "expert_budget": m.expert_budget, "expert_steps": int(expert_steps[k]),
+            "dataset_size": int(sizes[k]), **tv, "train_loss": rows[-1]["loss"],
             "compile_s": compile_s}, "return_gap": expert["return_mean"] - evals[k]["return_mean"]})
     summary = run_summary("dagger", cfg.env, cfg.seed, run, started, blocks, run.members)
     summary["curves"] = str(write_curves(run))

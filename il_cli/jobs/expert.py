@@ -14,7 +14,7 @@ from il_cli.config import PPOConfig, member_configs
 from il_cli.envs import make_env
 from il_cli.errors import UserError
 from il_cli.jobs.common import eval_key, evaluate, root_key, run_summary, stack
-from il_cli.loop import chunk_length, device_description, jit_members, run_chunks, shard_members
+from il_cli.loop import chunk_length, device_description, host, jit_members, run_chunks, shard_members
 from il_cli.paths import cache_dir
 from il_cli.plots import write_curves
 from il_cli.rail import expert_params
@@ -70,13 +70,13 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
     run.wait()
     returns = evaluate(cfg.env, actor, state.params["actor"], eval_keys, cfg.eval_episodes,
                        cfg.eval_policy)
+    log_std = None if spec.discrete else host(state.params["actor"]["params"]["log_std"])  # every member's
     blocks = []
     for k, ret in enumerate(returns):
         block = {"eval": ret, "expert": {"timesteps": cfg.num_updates * steps_per_update,
                                          "updates": cfg.num_updates}}
-        if not spec.discrete:
-            log_std = state.params["actor"]["params"]["log_std"][k]
-            block["expert"]["action_std"] = np.exp(np.asarray(log_std)).tolist()
+        if log_std is not None:
+            block["expert"]["action_std"] = np.exp(log_std[k]).tolist()
         blocks.append(block)
     summary = run_summary("expert", cfg.env, cfg.seed, run, started, blocks, run.members)
     summary["curves"] = str(write_curves(run))
