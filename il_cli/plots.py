@@ -126,9 +126,10 @@ def plot_rlhf(run: Run, sft_gold: list[float]) -> Path:
                      label=f"fit d(α − β log d): α={fit[0]:.3g}, β={fit[1]:.3g}")
     ax_gold.axhline(0, color="grey", lw=0.8)
     ax_gold.set_xlabel("d = √KL(π_RL ‖ π_SFT)")
-    ax_gold.set_ylabel("gold return − SFT's")
+    text = run.meta["config"].get("task") == "text"  # a score per answer, r_θ per answer
+    ax_gold.set_ylabel("gold score − SFT's" if text else "gold return − SFT's")
     ax_proxy.set_xlabel("d = √KL(π_RL ‖ π_SFT)")
-    ax_proxy.set_ylabel("proxy reward r_θ per step (normalised)" if proxy_key == "proxy_reward"
+    ax_proxy.set_ylabel(f"proxy reward r_θ {'per answer' if text else 'per step'} (normalised)" if proxy_key == "proxy_reward"
                         else "held-out ranking accuracy of β log(π/π_SFT)")
     for ax in (ax_gold, ax_proxy):
         ax.grid(alpha=0.3)
