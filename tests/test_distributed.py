@@ -24,10 +24,11 @@ def free_port() -> int:
 @pytest.mark.parametrize("args, policy", [
     (["bc", "--episodes", "3", "--num-steps", "600", "--seeds", "2", "--sweep", "lr=1e-3,3e-3", "--eval-episodes",
       "10"], ["params"]),
-    (["dagger", "--rounds", "3", "--steps-per-round", "200", "--train-steps", "100", "--seeds", "2", "--sweep",
-      "label_noise=0,0.2", "--eval-episodes", "10"], ["learner", "params"]),
-    (["expert", "--env", "Pendulum", "--total-timesteps", "8192", "--seeds", "2", "--sweep", "lr=3e-4,1e-3",
-      "--eval-episodes", "4"], ["params", "actor"]),
+    pytest.param(["dagger", "--rounds", "3", "--steps-per-round", "200", "--train-steps", "100", "--seeds", "2",
+                  "--sweep", "label_noise=0,0.2", "--eval-episodes", "10"], ["learner", "params"],
+                 marks=pytest.mark.slow),  # bc's covers the mechanism in the default run
+    pytest.param(["expert", "--env", "Pendulum", "--total-timesteps", "8192", "--seeds", "2", "--sweep",
+                  "lr=3e-4,1e-3", "--eval-episodes", "4"], ["params", "actor"], marks=pytest.mark.slow),
 ], ids=["bc", "dagger", "expert"])
 def test_two_processes_run_one_sweep_like_one_process(cartpole_expert, tmp_path, args, policy):
     if args[0] != "expert":
