@@ -29,7 +29,10 @@ from il_cli.text import human
 prompts, answers, path = np.array({PROMPTS.tolist()}), np.array({ANSWERS.tolist()}), Path(sys.argv[1])
 rankings = human.load_rankings(path, prompts, answers) if path.exists() else human.new_rankings(prompts, answers)
 render = lambda row: " ".join(map(str, row))
-human.rank_in_terminal(Console(), rankings, render, render, path)
+try:
+    human.rank_in_terminal(Console(), rankings, render, render, path)
+except KeyboardInterrupt:
+    sys.exit(130)
 """
 
 
@@ -47,12 +50,12 @@ def asked(child, prompt: int) -> str:
     return child.before
 
 
-def finish(child, last_line: str) -> str:
+def finish(child, last_line: str, code: int = 0) -> str:
     child.expect_exact(last_line)
     child.expect(pexpect.EOF)
     child.close()
     transcript = child.logfile_read.getvalue()
-    assert child.exitstatus == 0 and "Traceback" not in transcript, transcript
+    assert child.exitstatus == code and "Traceback" not in transcript, transcript
     return transcript
 
 
@@ -107,8 +110,8 @@ def test_an_interrupted_session_resumes_at_the_first_prompt_not_shown(tmp_path, 
     child.sendline("3142")
     asked(child, 2)
     if interrupt == "ctrl-c":
-        child.sendintr()
-        finish(child, f"ranked 1, skipped 0, left 2 of 3 — saved to {path}")
+        child.sendintr()  # stops labelling and interrupts the command
+        finish(child, f"ranked 1, skipped 0, left 2 of 3 — saved to {path}", code=130)
     else:
         child.kill(signal.SIGKILL)
         child.expect(pexpect.EOF)

@@ -122,7 +122,8 @@ def spawn(args, cwd):
 @pytest.mark.filterwarnings("ignore:os.fork")  # pexpect's child execs `il` at once: no JAX thread is copied
 def test_a_person_ranks_in_the_terminal_and_resumes(tmp_path, tmp_runs):
     """--human through a pseudo-terminal: a malformed order re-asked, rankings saved after each
-    answer, the labelling stopped and continued from the file, then the pipeline trains on them."""
+    answer, the labelling interrupted (Ctrl-C) and continued with --resume, then the pipeline
+    trains on them."""
     args = [*TINY, "--num-prompts", "4", "--k", "3", "--human", "--rankings", "r.npz", "--run-dir", "run"]
     child = spawn(args, tmp_path)
     child.expect("prompt 1/4")
@@ -134,11 +135,11 @@ def test_a_person_ranks_in_the_terminal_and_resumes(tmp_path, tmp_runs):
     saved = human.load_rankings(tmp_path / "r.npz")
     assert saved["order"][0].tolist() == [2, 0, 1] and saved["status"].tolist() == [1, 0, 0, 0]
     child.expect(r"best first \(s skip, q stop\): ")
-    child.sendline("q")
+    child.sendintr()  # Ctrl-C: the command stops, saying how to go on
     child.expect(pexpect.EOF)
     child.close()
-    assert child.exitstatus == 2 and "Traceback" not in child.before  # one ranking is too few
-    assert "rank at least 2" in child.before
+    assert child.exitstatus == 130 and "Traceback" not in child.before
+    assert "ranked 1, skipped 0, left 3 of 4" in child.before and "il rlhf --resume" in child.before
 
     child = spawn(["--resume", "run"], tmp_path)  # the saved config: --human, the same file
     child.expect("prompt 2/4")

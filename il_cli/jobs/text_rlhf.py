@@ -150,15 +150,15 @@ def held_out_split(key, num: int, frac: float):
     return perm[n_hold:], perm[:n_hold]
 
 
-def person_rankings(cfg: TextRLHFConfig, prompts, answers, ui):
-    """Orders [P, K] (−1 rows unranked) from --rankings FILE, after the person ranks the rest
-    in the terminal with --human (il_cli.text.human)."""
+def person_rankings(cfg: TextRLHFConfig, prompts, answers, ui, ask: bool):
+    """(indices, orders) of the prompts ranked in --rankings FILE, after the person ranks the
+    rest in the terminal if `ask` (--human, and no training has started on the file yet)."""
     from il_cli.text import human
 
     path = Path(cfg.rankings)
     rankings = (human.load_rankings(path, prompts, answers) if path.exists()
                 else human.new_rankings(prompts, answers))
-    if cfg.human:
+    if ask:
         ui.print(f"rank each prompt's {cfg.k} answers, best first (like 3142), s to skip, q to stop; "
                  f"saved to {path} after every answer")
         rankings = human.rank_in_terminal(ui.console, rankings, lambda row: decode(row[1:-1]),
@@ -190,7 +190,8 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
     sft_params, sft_figures = jit_members(jax.vmap(sft))(key(1), pretrained, hyper)
     prompts, ans, gold = jit_members(jax.vmap(answers))(key(2), sft_params)
     if cfg.rankings:  # a person's rankings of member 0's answers (--human allows one member)
-        index, orders = person_rankings(cfg, np.asarray(prompts[0, :, 0]), np.asarray(ans[0]), ui)
+        index, orders = person_rankings(cfg, np.asarray(prompts[0, :, 0]), np.asarray(ans[0]), ui,
+                                        ask=cfg.human and run.latest_step() is None)
         prompts, ans, gold = (x[:, index] for x in (prompts, ans, gold))
         orders = jnp.asarray(orders)[None]
     else:

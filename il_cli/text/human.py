@@ -157,11 +157,13 @@ def _ask(console, k: int):
 
 def rank_in_terminal(console, rankings: dict, render_prompt, render_answer, path) -> dict:
     """Ask the person at `console` to rank the answers to every prompt not yet shown, saving
-    the rankings to `path` after each answer; returns them. q, Ctrl-C or end of input stop
-    and return (all answered is saved); SIGTERM raises, after any save in progress.
+    the rankings to `path` after each answer; returns them. q or end of input stop and
+    return; Ctrl-C stops and raises KeyboardInterrupt (the command exits 130), SIGTERM raises
+    too; either way all answered is saved first.
     `render_prompt` and `render_answer` turn a row of tokens into text."""
     rankings = {name: np.array(a) for name, a in rankings.items()}
     k = rankings["answers"].shape[1]
+    interrupted = False
     try:
         with signals.handled():
             save_rankings(path, rankings)  # the answers to rank are kept even if none is ranked
@@ -173,10 +175,13 @@ def rank_in_terminal(console, rankings: dict, render_prompt, render_answer, path
                 with signals.uninterrupted():  # a Ctrl-C now waits for the save
                     rankings["status"][i], rankings["order"][i] = choice
                     save_rankings(path, rankings)
-    except (KeyboardInterrupt, EOFError):
+    except (KeyboardInterrupt, EOFError) as exc:
         console.print()
+        interrupted = isinstance(exc, KeyboardInterrupt)
     status = rankings["status"]
     console.print(f"ranked {np.sum(status == RANKED)}, skipped {np.sum(status == SKIPPED)}, "
                   f"left {np.sum(status == UNSEEN)} of {len(status)} — saved to {path}",
                   markup=False, highlight=False, soft_wrap=True)
+    if interrupted:
+        raise KeyboardInterrupt
     return rankings
