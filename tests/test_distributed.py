@@ -29,7 +29,9 @@ def free_port() -> int:
                  marks=pytest.mark.slow),  # bc's covers the mechanism in the default run
     pytest.param(["expert", "--env", "Pendulum", "--total-timesteps", "8192", "--seeds", "2", "--sweep",
                   "lr=3e-4,1e-3", "--eval-episodes", "4"], ["params", "actor"], marks=pytest.mark.slow),
-], ids=["bc", "dagger", "expert"])
+    pytest.param(["prefs", "--env", "CartPole", "--num-steps", "1000", "--seeds", "2", "--sweep", "lr=1e-3,3e-3",
+                  "--eval-episodes", "4"], ["params"], marks=pytest.mark.slow),
+], ids=["bc", "dagger", "expert", "prefs"])
 def test_two_processes_run_one_sweep_like_one_process(cartpole_expert, tmp_path, args, policy):
     if args[0] != "expert":
         args = [*args, "--expert", cartpole_expert]

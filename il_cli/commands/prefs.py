@@ -4,7 +4,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe, Resume,
+from il_cli.commands.common import (Coordinator, Distributed, NumProcesses, ProcessId, Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe, Resume,
                                     RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, expert_rows, open_or_start, sweep_rows,
                                     user_errors)
 from il_cli.config import PrefsConfig, build_config, parse_ints
@@ -33,6 +33,8 @@ def prefs(
     holdout_frac: Annotated[Optional[float], typer.Option(help="Fraction of whole environment streams held out to measure accuracy and ε (0: none).", show_default="0.1")] = None,
     eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None, json: Json = False,
+    distributed: Distributed = False, coordinator: Coordinator = None, num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ):
     """Learning from preferences: Q fitted to p(a ≻ b | s) = σ(Q(s,a) − Q(s,b)) (eq. 24.11), acting with π ∝ exp(Q/α)."""
     ui = UI(json)
@@ -43,7 +45,8 @@ def prefs(
             teacher=teacher, teacher_beta=teacher_beta, mistake_rate=mistake_rate,
             teacher_threshold=teacher_threshold, param=param, temperature=temperature,
             hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size, num_steps=num_steps,
-            holdout_frac=holdout_frac, eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name)
+            holdout_frac=holdout_frac, eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name,
+            distributed=(coordinator, num_processes, process_id) if distributed else None)
         summary = run.summary
         if summary is None:
             from il_cli.jobs.prefs import run_prefs

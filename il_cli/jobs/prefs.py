@@ -17,7 +17,7 @@ from il_cli.jobs.bc import NO_HOLDOUT, padded, split_holdout
 from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, load_expert, root_key, run_summary,
                                 stack, throughput)
 from il_cli.jobs.expert import get_expert
-from il_cli.loop import chunk_length, jit_members, run_chunks, shard_members
+from il_cli.loop import chunk_length, host, jit_members, run_chunks, shard_members
 from il_cli.plots import write_curves
 from il_cli.runs import Run
 
@@ -130,12 +130,13 @@ def run_prefs(cfg: PrefsConfig, run: Run, ui) -> dict:
     paired = evaluate_against_expert(env, env_params, spec, policy, state.params, expert_run, keys,
                                      cfg.eval_episodes, cfg.eval_policy)
     held_out_metrics = jax.jit(make_prefs_metrics(spec, policy, expert, cfg.eval_policy))
+    all_params, all_keys = host((state.params, keys))  # every member's, on this host
     blocks = []
     for k, (m, p, (train_rows, held_rows, held_info)) in enumerate(zip(member_cfgs, data, splits)):
-        params = jax.tree.map(lambda x: x[k], state.params)
+        params = jax.tree.map(lambda x: x[k], all_params)
         rows = held_rows if held_rows is not None else train_rows
         figures = held_out_metrics(params, expert_params, *(getattr(p, c)[rows] for c in columns),
-                                   jax.random.fold_in(keys[k], 1))
+                                   jax.random.fold_in(all_keys[k], 1))
         block = {key: float(v) for key, v in figures.items()}
         metrics = run.metrics(member=k)
         expert_block, tv = paired[k]

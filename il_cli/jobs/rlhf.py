@@ -17,7 +17,7 @@ from il_cli.envs import make_env
 from il_cli.jobs.common import (eval_key, evaluate, load_expert, load_policy, root_key, run_summary, stack,
                                 throughput)
 from il_cli.jobs.expert import get_expert
-from il_cli.loop import Timed, chunk_length, jit_members, replicate, run_chunks, shard_members
+from il_cli.loop import Timed, chunk_length, host, jit_members, replicate, run_chunks, shard_members
 from il_cli.plots import plot_rlhf, write_curves
 from il_cli.runs import Run, open_policy_run
 
@@ -165,7 +165,7 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
             return state["dpo"].params
 
         def step_of(state):
-            return int(jax.device_get(state["dpo"].step)[0])
+            return int(host(state["dpo"].step)[0])
     else:
         init_params, _ = make_reward_model(spec, model)
         rm_params = jit_members(jax.vmap(init_params))(jax.vmap(lambda k: jax.random.fold_in(k, 1))(rm_keys))
@@ -186,8 +186,8 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
             return state["ppo"].params["actor"]
 
         def step_of(state):
-            return int(jax.device_get(state["ppo"].update)[0])
-    first = jax.device_get(state["figures"])  # of the rankings of π_SFT's responses
+            return int(host(state["ppo"].update)[0])
+    first = host(state["figures"])  # of the rankings of π_SFT's responses
     prepare_s = time.perf_counter() - t0
 
     # stage 3: PPO from π_SFT against r_θ with the KL penalty and the ptx term, or DPO
@@ -223,11 +223,11 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
     def summarize(step, out, state):
         metrics, train_s = out
         evals = evaluate(cfg.env, actor, policy(state), eval_keys, cfg.eval_episodes, cfg.eval_policy)
-        figures = jax.device_get(state["figures"])
+        figures = host(state["figures"])
         if dpo:
-            figures = {**figures, **jax.device_get(implicit(policy(state), state["sft"], state["held"],
+            figures = {**figures, **host(implicit(policy(state), state["sft"], state["held"],
                                                             hyper["kl_coef"]))}
-            kl = np.asarray(kl_probe(policy(state), state["sft"], jax.vmap(jax.random.fold_in, in_axes=(0, None))(
+            kl = host(kl_probe(policy(state), state["sft"], jax.vmap(jax.random.fold_in, in_axes=(0, None))(
                 rm_keys, 1000 + step)))
         rows = []
         for k in range(M):
@@ -252,9 +252,9 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
     run.wait()
 
     evals = evaluate(cfg.env, actor, policy(state), eval_keys, cfg.eval_episodes, cfg.eval_policy)
-    prepared, last = jax.device_get(prepared), jax.device_get(state["figures"])
+    prepared, last = host(prepared), host(state["figures"])
     if dpo:  # the implicit reward of the final policy on the held-out rankings
-        last = {**last, **jax.device_get(implicit(policy(state), state["sft"], state["held"], hyper["kl_coef"]))}
+        last = {**last, **host(implicit(policy(state), state["sft"], state["held"], hyper["kl_coef"]))}
         first = {**last, "response_gold": first["response_gold"]}
     blocks = []
     for k, m in enumerate(member_cfgs):
