@@ -179,7 +179,9 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
     pretrain, sft, answers, simulated_ranks, fit_reward = make_stages(cfg, policy, rm_model)
     keys = [member_keys(m.seed) for m in member_cfgs]
     key = lambda i: shard_members(stack([k[i] for k in keys]))
-    hyper = shard_members({n: jnp.array([getattr(m, n) for m in member_cfgs], jnp.float32) for n in PREPARE_HYPER})
+    floats = lambda names: shard_members({n: jnp.array([getattr(m, n) for m in member_cfgs], jnp.float32)
+                                          for n in names})  # each member's values of these hyperparameters
+    hyper = floats(PREPARE_HYPER)
 
     ui.print(f"stages 1–2: pretraining ({cfg.pretrain_steps} steps on {cfg.corpus_size} corpus rows), SFT on "
              f"{cfg.sft_examples} noisy answers, {cfg.num_prompts} prompts × {cfg.k} answers ranked"
@@ -206,8 +208,7 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
     if dpo:
         score = text_dpo_score(policy)
         dpo_init, dpo_chunk = make_ranking_fit(score, cfg.rm_batch)
-        state["dpo"] = jit_members(jax.vmap(dpo_init))(sft_params, key(4), shard_members(
-            jnp.array([m.lr for m in member_cfgs], jnp.float32)))
+        state["dpo"] = jit_members(jax.vmap(dpo_init))(sft_params, key(4), floats(["lr"])["lr"])
         implicit = jit_members(jax.vmap(lambda p, s, h, b: held_out_figures(score(p, *h[:3], s, b), h[3], h[4])))
         rm_figures = {}
     else:
@@ -218,9 +219,7 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
                                             rollout_prompts=cfg.rollout_prompts, num_epochs=cfg.num_epochs,
                                             num_minibatches=cfg.num_minibatches, ptx_batch=cfg.batch_size,
                                             max_grad_norm=cfg.max_grad_norm)
-        ppo_hyper = shard_members({n: jnp.array([getattr(m, n) for m in member_cfgs], jnp.float32)
-                                   for n in PPO_HYPER})
-        ppo_hyper = {**ppo_hyper, "sft": sft_params, "rm": rm_params, "rm_scale": rm_scale, "corpus": rows}
+        ppo_hyper = {**floats(PPO_HYPER), "sft": sft_params, "rm": rm_params, "rm_scale": rm_scale, "corpus": rows}
         state["ppo"] = jit_members(jax.vmap(ppo_init))(sft_params, rm_params, key(5), ppo_hyper["lr"])
     prepare_s = time.perf_counter() - t0
     prepared = host({**pre_figures, **sft_figures, **rm_figures})
@@ -232,7 +231,6 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
     chunk = chunk_length(cfg.steps, cfg.num_chunks)
     if dpo:
         program = Timed(jit_members(jax.vmap(lambda s, data, sft_, beta: dpo_chunk(s, data, chunk, sft_, beta))))
-        betas = shard_members(jnp.array([m.kl_coef for m in member_cfgs], jnp.float32))
         policy_of = lambda state: state["dpo"].params
     else:
         program = Timed(jit_members(jax.vmap(lambda s, h: ppo_chunk(s, h, chunk))))
@@ -240,14 +238,14 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
     state, start = run.continue_from_checkpoint(state)
 
     def train(state):
-        (out, metrics), seconds = (program(state["dpo"], labels, state["sft"], betas) if dpo
+        (out, metrics), seconds = (program(state["dpo"], labels, state["sft"], hyper["kl_coef"]) if dpo
                                    else program(state["ppo"], ppo_hyper))
         return {**state, "dpo" if dpo else "ppo": out}, (metrics, seconds)
 
     def summarize(step, out, state):
         metrics, train_s = out
         ev = host(evaluate(policy_of(state), state["sft"], eval_keys, held_corpus))
-        figures = host(implicit(policy_of(state), state["sft"], held_labels, betas)) if dpo else None
+        figures = host(implicit(policy_of(state), state["sft"], held_labels, hyper["kl_coef"])) if dpo else None
         rows_ = []
         for k in range(M):
             row = {"gold_return": float(ev["gold"][k]), "return": float(ev["gold"][k]),
