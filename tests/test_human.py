@@ -17,6 +17,8 @@ from il_cli.errors import UserError
 from il_cli.text import human
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork")  # the child execs python at once: no JAX thread is copied
+
 PROMPTS = np.array([[11, 12], [21, 22], [31, 32]], np.int32)
 ANSWERS = (PROMPTS[:, None, :] * 100 + np.arange(1, 5)[None, :, None]).astype(np.int32)  # answer 4 to 11 12: 1104 1204
 ASK = "order of 1..4, best first (s skip, q stop): "
