@@ -155,3 +155,5 @@ def test_a_person_ranks_in_the_terminal_and_resumes(tmp_path, tmp_runs):
     assert summary["reward_model"]["rankings"] + summary["reward_model"]["held_out_rankings"] == 3
     saved = human.load_rankings(tmp_path / "r.npz")
     assert saved["status"].tolist() == [1, 2, 1, 1]
+    proc = il("rlhf", "--resume", tmp_path / "run", "--task", "control", check=False)
+    assert proc.returncode == 2 and "is a --task text run" in proc.stderr

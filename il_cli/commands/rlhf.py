@@ -53,7 +53,12 @@ def rlhf(
             raise UserError(f"--task must be control or text, got '{task}'")
         text_only = dict(human=human or None, rankings=str(Path(rankings).absolute()) if rankings else None,
                          updates=updates, pretrain_steps=pretrain_steps, d_model=d_model, rm_d_model=rm_d_model)
-        if task == "text" or (resume and task is None and saved_task(resume) == "text"):
+        if resume:  # a run resumes as the task it was started with
+            saved = saved_task(resume) or "control"
+            if task not in (None, saved):
+                raise UserError(f"{resume} is a --task {saved} run; resume it without --task {task}")
+            task = saved
+        if task == "text":
             control = dict(env=env, expert=expert, sft=sft, demo_episodes=demo_episodes, segment_length=segment_length,
                            kl_target=kl_target, pretrain_data=pretrain_data, iterations=iterations,
                            total_timesteps=total_timesteps, hidden=hidden, eval_episodes=eval_episodes,
