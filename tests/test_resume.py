@@ -51,9 +51,10 @@ def final_params(run_dir):
     pytest.param(("rlhf", "--method", "dpo", "--demo-episodes", "2", "--sft-steps", "300", "--num-prompts", "32",
                   "--segment-length", "50", "--dpo-steps", "400", "--iterations", "2", "--eval-episodes", "10"),
                  marks=pytest.mark.slow),
-    ("rlhf", "--task", "text", "--pretrain-steps", "100", "--sft-steps", "50", "--rm-steps", "50",  # test_text_rlhf's
-     "--num-prompts", "32", "--updates", "2", "--dpo-steps", "2", "--d-model", "32", "--rm-d-model", "32",
-     "--seeds", "2"),
+    pytest.param(("rlhf", "--task", "text", "--pretrain-steps", "100", "--sft-steps", "50", "--rm-steps", "50",
+                  "--num-prompts", "32", "--updates", "2", "--dpo-steps", "2", "--d-model", "32", "--rm-d-model",
+                  "32", "--seeds", "2"), marks=pytest.mark.slow),  # test_text_rlhf's config; CI time (the SIGKILL
+                                                                  # tests resume text runs in the slow set too)
 ], ids=["bc-sweep", "expert", "dagger", "prefs-seeds", "rlhf", "rlhf-dpo", "rlhf-text"])
 def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
     if args[0] != "expert" and "text" not in args:

@@ -20,7 +20,7 @@ from il_cli.text import human
 from il_cli.text.model import Transformer, token_log_probs
 from il_cli.text.task import PROMPT_LEN, SEQ_LEN, answer_mask, make_prompts, noisy_answers, reference_answers
 
-# tests/test_resume.py runs the same (with --seeds 2, as here): the programs compile once per test run
+# test_resume's slow rlhf-text case runs this config with --seeds 2, as the end-to-end test does
 TINY = ("--task", "text", "--pretrain-steps", "100", "--sft-steps", "50", "--rm-steps", "50", "--num-prompts", "32",
         "--updates", "2", "--dpo-steps", "2", "--d-model", "32", "--rm-d-model", "32")
 
@@ -92,8 +92,10 @@ def test_text_rlhf_end_to_end(tmp_runs):
 
 
 def test_text_dpo_end_to_end(tmp_runs):
-    proc = il("rlhf", *TINY, "--method", "dpo")
-    assert "held-out prompts, greedy answers" in proc.stdout and "DPO's β" in proc.stdout
+    summary = json.loads(il("rlhf", *TINY, "--method", "dpo", "--json").stdout)
+    assert summary["rl"]["method"] == "dpo" and summary["rl"]["kl"] >= 0
+    assert "ranking_accuracy" not in summary["reward_model"]  # no r_θ: DPO fits π to the rankings
+    assert summary["gold_gain"] == pytest.approx(summary["eval"]["return_mean"] - summary["sft"]["gold"])
 
 
 @pytest.mark.parametrize("args, fragment", [
