@@ -53,19 +53,15 @@ MAX_MEMBERS = 65_536  # members of one run (seeds × sweep cells)
 def _members(cfg, command: str):
     """Validate `seeds` and normalise `sweep` to ((key, (v1, v2, ...)), ...); a recipe may
     give it as a list of "key=v1,v2" strings, like the command line."""
-    from il_cli.sweep import parse_sweep
+    from il_cli.sweep import parse_sweep, spec
 
     _positive(cfg, "seeds")
     if cfg.seeds > MAX_MEMBERS:
         raise UserError(f"--seeds {cfg.seeds}: at most {MAX_MEMBERS} members in one run")
     if not 0 <= cfg.seed < 2**31 or cfg.seed + cfg.seeds > 2**31:
         raise UserError(f"--seed must be in [0, 2^31 − seeds), got {cfg.seed}")
-    grid = []
-    for item in cfg.sweep:
-        if isinstance(item, str):
-            grid += parse_sweep([item], command, fields_of(type(cfg)))
-        else:
-            grid += parse_sweep([f"{item[0]}={','.join(map(str, item[1]))}"], command, fields_of(type(cfg)))
+    grid = parse_sweep([item if isinstance(item, str) else spec(*item) for item in cfg.sweep], command,
+                       fields_of(type(cfg)))
     if len({key for key, _ in grid}) < len(grid):
         raise UserError("--sweep names a hyperparameter twice; put all its values in one list")
     object.__setattr__(cfg, "sweep", tuple(grid))
@@ -74,6 +70,9 @@ def _members(cfg, command: str):
         raise UserError(f"--seeds × the sweep's cells is {members} members; at most {MAX_MEMBERS} in one run")
     if grid:
         member_configs(cfg)  # each member's config validates its own cell
+    if getattr(cfg, "vary_eval", ()) and any(not isinstance(values[0], float) for _, values in grid):
+        raise UserError("--vary-eval evaluates one program; with a sweep over a count or shape, evaluate "
+                        "each program's run: il eval RUN/cells/<cell> --vary ...")
 
 
 def member_configs(cfg) -> list:

@@ -111,6 +111,25 @@ def host(tree):
     return jax.tree.map(get, tree)
 
 
+def shared_run(make):
+    """The run of a --distributed command: `make()` on process 0 (which creates or locks it),
+    its path sent to every other process, which opens it as a non-writer."""
+    from jax.experimental import multihost_utils
+
+    from il_cli.runs import Run
+
+    run = make() if is_writer() else None
+    path = np.zeros(4096, np.uint8)
+    if run is not None:
+        encoded = str(run.path.resolve()).encode()
+        path[:len(encoded)] = np.frombuffer(encoded, np.uint8)
+    path = bytes(np.asarray(multihost_utils.broadcast_one_to_all(path))).rstrip(b"\0").decode()
+    if run is None:
+        run = Run.open(path)
+        run.writer = False
+    return run
+
+
 def device_description() -> str:
     import jax
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from il_cli.errors import UserError, suggest
 from il_cli.runs import Run
+from il_cli.sweep import describe
 
 X_AXES = {"step": "step", "wall_s": "elapsed_s", "expert_queries": "expert_queries"}
 
@@ -43,7 +44,7 @@ def curves(run: Run, metric: str, x: str) -> list[dict]:
         xs = np.array([[r[X_AXES[x]] for r in p[:length]] for p in per_member], np.float64).mean(axis=0)
         mean, low, high = mean_ci(ys)
         hyper = next(m["hyper"] for m in members if m["cell"] == cell)
-        label = run.path.name + "".join(f" {k}={v:g}" for k, v in hyper.items())
+        label = " ".join((run.path.name, describe(hyper, " "))).strip()
         out.append({"label": label, "x": xs, "mean": mean, "low": low, "high": high, "seeds": len(ids)})
     return out
 
@@ -107,7 +108,7 @@ def plot_rlhf(run: Run, sft_gold: list[float]) -> Path:
     for cell in sorted({m["cell"] for m in members}):
         ids = [m["member"] for m in members if m["cell"] == cell]
         hyper = next(m["hyper"] for m in members if m["cell"] == cell)
-        label = ", ".join(f"{k}={v:g}" for k, v in hyper.items()) or "members"
+        label = describe(hyper) or "members"
         d, gain, proxy_d, proxy = [], [], [], []
         for k in ids:  # π_SFT itself is the point (0, 0)
             rows = run.metrics(member=k)

@@ -6,6 +6,9 @@
         checkpoints/    Orbax checkpoints of the training state (step = updates done)
         summary.json    final figures, versions, device, wall time
         data/           datasets the run made or used
+        cells/<key=value,...>/  with a sweep over a count or shape: one run per program;
+                        the parent's metrics are theirs (members renumbered), its summary
+                        aggregates them
 
 A run is complete when summary.json exists; without it, `--resume` continues it.
 """
@@ -49,9 +52,10 @@ class Run:
 
     @classmethod
     def create(cls, root, command: str, env_id: str, name: str | None, config: dict,
-               spec: dict, members: list[dict], run_dir: str | None = None) -> "Run":
+               spec: dict, members: list[dict], run_dir: str | None = None, programs=()) -> "Run":
         """A new run directory; `members` (il_cli.sweep.members) are the runs it holds on a
-        leading axis of every checkpointed array."""
+        leading axis of every checkpointed array, or with `programs` (il_cli.sweep.programs)
+        in the runs of its cells/."""
         if run_dir:
             path = Path(run_dir)
             if (path / CONFIG).exists():
@@ -73,7 +77,8 @@ class Run:
             run.close()
             raise UserError(f"{path} already holds a run; use --resume {path} to continue it")
         run._write(CONFIG, {"command": command, "env": env_id, "policy_path": policy_path(command, config),
-                            "spec": spec, "config": config, "members": members})
+                            "spec": spec, "config": config, "members": members,
+                            **({"programs": list(programs)} if programs else {})})
         return run
 
     @classmethod
@@ -115,7 +120,7 @@ class Run:
 
             meta = self.meta
             self._tb = TensorBoardLog(self.path / "tb", self.members, meta["config"]) \
-                if meta["config"].get("tensorboard") else None
+                if meta["config"].get("tensorboard") and "programs" not in meta else None  # programs: their own
         return self._tb
 
     def log(self, record: dict):
@@ -126,8 +131,21 @@ class Run:
         if self.tensorboard:
             self.tensorboard.log(record)
 
+    @property
+    def programs(self) -> list[tuple[dict, "Run"]]:
+        """(shape values, run) of each program of a sweep over counts or shapes that has
+        started; [] for a run that is one program."""
+        return [(p["hyper"], Run(self.path / p["dir"])) for p in self.meta.get("programs", ())
+                if (self.path / p["dir"] / CONFIG).is_file()]
+
     def metrics(self, member: int | None = None) -> list[dict]:
-        """The logged rows, or those of one member."""
+        """The logged rows, or those of one member (a parent's: its programs' rows, their
+        members numbered as the parent's)."""
+        if "programs" in self.meta:
+            size = len(self.members) // len(self.meta["programs"])
+            rows = [{**r, **hyper, "member": i * size + r.get("member", 0)}
+                    for i, (hyper, run) in enumerate(self.programs) for r in run.metrics()]
+            return rows if member is None else [r for r in rows if r["member"] == member]
         path = self.path / METRICS
         lines = [r for r in path.read_text().splitlines() if r] if path.exists() else []
         if lines and not lines[-1].endswith("}"):
@@ -221,6 +239,11 @@ class Run:
         import jax
         import orbax.checkpoint as ocp
 
+        programs = self.meta.get("programs")
+        if programs:
+            raise UserError(f"{self.path} is a sweep over {', '.join(programs[0]['hyper'])} with one program per "
+                            f"value, each a run of its own in {self.path / 'cells'}/ (like "
+                            f"{self.path / programs[0]['dir']}): give one of those")
         step = self.latest_step() if step is None else step
         if step is None:
             raise UserError(f"{self.path} has no checkpoint; was the run interrupted before "
@@ -369,7 +392,7 @@ def group_runs(runs: list[Run]) -> list[dict]:
     hyperparameters, apart from seeds). One entry per such cell, with the final returns of all
     its members aggregated (mean, std, IQM, 95% bootstrap CI; il_cli.sweep.aggregate), so the
     seed blocks of a job array come together."""
-    from il_cli.sweep import aggregate
+    from il_cli.sweep import aggregate, describe
 
     groups = {}
     for run in runs:
@@ -382,8 +405,10 @@ def group_runs(runs: list[Run]) -> list[dict]:
             key = json.dumps([meta["command"], meta["env"], {**config, **member["hyper"]}], sort_keys=True)
             group = groups.setdefault(key, {
                 "command": meta["command"], "env": meta["env"],
-                "cell": ", ".join(f"{k}={v:g}" for k, v in member["hyper"].items()) or "–",
+                "cell": describe(member["hyper"]) or "–",
                 "returns": [], "runs": []})
+            if group["cell"] == "–" and member["hyper"]:  # a single run pooled with a sweep's cell
+                group["cell"] = describe(member["hyper"])
             group["returns"].append(member["eval"]["return_mean"])
             if str(run.path) not in group["runs"]:
                 group["runs"].append(str(run.path))

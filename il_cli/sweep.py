@@ -3,10 +3,14 @@
 `--seeds N --seed s --sweep lr=1e-3,3e-4 --sweep label_noise=0,0.1` makes N × 2 × 2
 members: each cell of the cartesian grid, with seeds s … s+N−1 inside each cell. Member
 k is cell k // N with seed s + k % N, so with no grid member k is the run `--seed s+k`.
-Every member runs in one vmapped program; only float hyperparameters can be swept, since
-they are traced (a count or a shape would change the program). No JAX here.
+Float hyperparameters are traced, so all their members run in one vmapped program. A
+count or a shape (hidden sizes, num_envs, ...) changes the program: a sweep over one runs a
+program per value, one after another, each a run of its own in RUN/cells/<key=value>/ (the
+float grid vmapped inside it). Shape keys vary slowest in the member order, so each program's
+members are a contiguous block. No JAX here.
 """
 
+import dataclasses
 import itertools
 import math
 
@@ -23,32 +27,100 @@ SWEEPABLE = {
              "clip_eps", "ent_coef", "gamma", "gae_lambda"),
     "rlhf-text": ("kl_coef", "ptx_coef", "lr", "human_beta", "human_error", "demo_noise", "rm_lr", "sft_lr",
                   "pretrain_lr", "clip_eps", "vf_coef", "gae_lambda"),
-    "compounding": ("lr",),
+    "compounding": ("lr",),  # its own grid (horizons × demonstrations) is the program
     "expert": ("lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
                "reward_scale"),
 }
 
 
-def parse_sweep(specs: list[str] | None, command: str, fields) -> tuple:
-    """(("lr", (1e-3, 3e-4)), ...) from `--sweep key=v1,v2,...` options; UserError otherwise."""
+NOT_SHAPES = ("seed", "seeds", "num_chunks")
+
+
+def shape_keys(command: str, fields: dict) -> tuple:
+    """The counts and shapes `command` sweeps one program per value: its config's fields of
+    type int or tuple[int, ...] (il compounding's program is its own grid: none)."""
+    if command == "compounding":
+        return ()
+    return tuple(sorted(name for name, f in fields.items() if name not in NOT_SHAPES
+                        and f.type in (int, int | None, tuple[int, ...])))
+
+
+def show(value) -> str:
+    """A swept value as the command line writes it: 0.001, 128, 64x64 (hidden sizes)."""
+    if isinstance(value, (tuple, list)):
+        return "x".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def spec(key: str, values) -> str:
+    """The `--sweep` option that parses back to exactly (key, values)."""
+    return f"{key}=" + ",".join("x".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v) for v in values)
+
+
+def describe(hyper: dict, sep: str = ", ") -> str:
+    """A sweep cell's values, `hidden=64x64, lr=0.001`."""
+    return sep.join(f"{k}={show(v)}" for k, v in hyper.items())
+
+
+def _shape_value(key: str, kind, text: str):
+    try:
+        if kind == tuple[int, ...]:
+            return tuple(int(v) for v in text.split("x"))
+        return int(text)
+    except ValueError:
+        example = "64x64 (layer sizes joined by x)" if kind == tuple[int, ...] else "a whole number"
+        raise UserError(f"--sweep {key}: each value must be {example}, got '{text}'") from None
+
+
+def parse_sweep(specs: list[str] | None, command: str, fields: dict) -> tuple:
+    """(("hidden", ((64, 64), (256, 256))), ("lr", (1e-3, 3e-4)), ...) from `--sweep key=v1,v2`
+    options, shape keys first (they vary slowest); UserError otherwise."""
     grid = []
+    shapes = shape_keys(command, fields)
     for spec in specs or ():
         key, sep, values = spec.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not values:
             raise UserError(f"--sweep takes key=v1,v2,... (like lr=1e-3,3e-4), got '{spec}'")
-        if key not in SWEEPABLE.get(command, ()):
-            sweepable = SWEEPABLE.get(command, ())
-            hint = suggest(key, sweepable)
-            kind = "a count or a shape, which would change the program" if key in fields else "not an option"
-            raise UserError(f"--sweep {key}: {kind}{hint}; il {command.replace('-text', ' --task text')} sweeps "
-                            f"{', '.join(sweepable) or 'nothing'} (use --seeds for seeds)")
-        try:
-            parsed = tuple(float(v) for v in values.split(","))
-        except ValueError:
-            raise UserError(f"--sweep {key}: values must be numbers, got '{values}'") from None
+        sweepable = SWEEPABLE.get(command, ())
+        if key in shapes:
+            parsed = tuple(_shape_value(key, fields[key].type, v.strip()) for v in values.split(","))
+        elif key in sweepable:
+            try:
+                parsed = tuple(float(v) for v in values.split(","))
+            except ValueError:
+                raise UserError(f"--sweep {key}: values must be numbers, got '{values}'") from None
+        else:
+            kind = "a choice, not a number" if key in fields else "not an option"
+            shown = f"il {command.replace('-text', ' --task text')}"
+            also = f"; and, one program per value, {', '.join(shapes)}" if shapes else ""
+            raise UserError(f"--sweep {key}: {kind}{suggest(key, (*sweepable, *shapes))}; {shown} sweeps "
+                            f"{', '.join(sweepable) or 'nothing'} in one program{also} (use --seeds for seeds)")
         grid.append((key, parsed))
-    return tuple(grid)
+    return tuple(sorted(grid, key=lambda item: item[0] not in shapes))
+
+
+def split_grid(grid) -> tuple[tuple, tuple]:
+    """(shape grid, float grid): the keys that need a program per value, and the traced ones."""
+    shape = tuple((k, v) for k, v in grid if not isinstance(v[0], float))
+    return shape, tuple((k, v) for k, v in grid if isinstance(v[0], float))
+
+
+def programs(grid) -> list[dict]:
+    """The programs of a grid with shape keys: [{"hyper": {"hidden": (64, 64)}, "dir": "cells/hidden=64x64"}];
+    [] when every key is traced (one program, the run itself)."""
+    shape, _ = split_grid(grid)
+    if not shape:
+        return []
+    keys = [k for k, _ in shape]
+    return [{"hyper": dict(zip(keys, values)), "dir": "cells/" + describe(dict(zip(keys, values)), ",")}
+            for values in itertools.product(*(v for _, v in shape))]
+
+
+def program_config(cfg, hyper: dict):
+    """The config of one program of `cfg`'s grid: its shape values set, the float grid kept."""
+    hyper = {k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()}
+    return dataclasses.replace(cfg, sweep=split_grid(cfg.sweep)[1], **hyper)
 
 
 def members(seed: int, num_seeds: int, grid) -> list[dict]:

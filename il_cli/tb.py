@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from il_cli.errors import UserError
+from il_cli.sweep import show
 
 SKIP = ("step", "member", "seed")
 
@@ -26,7 +27,7 @@ def require():
 
 
 def member_name(member: dict) -> str:
-    hyper = "".join(f"-{k}={v:g}" for k, v in member["hyper"].items())
+    hyper = "".join(f"-{k}={show(v)}" for k, v in member["hyper"].items())
     return f"m{member['member']:03d}-seed{member['seed']}{hyper}"
 
 

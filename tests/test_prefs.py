@@ -200,7 +200,7 @@ def test_bad_preference_files_are_refused(tmp_path, tmp_runs):
     (("--temperature", "0"), "--temperature must be positive"), (("--mistake-rate", "1.5"), "[0, 1]"),
     (("--state-source", "learner"), "--state-source must be one of expert, uniform-mix"),
     (("--prefs-file", "x.npz", "--sweep", "teacher_beta=1,2"), "no simulated teacher"),
-    (("--sweep", "num_prefs=10,20"), "il prefs sweeps lr, temperature, teacher_beta"),
+    (("--sweep", "teacher=oracle,noisy"), "il prefs sweeps lr, temperature, teacher_beta"),
 ])
 def test_bad_options(args, message):
     assert_user_error(il("prefs", *args, check=False), message)

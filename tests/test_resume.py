@@ -14,12 +14,13 @@ from conftest import il
 from il_cli.runs import Run
 
 
-def interrupt_after_first_checkpoint(args, run_dir, timeout=120):
+def interrupt_after_first_checkpoint(args, run_dir, timeout=120, watch="checkpoints"):
+    """SIGINT to `il ARGS --run-dir RUN_DIR` once RUN_DIR/`watch` holds a checkpoint."""
     proc = subprocess.Popen([sys.executable, "-m", "il_cli", *map(str, args), "--run-dir", str(run_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
-        ckpt = run_dir / "checkpoints"
+        ckpt = run_dir / watch
         if ckpt.is_dir() and any(p.name.isdigit() for p in ckpt.iterdir()):
             break
         time.sleep(0.05)

@@ -156,7 +156,7 @@ def test_dpo_on_the_same_rankings_iterated_with_the_pretraining_data_given(cartp
 def test_bad_rlhf_options(tmp_path):
     assert_user_error(il("rlhf", "--k", "1", check=False), "--k must be at least 2")
     assert_user_error(il("rlhf", "--kl-coef", "-1", check=False), "--kl-coef must be non-negative")
-    assert_user_error(il("rlhf", "--sweep", "k=2,4", check=False), "il rlhf sweeps kl_coef")
+    assert_user_error(il("rlhf", "--sweep", "method=ppo,dpo", check=False), "il rlhf sweeps kl_coef")
     assert_user_error(il("rlhf", "--sft", tmp_path, check=False), "not a run directory")
     assert_user_error(il("rlhf", "--method", "ddpo", check=False), "--method must be one of ppo, dpo")
     assert_user_error(il("rlhf", "--iterations", "3", check=False), "--iterations 3 must divide the 64 PPO updates")

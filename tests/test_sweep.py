@@ -8,7 +8,8 @@ import pytest
 
 from conftest import il, il_json
 from il_cli.errors import UserError
-from il_cli.sweep import aggregate, bootstrap_ci, iqm, members, parse_sweep
+from il_cli.config import BCConfig, fields_of
+from il_cli.sweep import aggregate, bootstrap_ci, iqm, members, parse_sweep, programs, spec
 from test_errors import assert_user_error
 
 TINY = {
@@ -29,16 +30,30 @@ def test_members_are_grid_cells_times_seeds():
     assert members(5, 3, ()) == [{"member": k, "seed": 5 + k, "cell": 0, "hyper": {}} for k in range(3)]
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("hidden=32,64", "a count or a shape"), ("lrr=1e-3", "did you mean lr"),
-    ("lr=fast", "must be numbers"), ("lr", "key=v1,v2")])
-def test_bad_sweeps(spec, message):
+def test_shape_keys_vary_slowest_and_name_their_programs():
+    grid = parse_sweep(["lr=1e-3,3e-4", "hidden=8,16x16", "num_steps=100"], "bc", fields_of(BCConfig))
+    assert grid == (("hidden", ((8,), (16, 16))), ("num_steps", (100,)), ("lr", (1e-3, 3e-4)))
+    assert [p["dir"] for p in programs(grid)] == ["cells/hidden=8,num_steps=100", "cells/hidden=16x16,num_steps=100"]
+    assert programs(grid[2:]) == []  # floats only: one program, the run itself
+    ms = members(0, 2, grid)  # each program's members are a contiguous block
+    assert [m["hyper"]["hidden"] for m in ms] == [(8,)] * 4 + [(16, 16)] * 4
+    assert parse_sweep([spec(*item) for item in grid], "bc", fields_of(BCConfig)) == grid  # config.json round trip
+
+
+@pytest.mark.parametrize("spec_,message", [
+    ("hidden=32,6y4", "64x64"), ("num_steps=1.5", "whole number"), ("lrr=1e-3", "did you mean lr"),
+    ("eval_policy=mode,sample", "a choice"), ("lr=fast", "must be numbers"), ("lr", "key=v1,v2")])
+def test_bad_sweeps(spec_, message):
     with pytest.raises(UserError, match=message):
-        parse_sweep([spec], "bc", {"hidden": None})
+        parse_sweep([spec_], "bc", fields_of(BCConfig))
 
 
 def test_bad_sweep_on_the_command_line():
-    assert_user_error(il("bc", "--sweep", "num_steps=1,2", check=False), "il bc sweeps lr")
+    assert_user_error(il("bc", "--sweep", "eval_policy=mode,sample", check=False), "il bc sweeps lr")
+    assert_user_error(il("compounding", "--sweep", "hidden=8,16", check=False), "il compounding sweeps lr")
+    assert_user_error(il("bc", "--sweep", "hidden=8,16", "--vary-eval", "gravity=9,10", check=False),
+                      "each program's run")
+    assert_user_error(il("bc", "--sweep", "batch_size=0,8", check=False), "--batch-size must be positive")
     assert_user_error(il("dagger", "--sweep", "label_noise=0,2", check=False), "[0, 1]")
     assert_user_error(il("bc", "--sweep", "lr=1e-3", "--sweep", "lr=2e-3", check=False), "twice")
     assert_user_error(il("bc", "--seeds", "0", check=False), "--seeds must be positive")
@@ -113,3 +128,42 @@ def test_four_devices_give_the_members_of_one_device(cartpole_expert, tmp_runs):
         assert a["dagger"]["train_loss"] == pytest.approx(b["dagger"]["train_loss"], rel=1e-5)
     flags = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     assert_user_error(il(*TINY["bc"], "--seeds", "3", check=False, env=flags), "divide evenly over 4 devices")
+
+
+def test_a_shape_sweep_runs_a_program_per_value_in_one_run(cartpole_expert, tmp_runs, tmp_path):
+    """--sweep hidden=8,16x16: two programs, one after another, each a run in RUN/cells/, the
+    float sweep and seeds vmapped inside each; Ctrl-C in the second and --resume end where an
+    uninterrupted run does; il eval, il plot and il runs --group read the parent."""
+    from il_cli.runs import Run
+    from test_resume import interrupt_after_first_checkpoint
+
+    args = (*TINY["bc"], "--num-steps", "1600", "--expert", cartpole_expert, "--seeds", "2",
+            "--sweep", "lr=1e-3,3e-3", "--sweep", "hidden=8,16x16")
+    code, err = interrupt_after_first_checkpoint(args, tmp_path / "cut", watch="cells/hidden=16x16/checkpoints")
+    assert code == 130 and f"il bc --resume {tmp_path / 'cut'}" in err, err
+    resumed = il_json("bc", "--resume", tmp_path / "cut")
+    straight = il_json(*args, "--run-dir", tmp_runs / "straight")
+    assert [m["eval"] for m in resumed["members"]] == [m["eval"] for m in straight["members"]]
+    assert [(m["member"], m["seed"], m["hyper"]) for m in straight["members"]] == [
+        (k, k % 2, {"hidden": [8] if k < 4 else [16, 16], "lr": 1e-3 if k % 4 < 2 else 3e-3}) for k in range(8)]
+    assert [c["hyper"] for c in straight["cells"]] == [{"hidden": h, "lr": lr} for h in ([8], [16, 16])
+                                                       for lr in (1e-3, 3e-3)]
+    assert [p["run_dir"] for p in straight["programs"]] == [str(tmp_runs / "straight" / "cells" / d)
+                                                            for d in ("hidden=8", "hidden=16x16")]
+    # member 7 is the single run with its seed and cell
+    one = il_json(*TINY["bc"], "--num-steps", "1600", "--expert", cartpole_expert, "--seed", "1",
+                  "--lr", "3e-3", "--hidden", "16,16")
+    assert one["eval"] == straight["members"][7]["eval"]
+    again = il_json("eval", tmp_runs / "straight")
+    assert [m["eval"] for m in again["members"]] == [m["eval"] for m in straight["members"]]
+    assert il_json("eval", tmp_runs / "straight", "--member", "6")["eval"] == straight["members"][6]["eval"]
+    rows = json.loads(il("runs", "--group", "--json").stdout)["groups"]
+    cells = {r["cell"]: r for r in rows if str(tmp_runs / "straight") in r["runs"]}
+    assert set(cells) == {"hidden=8, lr=0.001", "hidden=8, lr=0.003", "hidden=16x16, lr=0.001",
+                          "hidden=16x16, lr=0.003"}
+    assert len(cells["hidden=16x16, lr=0.003"]["runs"]) == 2  # the single run with that config is pooled in
+    assert il("plot", tmp_runs / "straight", "--out", tmp_path / "p.png").returncode == 0
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+    assert_user_error(il("eval", tmp_runs / "straight", "--member", "8", check=False), "members 0 to 7")
+    with pytest.raises(UserError, match="one program per value, each a run of its own"):
+        Run(tmp_runs / "straight").restore_raw()  # what --expert, --sft and --vary read

@@ -39,8 +39,9 @@ def bc(
         summary = run.summary
         if summary is None:
             from il_cli.jobs.bc import run_bc
+            from il_cli.jobs.programs import run_programs
 
-            summary = run_bc(cfg, run, ui)
+            summary = run_programs(run_bc, cfg, run, ui, ctx)
         summary = vary_after_training(ui, cfg, run, summary)
         run.close()
         ui.results("behavioral cloning", sweep_rows(summary) if "members" in summary else rows(summary), run.path)

@@ -10,6 +10,7 @@ import typer
 
 from il_cli import signals
 from il_cli.errors import UserError
+from il_cli.sweep import describe
 from il_cli.ui import UI
 
 Env = Annotated[Optional[str], typer.Option("--env", "-e", help="gymnax id or alias (CartPole, Pendulum, Breakout, ...).", show_default="CartPole-v1")]
@@ -23,7 +24,7 @@ Expert = Annotated[Optional[str], typer.Option(help="Expert run directory (defau
 Hidden = Annotated[Optional[str], typer.Option(help="Hidden layer sizes, e.g. 64,64.", show_default="64,64")]
 EvalEpisodes = Annotated[Optional[int], typer.Option("--eval-episodes", help="Evaluation episodes.", show_default="100")]
 Seeds = Annotated[Optional[int], typer.Option("--seeds", help="Members with seeds seed … seed+N−1, trained as one vmapped program.", show_default="1")]
-Sweep = Annotated[Optional[list[str]], typer.Option("--sweep", help="key=v1,v2,...: a grid over a float hyperparameter (repeat for a cartesian product); each cell runs --seeds members.")]
+Sweep = Annotated[Optional[list[str]], typer.Option("--sweep", help="key=v1,v2,...: a grid over a hyperparameter (repeat for a cartesian product); each cell runs --seeds members. Floats (lr=1e-3,3e-4) run in one vmapped program; counts and shapes (hidden=64x64,256x256, num_envs=8,32) one program per value, in RUN/cells/.")]
 TensorBoard = Annotated[Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help="Also write every logged metric as TensorBoard event files in RUN_DIR/tb (needs pip install -e '.[tb]').", show_default="no")]
 Distributed = Annotated[bool, typer.Option("--distributed", help="Join a multi-process run (jax.distributed; SLURM's variables, or --coordinator/--num-processes/--process-id); members are sharded over every process's devices and process 0 writes the run directory.")]
 Coordinator = Annotated[Optional[str], typer.Option(help="--distributed: host:port of process 0 (default: from SLURM).")]
@@ -102,7 +103,7 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
         if getattr(cfg, "expert", None):
             open_expert(cfg.expert, cfg.env)
     from il_cli.envs import make_env
-    from il_cli.loop import device_description, setup_jax
+    from il_cli.loop import device_description, setup_jax, shared_run
     from il_cli.paths import runs_root
 
     jax = setup_jax()
@@ -112,8 +113,11 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
         init_distributed(*distributed)
         if not is_writer():  # process 0 prints (and --json emits) for all
             ui.console.quiet, ui.json_mode = True, False
-    num_members = getattr(cfg, "seeds", 1) * math.prod(len(values) for _, values in getattr(cfg, "sweep", ()))
-    if num_members % jax.device_count():
+    from il_cli.sweep import members, programs, split_grid
+
+    grid = getattr(cfg, "sweep", ())
+    num_members = getattr(cfg, "seeds", 1) * math.prod(len(values) for _, values in split_grid(grid)[1])
+    if num_members % jax.device_count():  # the members of each program
         raise UserError(f"{num_members} members do not divide evenly over {jax.device_count()} devices; "
                         f"choose --seeds so that seeds × grid cells is a multiple of {jax.device_count()}")
     if not resume:
@@ -130,12 +134,10 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
             from il_cli.data import load_preferences
 
             load_preferences(cfg.prefs_file, spec.env_id, spec.obs_shape, spec.discrete, spec.action_dim)
-        from il_cli.sweep import members
-
         create = lambda: Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg),
                                     {"task": cfg.task} if spec is None else spec.to_json(),
-                                    members(cfg.seed, getattr(cfg, "seeds", 1), getattr(cfg, "sweep", ())),
-                                    run_dir=str(run_dir) if run_dir else None)
+                                    members(cfg.seed, getattr(cfg, "seeds", 1), grid),
+                                    run_dir=str(run_dir) if run_dir else None, programs=programs(grid))
         run = create() if distributed is None else shared_run(create)
     elif distributed is not None and resume and run.summary is None:
         run = shared_run(lambda: (run.lock(), run)[1])
@@ -146,27 +148,6 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
     if resume:
         ui.print(f"resuming from step {run.latest_step() or 0}")
     return cfg, run
-
-
-def shared_run(make):
-    """The run of a --distributed command: `make()` on process 0 (which creates or locks it),
-    its path sent to every other process, which opens it as a non-writer."""
-    import numpy as np
-    from jax.experimental import multihost_utils
-
-    from il_cli.loop import is_writer
-    from il_cli.runs import Run
-
-    run = make() if is_writer() else None
-    path = np.zeros(4096, np.uint8)
-    if run is not None:
-        encoded = str(run.path.resolve()).encode()
-        path[:len(encoded)] = np.frombuffer(encoded, np.uint8)
-    path = bytes(np.asarray(multihost_utils.broadcast_one_to_all(path))).rstrip(b"\0").decode()
-    if run is None:
-        run = Run.open(path)
-        run.writer = False
-    return run
 
 
 def eval_rows(summary: dict) -> list[tuple]:
@@ -191,7 +172,7 @@ def sweep_rows(summary: dict) -> list[tuple]:
     mean with its 95% bootstrap CI, and mean ± std over the cell's seeds."""
     out = []
     for cell in summary["cells"]:
-        name = ", ".join(f"{k}={v:g}" for k, v in cell["hyper"].items()) or "all members"
+        name = describe(cell["hyper"]) or "all members"
         r = cell["return"]
         out.append((f"return, {name}", f"IQM {r['iqm']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
                                        f"mean {r['mean']:.2f} ± {r['std']:.2f}  ({r['n']} seeds)"))

@@ -50,8 +50,9 @@ def dagger(
         summary = run.summary
         if summary is None:
             from il_cli.jobs.dagger import run_dagger
+            from il_cli.jobs.programs import run_programs
 
-            summary = run_dagger(cfg, run, ui)
+            summary = run_programs(run_dagger, cfg, run, ui, ctx)
         summary = vary_after_training(ui, cfg, run, summary)
         run.close()
         ui.results("DAgger", sweep_rows(summary) if "members" in summary else rows(summary), run.path)

@@ -35,8 +35,9 @@ def expert(
         summary = run.summary
         if summary is None:
             from il_cli.jobs.expert import train_expert
+            from il_cli.jobs.programs import run_programs
 
-            summary = train_expert(cfg, run, ui)
+            summary = run_programs(train_expert, cfg, run, ui, ctx)
         run.close()
         if "members" in summary:
             ui.results("expert", sweep_rows(summary), run.path)

@@ -50,8 +50,9 @@ def prefs(
         summary = run.summary
         if summary is None:
             from il_cli.jobs.prefs import run_prefs
+            from il_cli.jobs.programs import run_programs
 
-            summary = run_prefs(cfg, run, ui)
+            summary = run_programs(run_prefs, cfg, run, ui, ctx)
         run.close()
         ui.results("learning from preferences", sweep_rows(summary) if "members" in summary else rows(summary),
                    run.path)

@@ -10,6 +10,7 @@ from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidde
                                     user_errors)
 from il_cli.config import RLHFConfig, build_config, parse_ints
 from il_cli.errors import UserError
+from il_cli.sweep import describe
 from il_cli.ui import UI
 
 
@@ -93,8 +94,9 @@ def rlhf(
         summary = run.summary
         if summary is None:
             from il_cli.jobs.rlhf import run_rlhf
+            from il_cli.jobs.programs import run_programs
 
-            summary = run_rlhf(cfg, run, ui)
+            summary = run_programs(run_rlhf, cfg, run, ui, ctx)
         run.close()
         ui.results("RLHF", cell_rows(summary) if "members" in summary else rows(summary), run.path)
         ui.emit_json(summary)
@@ -115,8 +117,9 @@ def text_rlhf(ui: UI, ctx: dict, resume, recipe, run_dir, name, **flags):
     summary = run.summary
     if summary is None:
         from il_cli.jobs.text_rlhf import run_text_rlhf
+        from il_cli.jobs.programs import run_programs
 
-        summary = run_text_rlhf(cfg, run, ui)
+        summary = run_programs(run_text_rlhf, cfg, run, ui, ctx)
     run.close()
     if "members" not in summary:
         ui.grid("held-out prompts, greedy answers", ["prompt", "SFT", "gold", "RLHF", "gold"],
@@ -152,7 +155,7 @@ def text_rows(summary: dict) -> list[tuple]:
 def text_cell_rows(summary: dict) -> list[tuple]:
     out = sweep_rows(summary)
     for cell in summary["cells"]:
-        name = ", ".join(f"{k}={v:g}" for k, v in cell["hyper"].items()) or "all members"
+        name = describe(cell["hyper"]) or "all members"
         g = cell["gold_gain"]
         members = [m for m in summary["members"] if m["cell"] == cell["cell"]]
         mean = lambda f: sum(f(m) for m in members) / len(members)
@@ -176,7 +179,7 @@ def cell_rows(summary: dict) -> list[tuple]:
     """Per sweep cell: the gold return, its gain over SFT (IQM, 95% CI) and the mean KL to SFT."""
     out = sweep_rows(summary)
     for cell in summary["cells"]:
-        name = ", ".join(f"{k}={v:g}" for k, v in cell["hyper"].items()) or "all members"
+        name = describe(cell["hyper"]) or "all members"
         g = cell["gold_gain"]
         kl = [m["rl"]["kl"] for m in summary["members"] if m["cell"] == cell["cell"]]
         out.insert(-2, (f"gold gain over SFT, {name}", f"IQM {g['iqm']:.2f} [{g['ci95'][0]:.2f}, {g['ci95'][1]:.2f}]  "

@@ -169,7 +169,7 @@ def run_summary(command: str, env_id: str, seed: int, run: Run, started: float, 
     """The summary of a run. With one member its figures (`blocks[0]`: `eval`, `expert`, the
     command's own block, ...) are at the top level. With several, `members` lists each
     member's, `cells` gives per sweep cell the mean, std, interquartile mean and 95%
-    bootstrap CI over its seeds of the return (and the return gap), and `eval` summarises
+    bootstrap CI over its seeds of the return (and the return gap, or RLHF's gain), and `eval` summarises
     the members' mean returns. `members` are the il_cli.sweep entries of `blocks`."""
     from il_cli.sweep import aggregate
 
@@ -184,8 +184,9 @@ def run_summary(command: str, env_id: str, seed: int, run: Run, started: float, 
     for cell, rows in cells.items():
         entry = {"cell": cell, "hyper": rows[0][0]["hyper"], "seeds": [m["seed"] for m, _ in rows],
                  "return": aggregate([b["eval"]["return_mean"] for _, b in rows])}
-        if "return_gap" in rows[0][1]:
-            entry["return_gap"] = aggregate([b["return_gap"] for _, b in rows])
+        for figure in ("return_gap", "gold_gain"):  # against the expert; RLHF's over its SFT policy
+            if figure in rows[0][1]:
+                entry[figure] = aggregate([b[figure] for _, b in rows])
         summary["cells"].append(entry)
     returns = np.array([b["eval"]["return_mean"] for b in blocks])
     summary["eval"] = {"return_mean": float(returns.mean()), "return_std": float(returns.std()),

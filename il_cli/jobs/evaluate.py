@@ -1,5 +1,6 @@
 """`il eval`: evaluate any run's saved policy; optionally render an episode as a GIF."""
 
+import dataclasses
 import json
 import os
 import time
@@ -23,6 +24,8 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
     meta = run.meta
     if not meta.get("policy_path"):
         raise UserError(f"{cfg.run} is a '{meta['command']}' run, which has no policy to evaluate")
+    if "programs" in meta:
+        return programs_eval(cfg, run, started, ui)
     if meta["config"].get("task") == "text":
         return text_eval(cfg, run, started, ui)
     spec, actor, params = load_policy(run, member=None, stage=cfg.stage)
@@ -53,6 +56,38 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
         first = jax.tree.map(lambda x: x[0], params)
         summary["gif"] = render_gif(spec, actor, first, jax.random.fold_in(eval_key(seeds[0]), 1), cfg.gif,
                                     cfg.gif_frames)
+    with open(run.path / "evals.jsonl", "a") as f:
+        f.write(json.dumps(summary) + "\n")
+    return summary
+
+
+def programs_eval(cfg: EvalConfig, run: Run, started: float, ui) -> dict:
+    """A sweep over a count or shape (il_cli.jobs.programs): each program's run evaluated, its
+    members numbered as the parent's (`cfg.member` is the parent's numbering)."""
+    from il_cli.jobs.programs import member_blocks
+
+    members = run.members
+    if cfg.member is not None and not 0 <= cfg.member < len(members):
+        raise UserError(f"{cfg.run} has members 0 to {len(members) - 1}, not {cfg.member}")
+    programs = run.programs
+    if len(programs) < len(run.meta["programs"]):
+        raise UserError(f"{cfg.run} did not finish; resume it with `il {run.meta['command']} --resume {cfg.run}`")
+    size = len(members) // len(programs)
+    picked = range(len(programs)) if cfg.member is None else [cfg.member // size]
+    blocks, gif = [], None
+    for i in picked:  # a GIF of the first member evaluated
+        local = None if cfg.member is None else cfg.member % size
+        summary = run_eval(dataclasses.replace(cfg, run=str(programs[i][1].path), member=local,
+                                               gif=None if blocks else cfg.gif), ui)
+        gif = gif or summary.get("gif")
+        blocks += [{"eval": b["eval"]} for b in member_blocks(summary)]
+    members = members if cfg.member is None else [members[cfg.member]]
+    summary = run_summary("eval", run.meta["env"], members[0]["seed"], run, started, blocks, members)
+    if cfg.member is not None:
+        summary.update(member=cfg.member, hyper=members[0]["hyper"])
+    summary["evaluated"] = run.meta["command"] + (f" ({cfg.stage} stage)" if cfg.stage else "")
+    if gif:
+        summary["gif"] = gif
     with open(run.path / "evals.jsonl", "a") as f:
         f.write(json.dumps(summary) + "\n")
     return summary

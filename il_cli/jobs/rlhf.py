@@ -287,12 +287,6 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
             "gold_gain": evals[k]["return_mean"] - sft_evals[k]["return_mean"],
         })
     summary = run_summary("rlhf", cfg.env, cfg.seed, run, started, blocks, run.members)
-    if "members" in summary:
-        from il_cli.sweep import aggregate
-
-        for cell in summary["cells"]:
-            cell["gold_gain"] = aggregate([summary["members"][s_]["gold_gain"] for s_ in range(M)
-                                           if summary["members"][s_]["cell"] == cell["cell"]])
     summary["curves"] = str(write_curves(run))
     summary["plot"] = str(plot_rlhf(run, [b["sft"]["eval"]["return_mean"] for b in blocks]))
     run.write_summary(summary)

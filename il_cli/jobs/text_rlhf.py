@@ -296,12 +296,6 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
             "examples": examples[k],
         })
     summary = run_summary("rlhf", cfg.env, cfg.seed, run, started, blocks, run.members)
-    if "members" in summary:
-        from il_cli.sweep import aggregate
-
-        for cell in summary["cells"]:
-            ids = [s["member"] for s in summary["members"] if s["cell"] == cell["cell"]]
-            cell["gold_gain"] = aggregate([summary["members"][i]["gold_gain"] for i in ids])
     summary["curves"] = str(write_curves(run))
     summary["plot"] = str(plot_rlhf(run, [float(g) for g in sft_eval["gold"]]))
     run.write_summary(summary)
