@@ -239,11 +239,7 @@ class Run:
         import jax
         import orbax.checkpoint as ocp
 
-        programs = self.meta.get("programs")
-        if programs:
-            raise UserError(f"{self.path} is a sweep over {', '.join(programs[0]['hyper'])} with one program per "
-                            f"value, each a run of its own in {self.path / 'cells'}/ (like "
-                            f"{self.path / programs[0]['dir']}): give one of those")
+        self.require_one_program()
         step = self.latest_step() if step is None else step
         if step is None:
             raise UserError(f"{self.path} has no checkpoint; was the run interrupted before "
@@ -256,6 +252,15 @@ class Run:
             return checkpointer.restore(path, jax.tree.map(
                 lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local), tree))
 
+
+    def require_one_program(self):
+        """UserError for the parent of a sweep over a count or shape: it has no checkpoint of
+        its own, its programs are runs in cells/."""
+        programs = self.meta.get("programs")
+        if programs:
+            raise UserError(f"{self.path} is a sweep over {', '.join(programs[0]['hyper'])} with one program per "
+                            f"value, each a run of its own in {self.path / 'cells'}/ (like "
+                            f"{self.path / programs[0]['dir']}): give one of those")
 
     def lock(self):
         """Make this process the run directory's only writer, until `close` or its exit: an
@@ -300,6 +305,7 @@ def open_expert(path, env_id: str) -> Run:
     meta = run.meta
     if meta["command"] != "expert":
         raise UserError(f"{path} is a '{meta['command']}' run, not an expert run")
+    run.require_one_program()
     if meta["env"] != env_id:
         raise UserError(f"expert {path} was trained on {meta['env']}, not {env_id}")
     if run.summary is None:
@@ -313,6 +319,7 @@ def open_policy_run(path, env_id: str, commands: tuple) -> Run:
     meta = run.meta
     if meta["command"] not in commands:
         raise UserError(f"{path} is a '{meta['command']}' run; expected a {' or '.join(commands)} run")
+    run.require_one_program()
     if meta["env"] != env_id:
         raise UserError(f"{path} ran on {meta['env']}, not {env_id}")
     if run.summary is None:

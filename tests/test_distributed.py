@@ -25,8 +25,8 @@ def free_port() -> int:
     (["bc", "--episodes", "3", "--num-steps", "600", "--seeds", "2", "--sweep", "lr=1e-3,3e-3", "--eval-episodes",
       "10"], ["params"]),
     pytest.param(["dagger", "--rounds", "3", "--steps-per-round", "200", "--train-steps", "100", "--seeds", "2",
-                  "--sweep", "label_noise=0,0.2", "--eval-episodes", "10"], ["learner", "params"],
-                 marks=pytest.mark.slow),  # bc's covers the mechanism in the default run
+                  "--eval-episodes", "10", "--sweep", "label_noise=0,0.2", "--sweep", "hidden=16,32"],
+                 ["learner", "params"], marks=pytest.mark.slow),  # bc's covers the mechanism in the default run
     pytest.param(["expert", "--env", "Pendulum", "--total-timesteps", "8192", "--seeds", "2", "--sweep",
                   "lr=3e-4,1e-3", "--eval-episodes", "4"], ["params", "actor"], marks=pytest.mark.slow),
     pytest.param(["prefs", "--env", "CartPole", "--num-steps", "1000", "--seeds", "2", "--sweep", "lr=1e-3,3e-3",
@@ -47,10 +47,13 @@ def test_two_processes_run_one_sweep_like_one_process(cartpole_expert, tmp_path,
     assert two["device"].startswith("cpu ×2")
     one = json.loads(il(*args, "--run-dir", tmp_path / "one", "--json").stdout)
     assert [m["eval"] for m in two["members"]] == [m["eval"] for m in one["members"]]
-    a, b = Run(tmp_path / "one").restore_raw(), Run(tmp_path / "two").restore_raw()
-    for part in policy:
-        a, b = a[part], b[part]
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    runs = [Run(tmp_path / "one"), Run(tmp_path / "two")]
+    pairs = zip(*([c for _, c in run.programs] for run in runs)) if runs[0].programs else [runs]
+    for one_run, two_run in pairs:  # a sweep over a shape: a run per program
+        a, b = one_run.restore_raw(), two_run.restore_raw()
+        for part in policy:
+            a, b = a[part], b[part]
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
     rows = Run(tmp_path / "two").metrics()
     assert len(rows) == len(Run(tmp_path / "one").metrics())  # logged once, by process 0

@@ -175,7 +175,7 @@ def sweep_rows(summary: dict) -> list[tuple]:
         name = describe(cell["hyper"]) or "all members"
         r = cell["return"]
         out.append((f"return, {name}", f"IQM {r['iqm']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
-                                       f"mean {r['mean']:.2f} ± {r['std']:.2f}  ({r['n']} seeds)"))
+                                       f"mean {r['mean']:.2f} ± {r['std']:.2f}  ({r['n']} seed{'s' * (r['n'] > 1)})"))
     return out + [("members", len(summary["members"])), ("wall time (s)", summary["wall_s"])]
 
 
