@@ -76,8 +76,9 @@ def plot(runs: list[Run], metric: str = "return", x: str = "step", out=None) -> 
 
 
 def write_curves(run: Run) -> Path:
-    """The run's own curves.png: evaluation return by step."""
-    return plot([run], "return", "step", run.path / "curves.png")
+    """The run's own curves.png: evaluation return by step (drawn by the run's writer)."""
+    path = run.path / "curves.png"
+    return plot([run], "return", "step", path) if run.writer else path
 
 
 def gao_fit(d, gain):
@@ -95,7 +96,10 @@ def gao_fit(d, gain):
 def plot_rlhf(run: Run, sft_gold: list[float]) -> Path:
     """rlhf.png: the gold return gained over SFT and the proxy reward (DPO: the held-out ranking
     accuracy of its implicit reward) against √KL(π_RL ‖ π_SFT), one colour per sweep cell, with
-    Gao et al.'s fit d(α − β log d) drawn over the gold points."""
+    Gao et al.'s fit d(α − β log d) drawn over the gold points (by the run's writer)."""
+    path = run.path / "rlhf.png"
+    if not run.writer:
+        return path
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,7 +140,6 @@ def plot_rlhf(run: Run, sft_gold: list[float]) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = run.path / "rlhf.png"
     fig.savefig(path)
     plt.close(fig)
     return path

@@ -51,7 +51,7 @@ def test_sweep_script_runs_every_env_and_stops_on_a_user_error(tmp_runs):
     assert [line.split()[:7] for line in proc.stdout.splitlines()] == [
         ["il", "dagger", "--env", e, "--seeds", "4", "--name"] for e in ("CartPole", "Pendulum")]
     env = {**os.environ, "ENVS": "CartPole Pendulum"}
-    proc = subprocess.run(["bash", SCRIPTS / "sweep.sh", "--sweep", "hidden=1,2"], capture_output=True,
+    proc = subprocess.run(["bash", SCRIPTS / "sweep.sh", "--sweep", "hidden=64,a"], capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 2 and proc.stderr.count("error: ") == 1  # stopped at the first env
 

@@ -4,8 +4,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from il_cli.commands.common import (EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe, Resume, RunDir,
-                                    Seed, Sweep, open_or_start, user_errors)
+from il_cli.commands.common import (Coordinator, Distributed, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name,
+                                    NumProcesses, ProcessId, Recipe, Resume, RunDir, Seed, Sweep, open_or_start,
+                                    user_errors)
 from il_cli.config import CompoundingConfig, build_config, parse_ints
 from il_cli.ui import UI
 
@@ -22,6 +23,8 @@ def compounding(
     lr: Annotated[Optional[float], typer.Option(help="Learning rate of BC and DAgger.", show_default="3e-3")] = None,
     hidden: Hidden = None, eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, json: Json = False,
+    distributed: Distributed = False, coordinator: Coordinator = None, num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ):
     """Theorem 24.1 measured: BC's and DAgger's return gaps against H at equal expert labels, with ε, H²ε and fitted slopes."""
     ui = UI(json)
@@ -30,7 +33,8 @@ def compounding(
             CompoundingConfig, "compounding", recipe, env=env, seed=seed, seeds=seeds,
             sweep=tuple(sweep) if sweep else None, expert=expert, horizons=parse_ints(horizons, "horizons"),
             demo_episodes=parse_ints(demos, "demos"), rounds=rounds, train_steps=train_steps, lr=lr,
-            hidden=parse_ints(hidden, "hidden"), eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name)
+            hidden=parse_ints(hidden, "hidden"), eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name,
+            distributed=(coordinator, num_processes, process_id) if distributed else None)
         summary = run.summary
         if summary is None:
             from il_cli.jobs.compounding import run_compounding

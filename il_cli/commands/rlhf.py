@@ -5,9 +5,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from il_cli.commands.common import (Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name, Recipe, Resume,
-                                    RunDir, Seed, Seeds, Sweep, TensorBoard, eval_rows, open_or_start, sweep_rows,
-                                    user_errors)
+from il_cli.commands.common import (Coordinator, Distributed, Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json,
+                                    Name, NumProcesses, ProcessId, Recipe, Resume, RunDir, Seed, Seeds, Sweep,
+                                    TensorBoard, eval_rows, open_or_start, sweep_rows, user_errors)
 from il_cli.config import RLHFConfig, build_config, parse_ints
 from il_cli.errors import UserError
 from il_cli.sweep import describe
@@ -45,13 +45,17 @@ def rlhf(
     rm_d_model: Annotated[Optional[int], typer.Option(help="--task text: the reward model's width (small: watch it be over-optimised).", show_default="64")] = None,
     hidden: Hidden = None, eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None,
-    json: Json = False,
+    json: Json = False, distributed: Distributed = False, coordinator: Coordinator = None,
+    num_processes: NumProcesses = None, process_id: ProcessId = None,
 ):
     """RLHF: SFT, a reward model from K-way rankings (eq. 24.12), PPO with a KL penalty and a pretraining term (eq. 24.13–24.14)."""
     ui = UI(json)
     with user_errors(ui) as ctx:
         if task not in (None, "control", "text"):
             raise UserError(f"--task must be control or text, got '{task}'")
+        if distributed and human:
+            raise UserError("--human: one person ranks in one terminal; not with --distributed")
+        joined = (coordinator, num_processes, process_id) if distributed else None
         text_only = dict(human=human or None, rankings=str(Path(rankings).absolute()) if rankings else None,
                          updates=updates, pretrain_steps=pretrain_steps, d_model=d_model, rm_d_model=rm_d_model)
         if resume:  # a run resumes as the task it was started with
@@ -68,7 +72,7 @@ def rlhf(
             if given:
                 raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in given)}: not an option of "
                                 f"--task text (see il rlhf --help)")
-            text_rlhf(ui, ctx, resume, recipe, run_dir, name, **text_only, **dict(
+            text_rlhf(ui, ctx, resume, recipe, run_dir, name, joined, **text_only, **dict(
                 seed=seed, seeds=seeds, sweep=tuple(sweep) if sweep else None, method=method, demo_noise=demo_noise,
                 sft_steps=sft_steps, num_prompts=num_prompts, k=k, human_beta=human_beta, human_error=human_error,
                 rm_steps=rm_steps, kl_coef=kl_coef, ptx_coef=ptx_coef, dpo_steps=dpo_steps, lr=lr,
@@ -90,7 +94,7 @@ def rlhf(
             segment_length=segment_length, human_beta=human_beta, human_error=human_error, rm_steps=rm_steps,
             kl_coef=kl_coef, ptx_coef=ptx_coef, total_timesteps=total_timesteps, lr=lr,
             eval_episodes=eval_episodes, eval_policy=eval_policy,
-            **{"hidden": parse_ints(hidden, "hidden"), **architecture}), run_dir, name)
+            **{"hidden": parse_ints(hidden, "hidden"), **architecture}), run_dir, name, distributed=joined)
         summary = run.summary
         if summary is None:
             from il_cli.jobs.rlhf import run_rlhf
@@ -108,12 +112,12 @@ def saved_task(path) -> str | None:
     return Run.open(path).meta["config"].get("task")
 
 
-def text_rlhf(ui: UI, ctx: dict, resume, recipe, run_dir, name, **flags):
+def text_rlhf(ui: UI, ctx: dict, resume, recipe, run_dir, name, distributed, **flags):
     """`il rlhf --task text`: InstructGPT in miniature (il_cli.jobs.text_rlhf)."""
     from il_cli.config import TextRLHFConfig
 
     cfg, run = open_or_start(ui, ctx, "rlhf", TextRLHFConfig, resume, lambda: build_config(
-        TextRLHFConfig, "rlhf", recipe, **flags), run_dir, name)
+        TextRLHFConfig, "rlhf", recipe, **flags), run_dir, name, distributed=distributed)
     summary = run.summary
     if summary is None:
         from il_cli.jobs.text_rlhf import run_text_rlhf

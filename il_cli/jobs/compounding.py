@@ -21,7 +21,7 @@ from il_cli.config import CompoundingConfig, DAggerConfig, member_configs
 from il_cli.envs import make_env
 from il_cli.jobs.common import base_summary, load_expert, root_key, stack
 from il_cli.jobs.expert import get_expert
-from il_cli.loop import jit_members, replicate, shard_members
+from il_cli.loop import host, jit_members, replicate, shard_members
 from il_cli.runs import Run
 
 ALGOS = ("bc", "dagger")
@@ -115,7 +115,7 @@ def run_compounding(cfg: CompoundingConfig, run: Run, ui) -> dict:
             t0 = time.perf_counter()
             cell = jit_members(jax.vmap(make_cell(cfg, env, env_params, spec, learner, expert, horizon, demos),
                                         in_axes=(0, None, 0)))
-            figures = jax.device_get(cell(jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, horizon * 1000 + demos),
+            figures = host(cell(jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, horizon * 1000 + demos),
                                           replicate(expert_params), lrs))
             for m in run.members:
                 row = {"demos": demos, "horizon": horizon, "member": m["member"], "seed": m["seed"], **m["hyper"],
@@ -150,12 +150,13 @@ def summarize(cfg: CompoundingConfig, run: Run, done: dict, started: float) -> d
     summary = base_summary("compounding", cfg.env, run, cfg.seed, started)
     summary.update(seeds=cfg.seeds, horizons=list(cfg.horizons), demos=list(cfg.demo_episodes), table=table, slopes=slopes,
                    bound_holds=all(r["bound_violations"] == 0 for r in table))
-    with files.atomic(run.path / "compounding.csv") as f:
-        writer = csv.DictWriter(f, fieldnames=[k for k in table[0] if k != "hyper"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(table)
-    files.write_text(run.path / "compounding.json", json.dumps({"table": table, "slopes": slopes}, indent=1))
-    summary["csv"] = str(run.path / "compounding.csv")
-    summary["plot"] = str(plot_compounding(run.path / "compounding.png", cfg.env, table, slopes))
+    summary["csv"], summary["plot"] = str(run.path / "compounding.csv"), str(run.path / "compounding.png")
+    if run.writer:  # process 0 of a --distributed run
+        with files.atomic(run.path / "compounding.csv") as f:
+            writer = csv.DictWriter(f, fieldnames=[k for k in table[0] if k != "hyper"], extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(table)
+        files.write_text(run.path / "compounding.json", json.dumps({"table": table, "slopes": slopes}, indent=1))
+        plot_compounding(run.path / "compounding.png", cfg.env, table, slopes)
     run.write_summary(summary)
     return summary
