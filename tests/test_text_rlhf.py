@@ -108,6 +108,8 @@ def test_text_dpo_end_to_end(tmp_runs):
     (("--task", "text", "--d-model", "30"), "multiple of --num-heads"),
     (("--updates", "5",), "only with --task text"),
     (("--task", "speech",), "--task must be control or text"),
+    (("--task", "text", "--human", "--rankings", "r.npz", "--distributed"), "not with --distributed"),
+    (("--task", "text", "--sweep", "d_model=32,4x4"), "whole number"),
 ])
 def test_text_errors_are_one_line(args, fragment, tmp_runs):
     proc = il("rlhf", *args, check=False)
