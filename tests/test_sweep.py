@@ -86,6 +86,7 @@ def test_member_k_is_the_run_with_seed_s_plus_k(command, cartpole_expert, tmp_ru
     assert not all(np.allclose(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(other)))
 
 
+@pytest.mark.slow  # the shape sweep's test covers a float grid's members, cells, eval and --member
 def test_sweep_run_directory_and_eval(cartpole_expert, tmp_runs):
     summary = il_json(*TINY["bc"], "--expert", cartpole_expert, "--seeds", "2", "--sweep", "lr=1e-3,1e-2")
     assert [m["hyper"]["lr"] for m in summary["members"]] == [1e-3, 1e-3, 1e-2, 1e-2]
@@ -132,38 +133,39 @@ def test_four_devices_give_the_members_of_one_device(cartpole_expert, tmp_runs):
 
 def test_a_shape_sweep_runs_a_program_per_value_in_one_run(cartpole_expert, tmp_runs, tmp_path):
     """--sweep hidden=8,16x16: two programs, one after another, each a run in RUN/cells/, the
-    float sweep and seeds vmapped inside each; Ctrl-C in the second and --resume end where an
-    uninterrupted run does; il eval, il plot and il runs --group read the parent."""
+    float sweep and seeds vmapped inside each. Ctrl-C in the second, then --resume: member 7
+    (in the resumed program) equals the single run with its seed and cell; il eval, il plot
+    and il runs --group read the parent."""
     from il_cli.runs import Run
     from test_resume import interrupt_after_first_checkpoint
 
+    run_dir = tmp_runs / "grid"
     args = (*TINY["bc"], "--num-steps", "1600", "--expert", cartpole_expert, "--seeds", "2",
             "--sweep", "lr=1e-3,3e-3", "--sweep", "hidden=8,16x16")
-    code, err = interrupt_after_first_checkpoint(args, tmp_path / "cut", watch="cells/hidden=16x16/checkpoints")
-    assert code == 130 and f"il bc --resume {tmp_path / 'cut'}" in err, err
-    resumed = il_json("bc", "--resume", tmp_path / "cut")
-    straight = il_json(*args, "--run-dir", tmp_runs / "straight")
-    assert [m["eval"] for m in resumed["members"]] == [m["eval"] for m in straight["members"]]
-    assert [(m["member"], m["seed"], m["hyper"]) for m in straight["members"]] == [
-        (k, k % 2, {"hidden": [8] if k < 4 else [16, 16], "lr": 1e-3 if k % 4 < 2 else 3e-3}) for k in range(8)]
-    assert [c["hyper"] for c in straight["cells"]] == [{"hidden": h, "lr": lr} for h in ([8], [16, 16])
-                                                       for lr in (1e-3, 3e-3)]
-    assert [p["run_dir"] for p in straight["programs"]] == [str(tmp_runs / "straight" / "cells" / d)
-                                                            for d in ("hidden=8", "hidden=16x16")]
-    # member 7 is the single run with its seed and cell
+    code, err = interrupt_after_first_checkpoint(args, run_dir, watch="cells/hidden=16x16/checkpoints")
+    assert code == 130 and f"il bc --resume {run_dir}" in err, err
+    assert (run_dir / "cells" / "hidden=8" / "summary.json").is_file() and Run(run_dir).summary is None
+    grid = il_json("bc", "--resume", run_dir)
     one = il_json(*TINY["bc"], "--num-steps", "1600", "--expert", cartpole_expert, "--seed", "1",
                   "--lr", "3e-3", "--hidden", "16,16")
-    assert one["eval"] == straight["members"][7]["eval"]
-    again = il_json("eval", tmp_runs / "straight")
-    assert [m["eval"] for m in again["members"]] == [m["eval"] for m in straight["members"]]
-    assert il_json("eval", tmp_runs / "straight", "--member", "6")["eval"] == straight["members"][6]["eval"]
+    assert one["eval"] == grid["members"][7]["eval"]
+    assert [(m["member"], m["seed"], m["hyper"]) for m in grid["members"]] == [
+        (k, k % 2, {"hidden": [8] if k < 4 else [16, 16], "lr": 1e-3 if k % 4 < 2 else 3e-3}) for k in range(8)]
+    assert [c["hyper"] for c in grid["cells"]] == [{"hidden": h, "lr": lr} for h in ([8], [16, 16])
+                                                   for lr in (1e-3, 3e-3)]
+    assert [p["run_dir"] for p in grid["programs"]] == [str(run_dir / "cells" / d) for d in ("hidden=8", "hidden=16x16")]
+    steps = [r["step"] for r in Run(run_dir).metrics(member=7)]
+    assert steps == sorted(set(steps)) and len(Run(run_dir).metrics()) == 8 * len(steps)
+    again = il_json("eval", run_dir)
+    assert [m["eval"] for m in again["members"]] == [m["eval"] for m in grid["members"]]
+    assert il_json("eval", run_dir, "--member", "6")["eval"] == grid["members"][6]["eval"]
     rows = json.loads(il("runs", "--group", "--json").stdout)["groups"]
-    cells = {r["cell"]: r for r in rows if str(tmp_runs / "straight") in r["runs"]}
+    cells = {r["cell"]: r for r in rows if str(run_dir) in r["runs"]}
     assert set(cells) == {"hidden=8, lr=0.001", "hidden=8, lr=0.003", "hidden=16x16, lr=0.001",
                           "hidden=16x16, lr=0.003"}
     assert len(cells["hidden=16x16, lr=0.003"]["runs"]) == 2  # the single run with that config is pooled in
-    assert il("plot", tmp_runs / "straight", "--out", tmp_path / "p.png").returncode == 0
+    assert il("plot", run_dir, "--out", tmp_path / "p.png").returncode == 0
     assert (tmp_path / "p.png").stat().st_size > 10_000
-    assert_user_error(il("eval", tmp_runs / "straight", "--member", "8", check=False), "members 0 to 7")
+    assert_user_error(il("eval", run_dir, "--member", "8", check=False), "members 0 to 7")
     with pytest.raises(UserError, match="one program per value, each a run of its own"):
-        Run(tmp_runs / "straight").restore_raw()  # what --expert, --sft and --vary read
+        Run(run_dir).restore_raw()  # what --expert, --sft and --vary read
