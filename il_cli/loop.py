@@ -62,7 +62,10 @@ def setup_jax(compile_cache: bool = True):
     os.environ["XLA_FLAGS"] = flags
     import jax
 
+    from il_cli.envs import defer_gymnax_renderers
     from il_cli.paths import cache_dir
+
+    defer_gymnax_renderers()
 
     if compile_cache and os.environ.get("IL_COMPILE_CACHE", "1") != "0":
         jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
