@@ -77,11 +77,11 @@ def parse_sweep(specs: list[str] | None, command: str, fields: dict) -> tuple:
     options, shape keys first (they vary slowest); UserError otherwise."""
     grid = []
     shapes = shape_keys(command, fields)
-    for spec in specs or ():
-        key, sep, values = spec.partition("=")
+    for option in specs or ():
+        key, sep, values = option.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not values:
-            raise UserError(f"--sweep takes key=v1,v2,... (like lr=1e-3,3e-4), got '{spec}'")
+            raise UserError(f"--sweep takes key=v1,v2,... (like lr=1e-3,3e-4), got '{option}'")
         sweepable = SWEEPABLE.get(command, ())
         if key in shapes:
             parsed = tuple(_shape_value(key, fields[key].type, v.strip()) for v in values.split(","))

@@ -39,8 +39,7 @@ def eval_(
         if cfg.vary and text:
             raise UserError(f"--vary changes an environment's parameters; {text[0]} is a text run, which has none")
         if cfg.vary:  # a sweep over a count or shape: each of its programs' runs
-            paths = [str(child.path) for r in opened for child in (
-                [c for _, c in r.programs] if "programs" in r.meta else [r])]
+            paths = [str(child.path) for r in opened for child in ([c for _, c in r.programs] or [r])]
             cfg = dataclasses.replace(cfg, run=paths[0], others=tuple(paths[1:]), out=cfg.out or str(opened[0].path))
             from il_cli.jobs.vary import run_vary
             from il_cli.loop import setup_jax

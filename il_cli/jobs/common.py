@@ -169,8 +169,9 @@ def run_summary(command: str, env_id: str, seed: int, run: Run, started: float, 
     """The summary of a run. With one member its figures (`blocks[0]`: `eval`, `expert`, the
     command's own block, ...) are at the top level. With several, `members` lists each
     member's, `cells` gives per sweep cell the mean, std, interquartile mean and 95%
-    bootstrap CI over its seeds of the return (and the return gap, or RLHF's gain), and `eval` summarises
-    the members' mean returns. `members` are the il_cli.sweep entries of `blocks`."""
+    bootstrap CI over its seeds of the return (and the return gap, or RLHF's gain), and
+    `eval` summarises the members' mean returns. `members` are the il_cli.sweep entries of
+    `blocks`."""
     from il_cli.sweep import aggregate
 
     summary = base_summary(command, env_id, run, seed, started)
