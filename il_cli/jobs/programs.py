@@ -56,7 +56,8 @@ def run_programs(job, cfg, run: Run, ui, ctx: dict) -> dict:
     for i, program in enumerate(programs):
         program_cfg = program_config(cfg, program["hyper"])
         child = open_program(run, program, program_cfg)
-        ui.print(f"program {i + 1}/{len(programs)}: {describe(program['hyper'])} → {child.path}")
+        done_before = "" if child.summary is None else " (finished before)"
+        ui.print(f"program {i + 1}/{len(programs)}: {describe(program['hyper'])} → {child.path}{done_before}")
         if child.summary is None:
             if child.latest_step():
                 ui.print(f"resuming from step {child.latest_step()}")
