@@ -73,7 +73,8 @@ class _ImportedOnFirstUse(types.ModuleType):
     """A stand-in in sys.modules that imports the real module when an attribute is used."""
 
     def __getattr__(self, attr):
-        sys.modules.pop(self.__name__, None)
+        if sys.modules.get(self.__name__) is self:  # once; later uses find the real module there
+            del sys.modules[self.__name__]
         return getattr(importlib.import_module(self.__name__), attr)
 
 

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import gymnax
 import pytest
 
@@ -38,3 +41,25 @@ def test_continuous_and_discrete_specs():
     assert make_env("CartPole-v1")[2].discrete
     pendulum = make_env("Pendulum-v1")[2]
     assert not pendulum.discrete and pendulum.action_low == (-2.0,) and pendulum.action_high == (2.0,)
+
+
+def test_gymnax_renderers_are_imported_on_first_use_and_once():
+    """il_cli.envs.defer_gymnax_renderers: `import gymnax` without seaborn and scipy.stats (1.4 s
+    of every command's start); the first use imports the real module, later uses find it."""
+    code = """
+import sys
+from il_cli.envs import defer_gymnax_renderers
+defer_gymnax_renderers()
+import gymnax
+assert "scipy.stats" not in sys.modules
+stand_in = sys.modules["seaborn"]
+first = stand_in.color_palette
+real = sys.modules["seaborn"]
+assert real is not stand_in and stand_in.color_palette is first and sys.modules["seaborn"] is real
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+assert plt.subplots and sys.modules["matplotlib.pyplot"].__class__.__name__ == "module"
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
