@@ -52,25 +52,26 @@ def run_programs(job, cfg, run: Run, ui, ctx: dict) -> dict:
     if not programs:
         return job(cfg, run, ui)
     started = time.time()
-    done = []
+    done = []  # (program, its run, its summary)
     for i, program in enumerate(programs):
         program_cfg = program_config(cfg, program["hyper"])
         child = open_program(run, program, program_cfg)
-        done_before = "" if child.summary is None else " (finished before)"
-        ui.print(f"program {i + 1}/{len(programs)}: {describe(program['hyper'])} → {child.path}{done_before}")
-        if child.summary is None:
+        summary = child.summary
+        ui.print(f"program {i + 1}/{len(programs)}: {describe(program['hyper'])} → {child.path}"
+                 + ("" if summary is None else " (finished before)"))
+        if summary is None:
             if child.latest_step():
                 ui.print(f"resuming from step {child.latest_step()}")
             ctx["run"] = child  # Ctrl-C lets its checkpoint finish; the parent's --resume continues
-            job(program_cfg, child, ui)
+            summary = job(program_cfg, child, ui)  # (process 0 writes it; the others use this one)
             child.close()
             ctx["run"] = run
-        done.append(child)
-    blocks = [block for child in done for block in member_blocks(child.summary)]
+        done.append((program, child, summary))
+    blocks = [block for _, _, s in done for block in member_blocks(s)]
     meta = run.meta
     summary = run_summary(meta["command"], meta["env"], cfg.seed, run, started, blocks, run.members)
-    summary["programs"] = [{"hyper": p["hyper"], "run_dir": str(child.path), "wall_s": child.summary["wall_s"]}
-                           for p, child in zip(programs, done)]
+    summary["programs"] = [{"hyper": p["hyper"], "run_dir": str(child.path), "wall_s": s["wall_s"]}
+                           for p, child, s in done]
     summary["wall_s"] = round(sum(p["wall_s"] for p in summary["programs"]), 3)
     summary["curves"] = str(write_curves(run))
     run.write_summary(summary)
