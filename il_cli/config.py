@@ -53,7 +53,7 @@ MAX_MEMBERS = 65_536  # members of one run (seeds × sweep cells)
 def _members(cfg, command: str):
     """Validate `seeds` and normalise `sweep` to ((key, (v1, v2, ...)), ...); a recipe may
     give it as a list of "key=v1,v2" strings, like the command line."""
-    from il_cli.sweep import parse_sweep, spec
+    from il_cli.sweep import parse_sweep, spec, split_grid
 
     _positive(cfg, "seeds")
     if cfg.seeds > MAX_MEMBERS:
@@ -70,7 +70,7 @@ def _members(cfg, command: str):
         raise UserError(f"--seeds × the sweep's cells is {members} members; at most {MAX_MEMBERS} in one run")
     if grid:
         member_configs(cfg)  # each member's config validates its own cell
-    if getattr(cfg, "vary_eval", ()) and any(not isinstance(values[0], float) for _, values in grid):
+    if getattr(cfg, "vary_eval", ()) and split_grid(grid)[0]:
         raise UserError("--vary-eval evaluates one program; with a sweep over a count or shape, evaluate "
                         "each program's run: il eval RUN/cells/<cell> --vary ...")
 

@@ -141,8 +141,9 @@ class Run:
     def metrics(self, member: int | None = None) -> list[dict]:
         """The logged rows, or those of one member (a parent's: its programs' rows, their
         members numbered as the parent's)."""
-        if (self.path / CONFIG).is_file() and "programs" in self.meta:
-            size = len(self.members) // len(self.meta["programs"])
+        meta = self.meta if (self.path / CONFIG).is_file() else {}
+        if "programs" in meta:
+            size = len(meta["members"]) // len(meta["programs"])
             rows = [{**r, **hyper, "member": i * size + r.get("member", 0)}
                     for i, (hyper, run) in enumerate(self.programs) for r in run.metrics()]
             return rows if member is None else [r for r in rows if r["member"] == member]
