@@ -14,8 +14,10 @@ A run is complete when summary.json exists; without it, `--resume` continues it.
 """
 
 import json
+import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from il_cli import files
@@ -221,7 +223,7 @@ class Run:
         if step is None:
             raise UserError(f"{self.path} has no checkpoint to restore")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        sys.unraisablehook = _quiet_abandoned_reads
+        _quiet_abandoned_reads()
         return self.checkpoints.restore(step, args=ocp.args.StandardRestore(abstract))
 
     def continue_from_checkpoint(self, state):
@@ -246,7 +248,7 @@ class Run:
             raise UserError(f"{self.path} has no checkpoint; was the run interrupted before "
                             f"its first chunk finished?")
         path = (self.path / "checkpoints" / str(step) / "default").absolute()
-        sys.unraisablehook = _quiet_abandoned_reads
+        _quiet_abandoned_reads()
         with ocp.StandardCheckpointer() as checkpointer:
             tree = ocp.StandardCheckpointHandler().metadata(path).tree
             local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
@@ -424,10 +426,28 @@ def group_runs(runs: list[Run]) -> list[dict]:
              "return": aggregate(g["returns"])} for g in groups.values()]
 
 
-def _quiet_abandoned_reads(unraisable):
-    """sys.unraisablehook while reading checkpoints: when an Orbax read fails (a corrupt
-    checkpoint), its other tensorstore reads are abandoned and complete later, some after
-    Orbax's asyncio loop has closed; their callbacks' "RuntimeError: Event loop is closed"
-    would print as tracebacks around our one error line. Those, and only those, are dropped."""
-    if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"):
+def _quiet_abandoned_reads():
+    """Before reading a checkpoint: when an Orbax read fails (a corrupt checkpoint), its other
+    tensorstore reads are abandoned. Their coroutines are collected unstarted ("coroutine ...
+    was never awaited") or with their own errors unretrieved, their tasks and futures die with
+    exceptions nobody awaited ("Task exception was never retrieved", logged by asyncio), some
+    complete after Orbax's loop has closed ("RuntimeError: Event loop is closed"). Each would
+    print a traceback or warning around our one error line (the failure itself is raised and
+    reported); those, and only those, are dropped. il runs no asyncio of its own: Orbax's only."""
+    sys.unraisablehook = _drop_abandoned_read
+    warnings.filterwarnings("ignore", r"coroutine '.*' was never awaited", RuntimeWarning)
+    asyncio_log = logging.getLogger("asyncio")
+    if _drop_unretrieved_exception not in asyncio_log.filters:
+        asyncio_log.addFilter(_drop_unretrieved_exception)
+
+
+def _drop_abandoned_read(unraisable):
+    closed_loop = isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"
+    code = getattr(unraisable.object, "cr_code", None)
+    abandoned_read = code is not None and "/orbax/" in code.co_filename.replace("\\", "/")
+    if not (closed_loop or abandoned_read):
         sys.__unraisablehook__(unraisable)
+
+
+def _drop_unretrieved_exception(record) -> bool:
+    return not record.getMessage().partition("\n")[0].endswith(" exception was never retrieved")
