@@ -41,6 +41,7 @@ def rlhf(
     rankings: Annotated[Optional[str], typer.Option(help="--task text: a rankings .npz of a person's (written by --human, resumed from, or reused).")] = None,
     updates: Annotated[Optional[int], typer.Option(help="--task text: PPO updates.", show_default="120")] = None,
     pretrain_steps: Annotated[Optional[int], typer.Option(help="--task text: pretraining steps on the corpus.", show_default="1500")] = None,
+    num_layers: Annotated[Optional[int], typer.Option(help="--task text: transformer blocks of the policy and of the reward model.", show_default="2")] = None,
     d_model: Annotated[Optional[int], typer.Option(help="--task text: the policy transformer's width.", show_default="64")] = None,
     rm_d_model: Annotated[Optional[int], typer.Option(help="--task text: the reward model's width (small: watch it be over-optimised).", show_default="64")] = None,
     hidden: Hidden = None, eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
@@ -57,7 +58,8 @@ def rlhf(
             raise UserError("--human: one person ranks in one terminal; not with --distributed")
         joined = (coordinator, num_processes, process_id) if distributed else None
         text_only = dict(human=human or None, rankings=str(Path(rankings).absolute()) if rankings else None,
-                         updates=updates, pretrain_steps=pretrain_steps, d_model=d_model, rm_d_model=rm_d_model)
+                         updates=updates, pretrain_steps=pretrain_steps, num_layers=num_layers, d_model=d_model,
+                         rm_d_model=rm_d_model)
         if resume:  # a run resumes as the task it was started with
             saved = saved_task(resume) or "control"
             if task not in (None, saved):
