@@ -138,7 +138,7 @@ def evaluate_run(run: Run, stage: str | None = None) -> list[dict]:
     params, sft_params = policy_tree(run, tree, stage), tree["sft"]
     keys = stack([member_keys(m.seed) for m in member_configs(cfg)])
     figures = jax.jit(jax.vmap(make_evaluate(cfg, models(cfg)[0])))(
-        params, sft_params, keys[:, 6], jax.vmap(held_corpus_of)(keys[:, 0]))
+        params, sft_params, keys[:, 6], jax.jit(jax.vmap(held_corpus_of))(keys[:, 0]))
     return [{name: float(v[k]) for name, v in host(figures).items()} for k in range(keys.shape[0])]
 
 
