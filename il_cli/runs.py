@@ -302,31 +302,18 @@ class Run:
             self._lock = None
 
 
-def open_expert(path, env_id: str) -> Run:
-    """A finished expert run for `env_id`; UserError otherwise."""
+def open_policy_run(path, env_id: str | None, commands: tuple = ("expert",)) -> Run:
+    """A finished run of one of `commands` (an expert's by default) on `env_id` (None: any),
+    whose policy is to be used; UserError otherwise."""
     run = Run.open(path)
-    meta = run.meta
-    if meta["command"] != "expert":
-        raise UserError(f"{path} is a '{meta['command']}' run, not an expert run")
+    command = run.meta["command"]
+    if command not in commands:
+        raise UserError(f"{path} is a '{command}' run, not a run of il {' or il '.join(commands)}")
     run.require_one_program()
-    if meta["env"] != env_id:
-        raise UserError(f"expert {path} was trained on {meta['env']}, not {env_id}")
+    if env_id is not None and run.meta["env"] != env_id:
+        raise UserError(f"{path} ran on {run.meta['env']}, not {env_id}")
     if run.summary is None:
-        raise UserError(f"expert run {path} did not finish; resume it with `il expert --resume {path}`")
-    return run
-
-
-def open_policy_run(path, env_id: str, commands: tuple) -> Run:
-    """A finished run of one of `commands` on `env_id`, whose policy is to be used; UserError otherwise."""
-    run = Run.open(path)
-    meta = run.meta
-    if meta["command"] not in commands:
-        raise UserError(f"{path} is a '{meta['command']}' run; expected a {' or '.join(commands)} run")
-    run.require_one_program()
-    if meta["env"] != env_id:
-        raise UserError(f"{path} ran on {meta['env']}, not {env_id}")
-    if run.summary is None:
-        raise UserError(f"{path} did not finish; resume it with `il {meta['command']} --resume {path}`")
+        raise UserError(f"{path} did not finish; resume it with `il {command} --resume {path}`")
     return run
 
 

@@ -104,6 +104,10 @@ def test_refused_options_leave_no_run_and_train_nothing(tmp_path):
 
 def test_expert_from_another_env_is_refused_before_a_run_is_made(cartpole_expert, tmp_runs):
     proc = il("bc", "--env", "Pendulum", "--expert", cartpole_expert, check=False)
-    assert_user_error(proc, "trained on CartPole-v1, not Pendulum-v1")
+    assert_user_error(proc, "ran on CartPole-v1, not Pendulum-v1")
     assert_user_error(il("dagger", "--expert", tmp_runs, check=False), "does not exist")
     assert not tmp_runs.exists() or not any(tmp_runs.iterdir())
+    demos = il("collect", "--expert", cartpole_expert, "--episodes", "1", "--run-dir", tmp_runs / "demos")
+    assert_user_error(il("bc", "--expert", tmp_runs / "demos", check=False), "is a 'collect' run, not a run of il expert")
+    assert_user_error(il("rlhf", "--sft", tmp_runs / "demos", check=False), "not a run of il bc")
+    assert sorted(p.name for p in tmp_runs.iterdir()) == ["demos"], demos.stdout

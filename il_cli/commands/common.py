@@ -82,7 +82,7 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
     num_processes, process_id) joins a multi-process run (il_cli.loop.init_distributed):
     process 0 creates and writes the run directory, the others compute and stay quiet."""
     from il_cli import config as config_lib
-    from il_cli.runs import Run, open_expert
+    from il_cli.runs import Run, open_policy_run
 
     if resume:
         run, saved = open_resumed(resume, command)
@@ -101,7 +101,7 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
         datasets = {path: load_dataset(path, cfg.env) for path in (getattr(cfg, "demos", None),
                                                                    getattr(cfg, "pretrain_data", None)) if path}
         if getattr(cfg, "expert", None):
-            open_expert(cfg.expert, cfg.env)
+            open_policy_run(cfg.expert, cfg.env)
     from il_cli.envs import make_env
     from il_cli.loop import device_description, setup_jax, shared_run
     from il_cli.paths import runs_root

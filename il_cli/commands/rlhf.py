@@ -175,9 +175,9 @@ def text_cell_rows(summary: dict) -> list[tuple]:
 
 def sft_architecture(path) -> dict:
     """The hidden sizes and activation of the `il bc` run given as --sft (π_RL inherits them)."""
-    from il_cli.runs import Run
+    from il_cli.runs import open_policy_run
 
-    config = Run.open(path).meta["config"]
+    config = open_policy_run(path, None, ("bc",)).meta["config"]
     return {"hidden": tuple(config["hidden"]), "activation": config.get("activation", "tanh")}
 
 

@@ -19,7 +19,7 @@ from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, roo
 from il_cli.jobs.expert import get_expert
 from il_cli.loop import host, chunk_length, jit_members, run_chunks, shard_members
 from il_cli.plots import write_curves
-from il_cli.runs import Run, open_expert
+from il_cli.runs import Run, open_policy_run
 
 NO_HOLDOUT = "none — measured on training data"
 
@@ -44,10 +44,10 @@ def pairing_expert(cfg: BCConfig, header: dict) -> Run | None:
     """The expert evaluated beside the learner: --expert, else the one that made the demos
     (None if that run is no longer on this machine)."""
     if cfg.expert:
-        return open_expert(cfg.expert, cfg.env)
+        return open_policy_run(cfg.expert, cfg.env)
     source = header.get("source")
     if source and (Path(source) / "summary.json").is_file():
-        return open_expert(source, cfg.env)
+        return open_policy_run(source, cfg.env)
     return None
 
 

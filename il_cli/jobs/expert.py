@@ -18,7 +18,7 @@ from il_cli.loop import chunk_length, device_description, host, jit_members, run
 from il_cli.paths import cache_dir
 from il_cli.plots import write_curves
 from il_cli.rail import expert_params
-from il_cli.runs import Run, open_expert
+from il_cli.runs import Run, open_policy_run
 from il_cli.sweep import members
 from il_cli.ui import UI
 
@@ -125,7 +125,7 @@ def get_expert(env_id: str, expert: str | None, ui: UI) -> Run:
     from filelock import FileLock, Timeout
 
     if expert:
-        return open_expert(expert, env_id)
+        return open_policy_run(expert, env_id)
     cached = cache_dir() / "experts" / env_id
     if (cached / "summary.json").is_file():
         return Run(cached)
