@@ -73,7 +73,9 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
     """The dataset at `path`; UserError if missing, corrupt, or from another environment."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"dataset {path} does not exist")
+        inside = sorted(path.glob("data/*.npz")) if path.is_dir() else []
+        hint = f" (a directory; its dataset is {inside[0]})" if len(inside) == 1 else ""
+        raise UserError(f"dataset {path} is not a file{hint}" if path.exists() else f"dataset {path} does not exist")
     try:
         with open_npz(path) as f:
             header = read_header(f)

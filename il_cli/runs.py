@@ -308,7 +308,7 @@ def open_policy_run(path, env_id: str | None, commands: tuple = ("expert",)) -> 
     run = Run.open(path)
     command = run.meta["command"]
     if command not in commands:
-        raise UserError(f"{path} is a '{command}' run, not a run of il {' or il '.join(commands)}")
+        raise UserError(f"{path} is an il {command} run, not a run of il {' or il '.join(commands)}")
     run.require_one_program()
     if env_id is not None and run.meta["env"] != env_id:
         raise UserError(f"{path} ran on {run.meta['env']}, not {env_id}")

@@ -108,6 +108,9 @@ def test_expert_from_another_env_is_refused_before_a_run_is_made(cartpole_expert
     assert_user_error(il("dagger", "--expert", tmp_runs, check=False), "does not exist")
     assert not tmp_runs.exists() or not any(tmp_runs.iterdir())
     demos = il("collect", "--expert", cartpole_expert, "--episodes", "1", "--run-dir", tmp_runs / "demos")
-    assert_user_error(il("bc", "--expert", tmp_runs / "demos", check=False), "is a 'collect' run, not a run of il expert")
+    assert_user_error(il("bc", "--expert", tmp_runs / "demos", check=False), "is an il collect run, not a run of il expert")
     assert_user_error(il("rlhf", "--sft", tmp_runs / "demos", check=False), "not a run of il bc")
+    assert_user_error(il("rlhf", "--task", "text", "--resume", tmp_runs / "demos", check=False),
+                      "is an il collect run; resume it with `il collect --resume")
+    assert_user_error(il("bc", "--demos", tmp_runs / "demos", check=False), "is not a file (a directory; its dataset is")
     assert sorted(p.name for p in tmp_runs.iterdir()) == ["demos"], demos.stdout

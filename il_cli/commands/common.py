@@ -68,7 +68,7 @@ def open_resumed(path, command: str):
     run = Run.open(path)
     meta = run.meta
     if meta["command"] != command:
-        raise UserError(f"{path} is a '{meta['command']}' run; resume it with `il {meta['command']} --resume {path}`")
+        raise UserError(f"{path} is an il {meta['command']} run; resume it with `il {meta['command']} --resume {path}`")
     return run, meta["config"]
 
 

@@ -61,8 +61,8 @@ def rlhf(
                          updates=updates, pretrain_steps=pretrain_steps, num_layers=num_layers, d_model=d_model,
                          rm_d_model=rm_d_model)
         if resume:  # a run resumes as the task it was started with
-            saved = saved_task(resume) or "control"
-            if task not in (None, saved):
+            saved = saved_task(resume)
+            if saved is not None and task not in (None, saved):
                 raise UserError(f"{resume} is a --task {saved} run; resume it without --task {task}")
             task = saved
         if task == "text":
@@ -109,9 +109,11 @@ def rlhf(
 
 
 def saved_task(path) -> str | None:
+    """The --task of an `il rlhf` run; None for another command's run (its --resume says so)."""
     from il_cli.runs import Run
 
-    return Run.open(path).meta["config"].get("task")
+    meta = Run.open(path).meta
+    return meta["config"].get("task", "control") if meta["command"] == "rlhf" else None
 
 
 def text_rlhf(ui: UI, ctx: dict, resume, recipe, run_dir, name, distributed, **flags):

@@ -61,7 +61,7 @@ def policy_tree(run: Run, tree, stage: str | None):
     if stage is not None:
         stages = STAGE_PATHS.get(meta["command"], {})
         if stage not in stages:
-            raise UserError(f"{run.path} is a '{meta['command']}' run, whose stages are "
+            raise UserError(f"{run.path} is an il {meta['command']} run, whose stages are "
                             f"{', '.join(stages) or 'none (only its final policy)'}, not '{stage}'")
         path = stages[stage]
     for part in path:

@@ -23,7 +23,7 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
     run = Run.open(cfg.run)
     meta = run.meta
     if not meta.get("policy_path"):
-        raise UserError(f"{cfg.run} is a '{meta['command']}' run, which has no policy to evaluate")
+        raise UserError(f"{cfg.run} is an il {meta['command']} run, which has no policy to evaluate")
     if "programs" in meta:
         return programs_eval(cfg, run, started, ui)
     if meta["config"].get("task") == "text":

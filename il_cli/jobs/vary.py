@@ -98,7 +98,7 @@ def run_vary(runs: list[str], vary: tuple, episodes: int | None, seed: int | Non
     env_id = env_ids.pop()
     for run in opened:
         if not run.meta.get("policy_path"):
-            raise UserError(f"{run.path} is a '{run.meta['command']}' run, which has no policy to evaluate")
+            raise UserError(f"{run.path} is an il {run.meta['command']} run, which has no policy to evaluate")
     defaults = check_grid(env_id, vary)
     ui.header("eval --vary", env_id, opened[0].path, device_description())
     own = opened[0].meta["config"]
