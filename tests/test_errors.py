@@ -102,7 +102,7 @@ def test_refused_options_leave_no_run_and_train_nothing(tmp_path):
     assert DAggerConfig(env="Pendulum-v1", label_noise=1.5).label_noise == 1.5
 
 
-def test_expert_from_another_env_is_refused_before_a_run_is_made(cartpole_expert, tmp_runs):
+def test_a_run_of_the_wrong_env_or_command_is_refused_before_a_run_is_made(cartpole_expert, tmp_runs):
     proc = il("bc", "--env", "Pendulum", "--expert", cartpole_expert, check=False)
     assert_user_error(proc, "ran on CartPole-v1, not Pendulum-v1")
     assert_user_error(il("dagger", "--expert", tmp_runs, check=False), "does not exist")
