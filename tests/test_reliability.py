@@ -782,6 +782,10 @@ def test_reads_abandoned_by_a_failed_restore_print_nothing(capsys, caplog):
         sys.unraisablehook = saved_hook
 
 
+def test_a_member_past_a_single_runs_one_is_one_line(finished_bc_run):
+    assert_one_error_line(*invoke(["eval", finished_bc_run, "--member", "1"]), "has one member (0), not 1")
+
+
 def test_a_seed_past_int32_is_one_line(cartpole_expert):
     assert_user_error(il("bc", "--expert", cartpole_expert, "--seed", str(2**64), check=False), "--seed")
 

@@ -12,7 +12,7 @@ from il_cli import networks
 from il_cli.config import EvalConfig
 from il_cli.envs import make_env
 from il_cli.errors import UserError
-from il_cli.jobs.common import eval_key, evaluate, load_policy, run_summary, stack
+from il_cli.jobs.common import check_member, eval_key, evaluate, load_policy, run_summary, stack
 from il_cli.loop import device_description
 from il_cli.runs import Run
 
@@ -31,7 +31,7 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
     spec, actor, params = load_policy(run, member=None, stage=cfg.stage)
     members = run.members
     if cfg.member is not None:
-        check_member(cfg, members)
+        check_member(cfg.run, cfg.member, len(members))
         members = [members[cfg.member]]
         params = jax.tree.map(lambda x: x[cfg.member : cfg.member + 1], params)
     own = meta["config"]
@@ -60,12 +60,6 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
     return summary
 
 
-def check_member(cfg: EvalConfig, members: list):
-    """UserError unless --member names one of the run's members."""
-    if not 0 <= cfg.member < len(members):
-        raise UserError(f"{cfg.run} has members 0 to {len(members) - 1}, not {cfg.member}")
-
-
 def programs_eval(cfg: EvalConfig, run: Run, started: float, ui) -> dict:
     """A sweep over a count or shape (il_cli.jobs.programs): each program's run evaluated, its
     members numbered as the parent's (`cfg.member` is the parent's numbering)."""
@@ -73,7 +67,7 @@ def programs_eval(cfg: EvalConfig, run: Run, started: float, ui) -> dict:
 
     members = run.members
     if cfg.member is not None:
-        check_member(cfg, members)
+        check_member(cfg.run, cfg.member, len(members))
     programs = run.programs
     if len(programs) < len(run.meta["programs"]):
         raise UserError(f"{cfg.run} did not finish; resume it with `il {run.meta['command']} --resume {cfg.run}`")
@@ -111,7 +105,7 @@ def text_eval(cfg: EvalConfig, run: Run, started: float, ui) -> dict:
     figures = evaluate_run(run, cfg.stage)
     members = run.members
     if cfg.member is not None:
-        check_member(cfg, members)
+        check_member(cfg.run, cfg.member, len(members))
         figures, members = [figures[cfg.member]], [members[cfg.member]]
     blocks = [{"eval": {"return_mean": f["gold"], **f}} for f in figures]
     summary = run_summary("eval", run.meta["env"], members[0]["seed"], run, started, blocks, members)
