@@ -14,10 +14,10 @@ from il_cli.config import BCConfig, member_configs
 from il_cli.data import load_dataset
 from il_cli.envs import make_env
 from il_cli.jobs.collect import run_demos
-from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, root_key, run_summary, stack,
-                                throughput)
+from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, fit_members, root_key, run_summary,
+                                stack, throughput)
 from il_cli.jobs.expert import get_expert
-from il_cli.loop import host, chunk_length, jit_members, run_chunks, shard_members
+from il_cli.loop import host, jit_members, shard_members
 from il_cli.plots import write_curves
 from il_cli.runs import Run, open_policy_run
 
@@ -96,29 +96,8 @@ def run_bc(cfg: BCConfig, run: Run, ui) -> dict:
     init_keys = shard_members(stack([jax.random.split(root_key(m.seed), 3)[2] for m in member_cfgs]))
     lrs = shard_members(jnp.array([m.lr for m in member_cfgs], jnp.float32))
     state = jit_members(jax.vmap(init, in_axes=(0, None, 0)))(init_keys, networks.dummy_obs(spec), lrs)
-    state, start = run.continue_from_checkpoint(state)
-    chunk = chunk_length(cfg.num_steps, cfg.num_chunks)
-    t0 = time.perf_counter()
-    compiled = jit_members(jax.vmap(lambda s, d: train_chunk(s, d, chunk))).lower(state, train_data).compile()
-    compile_s = time.perf_counter() - t0
     keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
-
-    def train(state):
-        t0 = time.perf_counter()
-        state, losses = jax.block_until_ready(compiled(state, train_data))
-        return state, (losses, time.perf_counter() - t0)
-
-    def summarize(step, out, state):
-        losses, train_s = out
-        returns = evaluate(cfg.env, actor, state.params, keys, cfg.eval_episodes, cfg.eval_policy)
-        rate = len(member_cfgs) * chunk * cfg.batch_size / train_s  # the program's: all members
-        return [{"loss": float(np.mean(losses[k])), "return": ret["return_mean"], "samples_per_s": rate}
-                for k, ret in enumerate(returns)]
-
-    with ui.progress(cfg.num_steps, "step") as progress:
-        state, _ = run_chunks(state, train, total=cfg.num_steps, chunk=chunk, start=start,
-                              run=run, progress=progress, summarize=summarize, members=run.members)
-    run.wait()
+    state, compile_s = fit_members(cfg, run, ui, actor, state, train_chunk, train_data, keys)
 
     evals = evaluate(cfg.env, actor, state.params, keys, cfg.eval_episodes, cfg.eval_policy)
     expert_run = pairing_expert(cfg, data[0].header)

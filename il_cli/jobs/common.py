@@ -10,7 +10,8 @@ import numpy as np
 from il_cli import networks, rollout
 from il_cli.envs import EnvSpec, make_env
 from il_cli.errors import UserError
-from il_cli.loop import COMPILE_STATS, PROGRAMS, device_description, host, jit_members, replicate
+from il_cli.loop import (COMPILE_STATS, PROGRAMS, chunk_length, device_description, host, jit_members, replicate,
+                          run_chunks)
 from il_cli.runs import Run
 
 EVAL_STREAM = 0xE7A1  # evaluation keys are never training keys
@@ -143,6 +144,36 @@ def evaluate_against_expert(env, env_params, spec, learner, learner_params, expe
         out.append(({"run": str(expert_run.path), **episode_stats(exp, "mode"), "paired": True},
                     {k: float(v) for k, v in rollout.tv_figures(lrn, exp).items()}))
     return out
+
+
+def fit_members(cfg, run: Run, ui, policy, state, train_chunk, train_data, keys):
+    """The chunked fit of every member's policy on a fixed dataset (BC's eq. 24.2, the
+    preference loss of `il prefs`): from the run's latest checkpoint, `cfg.num_steps` steps of
+    `train_chunk`, logging per chunk each member's mean loss, its return (evaluated with
+    `keys`) and the program's samples/s. Returns (state, compile seconds)."""
+    state, start = run.continue_from_checkpoint(state)
+    chunk = chunk_length(cfg.num_steps, cfg.num_chunks)
+    t0 = time.perf_counter()
+    compiled = jit_members(jax.vmap(lambda s, d: train_chunk(s, d, chunk))).lower(state, train_data).compile()
+    compile_s = time.perf_counter() - t0
+
+    def train(state):
+        t0 = time.perf_counter()
+        state, losses = jax.block_until_ready(compiled(state, train_data))
+        return state, (losses, time.perf_counter() - t0)
+
+    def summarize(step, out, state):
+        losses, train_s = out
+        returns = evaluate(cfg.env, policy, state.params, keys, cfg.eval_episodes, cfg.eval_policy)
+        rate = len(returns) * chunk * cfg.batch_size / train_s  # the program's: all members
+        return [{"loss": float(np.mean(losses[k])), "return": ret["return_mean"], "samples_per_s": rate}
+                for k, ret in enumerate(returns)]
+
+    with ui.progress(cfg.num_steps, "step") as progress:
+        state, _ = run_chunks(state, train, total=cfg.num_steps, chunk=chunk, start=start,
+                              run=run, progress=progress, summarize=summarize, members=run.members)
+    run.wait()
+    return state, compile_s
 
 
 def throughput(rows: list[dict]) -> float | None:

@@ -14,10 +14,10 @@ from il_cli.config import TEACHER_HYPER, PrefsConfig, member_configs
 from il_cli.data import Preferences, load_preferences, save_preferences
 from il_cli.envs import make_env
 from il_cli.jobs.bc import NO_HOLDOUT, padded, split_holdout
-from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, load_expert, root_key, run_summary,
-                                stack, throughput)
+from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, fit_members, load_expert, root_key,
+                                run_summary, stack, throughput)
 from il_cli.jobs.expert import get_expert
-from il_cli.loop import chunk_length, host, jit_members, run_chunks, shard_members
+from il_cli.loop import host, jit_members, shard_members
 from il_cli.plots import write_curves
 from il_cli.runs import Run
 
@@ -102,29 +102,8 @@ def run_prefs(cfg: PrefsConfig, run: Run, ui) -> dict:
     lrs = shard_members(jnp.array([m.lr for m in member_cfgs], jnp.float32))
     alphas = shard_members(jnp.array([m.temperature for m in member_cfgs], jnp.float32))
     state = jit_members(jax.vmap(init, in_axes=(0, None, 0, 0)))(init_keys, networks.dummy_obs(spec), lrs, alphas)
-    state, start = run.continue_from_checkpoint(state)
-    chunk = chunk_length(cfg.num_steps, cfg.num_chunks)
-    t0 = time.perf_counter()
-    compiled = jit_members(jax.vmap(lambda s, d: train_chunk(s, d, chunk))).lower(state, train_data).compile()
-    compile_s = time.perf_counter() - t0
     keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
-
-    def train(state):
-        t0 = time.perf_counter()
-        state, losses = jax.block_until_ready(compiled(state, train_data))
-        return state, (losses, time.perf_counter() - t0)
-
-    def summarize(step, out, state):
-        losses, train_s = out
-        returns = evaluate(cfg.env, policy, state.params, keys, cfg.eval_episodes, cfg.eval_policy)
-        rate = len(member_cfgs) * chunk * cfg.batch_size / train_s
-        return [{"loss": float(np.mean(losses[k])), "return": ret["return_mean"], "samples_per_s": rate}
-                for k, ret in enumerate(returns)]
-
-    with ui.progress(cfg.num_steps, "step") as progress:
-        state, _ = run_chunks(state, train, total=cfg.num_steps, chunk=chunk, start=start,
-                              run=run, progress=progress, summarize=summarize, members=run.members)
-    run.wait()
+    state, compile_s = fit_members(cfg, run, ui, policy, state, train_chunk, train_data, keys)
 
     evals = evaluate(cfg.env, policy, state.params, keys, cfg.eval_episodes, cfg.eval_policy)
     paired = evaluate_against_expert(env, env_params, spec, policy, state.params, expert_run, keys,
