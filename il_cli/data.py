@@ -22,6 +22,7 @@ import numpy as np
 
 from il_cli import files
 from il_cli.errors import UserError
+from il_cli.runs import DATA
 
 SCHEMA_VERSION = 2  # 2 added episode_lengths; schema 1 datasets are read without them
 
@@ -73,7 +74,7 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
     """The dataset at `path`; UserError if missing, corrupt, or from another environment."""
     path = Path(path)
     if not path.is_file():
-        inside = sorted(path.glob("data/*.npz")) if path.is_dir() else []
+        inside = sorted((path / DATA).glob("*.npz")) if path.is_dir() else []  # a collect run's
         hint = f" (a directory; its dataset is {inside[0]})" if len(inside) == 1 else ""
         raise UserError(f"dataset {path} is not a file{hint}" if path.exists() else f"dataset {path} does not exist")
     try:

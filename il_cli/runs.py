@@ -23,7 +23,7 @@ from pathlib import Path
 from il_cli import files
 from il_cli.errors import UserError
 
-CONFIG, METRICS, SUMMARY, LOCK = "config.json", "metrics.jsonl", "summary.json", ".lock"
+CONFIG, METRICS, SUMMARY, LOCK, DATA = "config.json", "metrics.jsonl", "summary.json", ".lock", "data"
 
 # Where each command's checkpoint keeps the policy's parameters (`il eval` reads any run).
 POLICY_PATHS = {"expert": ["params", "actor"], "bc": ["params"], "dagger": ["learner", "params"],
@@ -108,7 +108,7 @@ class Run:
 
     @property
     def data_dir(self) -> Path:
-        d = self.path / "data"
+        d = self.path / DATA
         d.mkdir(exist_ok=True)
         return d
 

@@ -87,14 +87,13 @@ def load_policy(run: Run, member: int | None = 0, stage: str | None = None):
     if "members" not in meta:  # written before runs had a member axis
         tree = jax.tree.map(lambda x: x[None], tree)
     num = jax.tree.leaves(tree)[0].shape[0]
-    if member is not None:
-        check_member(run.path, member, num)
+    check_member(run.path, member, num)
     return spec, actor, tree if member is None else jax.tree.map(lambda x: x[member], tree)
 
 
-def check_member(path, member: int, num: int):
-    """UserError unless `member` (--member) is one of a run's `num` members."""
-    if not 0 <= member < num:
+def check_member(path, member: int | None, num: int):
+    """UserError unless `member` (--member; None: all) is one of a run's `num` members."""
+    if member is not None and not 0 <= member < num:
         raise UserError(f"{path} has one member (0), not {member}" if num == 1 else
                         f"{path} has members 0 to {num - 1}, not {member}")
 

@@ -66,8 +66,7 @@ def programs_eval(cfg: EvalConfig, run: Run, started: float, ui) -> dict:
     from il_cli.jobs.programs import member_blocks
 
     members = run.members
-    if cfg.member is not None:
-        check_member(cfg.run, cfg.member, len(members))
+    check_member(cfg.run, cfg.member, len(members))
     programs = run.programs
     if len(programs) < len(run.meta["programs"]):
         raise UserError(f"{cfg.run} did not finish; resume it with `il {run.meta['command']} --resume {cfg.run}`")
