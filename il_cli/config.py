@@ -141,10 +141,10 @@ class PPOConfig:
         return max(1, self.total_timesteps // (self.num_envs * self.num_steps))
 
 
-TEACHERS = ("oracle", "noisy", "mistake", "skip", "equal")
+TEACHERS = ("oracle", "noisy", "mistake", "skip", "skip-ties", "equal")
 STATE_SOURCES = ("expert", "uniform-mix")
 PREF_PARAMS = ("q", "policy")
-TEACHER_HYPER = ("teacher_beta", "mistake_rate", "teacher_threshold")
+TEACHER_HYPER = ("teacher_beta", "mistake_rate", "teacher_threshold", "teacher_skip_score")
 
 
 def _choice(cfg, name, choices):
@@ -177,6 +177,7 @@ class CollectConfig:
     teacher_beta: float = 1.0
     mistake_rate: float = 0.1
     teacher_threshold: float = 0.1
+    teacher_skip_score: float = -3.0
 
     def __post_init__(self):
         _positive(self, "episodes", "num_envs")
@@ -197,7 +198,8 @@ class PrefsConfig:
     teacher: str = "oracle"
     teacher_beta: float = 1.0  # noisy: p(a ≻ b) = σ(β(score a − score b))
     mistake_rate: float = 0.1  # mistake: fraction of flipped labels
-    teacher_threshold: float = 0.1  # skip / equal: score gap (nats) below which a pair is a tie
+    teacher_threshold: float = 0.1  # skip-ties / equal: score gap (nats) below which a pair is a tie
+    teacher_skip_score: float = -3.0  # skip (B-Pref's): a pair whose actions both score below this is not asked
     param: str = "q"  # q: Q(s, a) and π ∝ exp(Q/α); policy: log π directly (CPL / DPO-style)
     temperature: float = 1.0  # α
     hidden: tuple[int, ...] = (64, 64)

@@ -120,6 +120,11 @@ class Rail(environment.Environment[EnvState, EnvParams]):
         return spaces.Dict({"x": spaces.Discrete(self.num_positions), "d": spaces.Discrete(self.depth + 1),
                             "time": spaces.Discrete(params.max_steps_in_episode)})
 
+    def all_actions_equivalent(self, obs) -> jax.Array:
+        """True at the lost state (d = D), where every action stays: no action there is a
+        mistake, so ε does not count one (il_cli.rollout.make_tv_measure)."""
+        return obs[..., self.num_positions + self.depth] == 1
+
     def correct_actions(self) -> np.ndarray:
         """a*(x, 0) of every position x on the rail."""
         return correct_action(np.arange(self.num_positions), np.zeros(self.num_positions, np.int32))

@@ -193,16 +193,21 @@ def expert_action(spec: EnvSpec, expert, expert_params, obs):
     return networks.clip_action(spec, networks.mode(spec.discrete, out)), std
 
 
-def make_tv_measure(spec: EnvSpec, learner, expert, policy: str) -> Callable:
+def make_tv_measure(spec: EnvSpec, learner, expert, policy: str, indifferent: Callable | None = None) -> Callable:
     """measure((learner_params, expert_params), obs, key) -> {"tv": ε(s) of the evaluated
-    policy (`policy`), "tv_stochastic": ε(s) of the stochastic π̂}, for `make_episodes`."""
+    policy (`policy`), "tv_stochastic": ε(s) of the stochastic π̂}, for `make_episodes`.
+    `indifferent(obs)`, if given, marks states where every action does the same (Rail's lost
+    state): no action is a mistake there, so ε(s) is 0."""
 
     def measure(params, obs, key):
         learner_params, expert_params = params
         a_star, std = expert_action(spec, expert, expert_params, obs)
         out = learner.apply(learner_params, obs)
-        return {"tv": networks.tv_to_expert(spec, policy, out, a_star, std, key),
-                "tv_stochastic": networks.tv_sample(spec, out, a_star, std, key)}
+        figures = {"tv": networks.tv_to_expert(spec, policy, out, a_star, std, key),
+                   "tv_stochastic": networks.tv_sample(spec, out, a_star, std, key)}
+        if indifferent is not None:
+            figures = {k: jnp.where(indifferent(obs), 0.0, v) for k, v in figures.items()}
+        return figures
 
     return measure
 
@@ -213,8 +218,9 @@ def make_paired_episodes(env, env_params, spec: EnvSpec, learner, expert, num_ep
 
     The learner (acting with `policy`) and the expert (deterministic) run with the same key
     and episode count, so the return gap is a paired difference; ε is measured on each
-    one's visited states (`measure_mean["tv"]` on the learner's states, on the expert's)."""
-    measure = make_tv_measure(spec, learner, expert, policy)
+    one's visited states (`measure_mean["tv"]` on the learner's states, on the expert's), 0 in
+    the states where the environment says every action does the same (`all_actions_equivalent`)."""
+    measure = make_tv_measure(spec, learner, expert, policy, getattr(env, "all_actions_equivalent", None))
     learner_act = make_policy_act(spec, learner, policy)
     on_learner = make_episodes(env, env_params, spec, num_episodes,
                                lambda p, obs, k: learner_act(p[0], obs, k), measure=measure)

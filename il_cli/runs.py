@@ -386,9 +386,11 @@ def sort_rows(rows: list[dict], by: str) -> list[dict]:
 
 def group_runs(runs: list[Run]) -> list[dict]:
     """Finished runs pooled by what they ran: (command, env, the config with the member's
-    hyperparameters, apart from seeds). One entry per such cell, with the final returns of all
-    its members aggregated (mean, std, IQM, 95% bootstrap CI; il_cli.sweep.aggregate), so the
-    seed blocks of a job array come together."""
+    hyperparameters, apart from seeds). One entry per such cell, with the final returns of its
+    members aggregated over distinct seeds (mean, std, IQM, 95% bootstrap CI;
+    il_cli.sweep.aggregate), so the seed blocks of a job array come together. A seed that
+    occurs again (the same run repeated) counts once, the first run's, and `repeats` says how
+    many were left out."""
     from il_cli.sweep import aggregate, describe
 
     groups = {}
@@ -403,14 +405,18 @@ def group_runs(runs: list[Run]) -> list[dict]:
             group = groups.setdefault(key, {
                 "command": meta["command"], "env": meta["env"],
                 "cell": describe(member["hyper"]) or "–",
-                "returns": [], "runs": []})
+                "returns": {}, "runs": [], "repeats": 0})
             if group["cell"] == "–" and member["hyper"]:  # a single run pooled with a sweep's cell
                 group["cell"] = describe(member["hyper"])
-            group["returns"].append(member["eval"]["return_mean"])
+            if member["seed"] in group["returns"]:
+                group["repeats"] += 1
+                continue
+            group["returns"][member["seed"]] = member["eval"]["return_mean"]
             if str(run.path) not in group["runs"]:
                 group["runs"].append(str(run.path))
     return [{"command": g["command"], "env": g["env"], "cell": g["cell"], "runs": g["runs"],
-             "return": aggregate(g["returns"])} for g in groups.values()]
+             "seeds": sorted(g["returns"]), "repeats": g["repeats"],
+             "return": aggregate(list(g["returns"].values()))} for g in groups.values()]
 
 
 def _quiet_abandoned_reads():

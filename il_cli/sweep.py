@@ -22,7 +22,7 @@ from il_cli.errors import UserError, suggest
 SWEEPABLE = {
     "bc": ("lr",),
     "dagger": ("lr", "label_noise", "beta", "beta_decay"),
-    "prefs": ("lr", "temperature", "teacher_beta", "mistake_rate", "teacher_threshold"),
+    "prefs": ("lr", "temperature", "teacher_beta", "mistake_rate", "teacher_threshold", "teacher_skip_score"),
     "rlhf": ("kl_coef", "kl_target", "ptx_coef", "lr", "human_beta", "human_error", "demo_noise", "rm_lr", "sft_lr",
              "clip_eps", "ent_coef", "gamma", "gae_lambda"),
     "rlhf-text": ("kl_coef", "ptx_coef", "lr", "human_beta", "human_error", "demo_noise", "rm_lr", "sft_lr",

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import il, il_json
@@ -116,8 +117,38 @@ def test_plot_draws_one_band_per_cell_and_runs_group_pools_seed_blocks(cartpole_
     assert all((line["low"] <= line["mean"]).all() and (line["mean"] <= line["high"]).all() for line in lines)
     assert_user_error(il("plot", first["run_dir"], "--metric", "retrun", check=False), "did you mean return")
 
+    shutil.copytree(first["run_dir"], tmp_runs / "the-first-run-again")  # seeds 0 and 1 once more
     groups = json.loads(il("runs", tmp_runs, "--group", "--json").stdout)["groups"]
-    assert [(g["cell"], g["return"]["n"]) for g in groups] == [("lr=0.001", 4), ("lr=0.01", 4)]
+    assert [(g["cell"], g["return"]["n"], g["repeats"]) for g in groups] == [("lr=0.001", 4, 2), ("lr=0.01", 4, 2)]
+    assert groups[0]["seeds"] == [0, 1, 2, 3]
     pooled = [m["eval"]["return_mean"] for s in (first, second) for m in s["members"][:2]]
     assert groups[0]["return"]["mean"] == pytest.approx(sum(pooled) / 4)
-    assert "IQM" in il("runs", tmp_runs, "--group").stdout
+    table = il("runs", tmp_runs, "--group").stdout
+    assert "IQM" in table and "4 members with a seed already counted left out" in table
+
+
+def test_plots_say_what_they_show():
+    """Titles name the run, the x-axis says what a step counts, returns are read against the
+    summary's references, a flat curve is not blown up, and Gao's curve is fitted only where
+    it describes over-optimisation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from il_cli.plots import STEP_UNITS, over_optimisation_fit, readable_limits, references
+
+    assert STEP_UNITS["dagger"] == "DAgger rounds" and STEP_UNITS["rlhf-dpo"] == "DPO steps"
+    members = [{"expert": {"return_mean": 500.0}, "eval": {}}, {"expert": {"return_mean": 498.0}, "eval": {}}]
+    assert references({"members": members}) == [("expert", 499.0)]
+    assert references({"sft": {"eval": {"return_mean": 120.0}}, "eval": {}}) == [("SFT", 120.0)]
+    fig, ax = plt.subplots()
+    readable_limits(ax, [54.5, 55.6])  # a 1-point wiggle at 55 is shown as one
+    assert ax.get_ylim()[1] - ax.get_ylim()[0] >= 5.5
+    plt.close(fig)
+    d = np.linspace(0.0, 3.0, 10)
+    fit, why = over_optimisation_fit(d, d * (2.0 - 1.0 * np.log(np.maximum(d, 1e-9))))
+    assert fit == pytest.approx((2.0, 1.0)) and why.startswith("fit")
+    fit, why = over_optimisation_fit(d, -5 * d)  # gold falls from the start: no rise and fall
+    assert fit is None and "does not rise and fall" in why
+    assert over_optimisation_fit([0.0, 0.1, 0.2], [0.0, 1.0, 2.0])[0] is None  # too few points

@@ -6,19 +6,34 @@ import numpy as np
 import pytest
 
 from conftest import il, il_json
-from il_cli.jobs.compounding import bound_rows, loglog_slope
+from il_cli.jobs.compounding import bound_rows, power_fit, slope_with_ci
 from test_errors import assert_user_error
 
 
-def test_loglog_slope_recovers_the_exponent():
+def test_power_fit_recovers_the_exponent_and_keeps_every_point():
     h = np.array([16, 32, 64, 128, 256])
     rng = np.random.default_rng(0)
-    assert loglog_slope(h, 0.01 * h**2) == pytest.approx(2.0)
-    assert loglog_slope(h, 3.0 * h) == pytest.approx(1.0)
-    noisy = 0.01 * h**2 * np.exp(rng.normal(0, 0.05, h.size))
-    assert abs(loglog_slope(h, noisy) - 2.0) < 0.1
-    assert loglog_slope(h, [0.0, 0.0, 1.0, 2.0, 4.0]) == pytest.approx(1.0)  # gaps ≤ 0 are left out
-    assert loglog_slope(h, [0.0, 0.0, 0.0, 0.0, 4.0]) is None
+    assert power_fit(h, 0.01 * h**2)[0] == pytest.approx(2.0)
+    assert power_fit(h, 3.0 * h)[0] == pytest.approx(1.0)
+    assert power_fit(h, 3.0 * h)[1] == pytest.approx(3.0 * 256)  # c: the fitted gap at the longest H
+    assert abs(power_fit(h, 0.01 * h**2 * np.exp(rng.normal(0, 0.05, h.size)))[0] - 2.0) < 0.1
+    # zero and negative gaps count as they are: a gap that starts late still grows like H
+    from scipy.optimize import curve_fit
+
+    for gaps in (np.maximum(0.0, h - 64.0), np.maximum(0.0, h - 64.0) - 1.0):  # a log-log fit drops the first ones
+        (c, p), _ = curve_fit(lambda x, c, p: c * (x / 256) ** p, h, gaps, p0=(gaps[-1], 1.0))
+        assert power_fit(h, gaps)[0] == pytest.approx(p, abs=0.002)
+    assert power_fit(h, [0.0, -1.0, 0.0, 0.0, 0.0]) == (None, None)
+
+
+def test_the_slope_comes_with_a_bootstrap_ci_over_seeds():
+    h = np.array([16, 32, 64, 128, 256])
+    rng = np.random.default_rng(1)
+    seeds = 0.01 * h**2 * np.exp(rng.normal(0, 0.3, (16, h.size)))  # [seeds, H]
+    fit = slope_with_ci(h, seeds)
+    assert fit["ci95"][0] < 2.0 < fit["ci95"][1] and fit["ci95"][1] - fit["ci95"][0] < 0.6
+    assert fit["ci95"][0] <= fit["slope"] <= fit["ci95"][1]
+    assert slope_with_ci(h, seeds[:1])["ci95"] is None  # one seed: nothing to resample
 
 
 def test_bound_check_counts_the_seeds_over_h2_eps():
@@ -44,6 +59,8 @@ def test_compounding_on_rail_end_to_end(tmp_runs):
     assert summary["bound_holds"]
     assert Path(summary["plot"]).is_file() and Path(summary["csv"]).read_text().startswith("algo,")
     assert {s["algo"] for s in summary["slopes"]} == {"bc", "dagger"}
+    for s in summary["slopes"]:  # every slope with its 95% CI over the 4 seeds
+        assert s["slope"] is None or (s["ci95"] is not None and s["ci95"][0] <= s["ci95"][1])
 
 
 def test_bad_compounding_options():

@@ -46,7 +46,7 @@ def scores(n, key=0):
     return jax.random.normal(k1, (n,)) * 2, jax.random.normal(k2, (n,)) * 2
 
 
-HYPER = {"teacher_beta": 1.0, "mistake_rate": 0.2, "teacher_threshold": 0.5}
+HYPER = {"teacher_beta": 1.0, "mistake_rate": 0.2, "teacher_threshold": 0.5, "teacher_skip_score": -1.0}
 
 
 def test_teachers_label_statistics_follow_their_parameters():
@@ -69,9 +69,13 @@ def test_teachers_label_statistics_follow_their_parameters():
         assert abs(agree - expected) < 0.005
 
     near = np.abs(gap) < 0.5
-    label, asked, _ = teach("skip", key, sa, sb, HYPER)
+    label, asked, _ = teach("skip-ties", key, sa, sb, HYPER)
     assert np.array_equal(~np.asarray(asked), near)  # skip rate = P(|gap| < δ)
     assert 0.05 < near.mean() < 0.3
+    label, asked, _ = teach("skip", key, sa, sb, HYPER)  # B-Pref's: neither action is any good
+    both_bad = np.maximum(np.asarray(sa), np.asarray(sb)) < -1.0
+    assert np.array_equal(~np.asarray(asked), both_bad) and 0.05 < both_bad.mean() < 0.3
+    assert np.all(np.asarray(label)[~both_bad] == oracle[~both_bad])
     label, asked, _ = teach("equal", key, sa, sb, HYPER)
     assert np.array_equal(np.asarray(label) == 0.5, near) and np.all(np.asarray(asked))
     assert np.all(np.asarray(label)[~near] == oracle[~near])
@@ -129,7 +133,7 @@ def test_preference_file_round_trips(cartpole_expert, tmp_path, tmp_runs):
     for x, y in zip(a[1:], b[1:], strict=True):
         np.testing.assert_array_equal(x, y)
     assert a.header["teacher"] == {"name": "equal", "teacher_beta": 1.0, "mistake_rate": 0.1,
-                                   "teacher_threshold": 1.0}
+                                   "teacher_threshold": 1.0, "teacher_skip_score": -3.0}
     ties = int(np.sum(a.label == 0.5))
     assert collected["dataset"]["ties"] == ties > 0
     from_file = il_json(*TINY, "--expert", cartpole_expert, "--seed", "5",

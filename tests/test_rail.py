@@ -140,3 +140,20 @@ def test_bc_on_rail_end_to_end(tmp_runs):
     assert summary["env"] == "Rail-v0"
     assert summary["expert"]["return_mean"] == 200  # the exact expert, paired
     assert 0 <= summary["eval"]["return_mean"] <= 200 and summary["eval"]["episodes"] == 10
+
+
+def test_epsilon_counts_no_mistake_in_the_lost_state():
+    """A learner that always takes the wrong action leaves the rail at step 0, is lost after
+    step 1, and stays lost: ε on its own states counts those two mistakes, not the lost steps
+    where every action does the same."""
+    params = expert_params(ENV, (16,))
+    wrong = jax.tree.map(lambda x: x, params)
+    wrong["params"]["Dense_1"]["kernel"] = -params["params"]["Dense_1"]["kernel"]  # mode = 1 − a* everywhere
+    actor = networks.make_actor(SPEC, (16,))
+    horizon = 16
+    paired = rollout.make_paired_episodes(ENV, PARAMS.replace(max_steps_in_episode=horizon), SPEC, actor, actor, 4,
+                                          "mode")
+    on_learner, on_expert = jax.jit(paired)((wrong, params), jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(on_learner.returns, np.zeros(4))
+    assert float(on_learner.measure_mean["tv"]) == 2 / horizon  # steps 0 and 1; the other 14 are lost
+    assert float(on_expert.measure_mean["tv"]) == 1.0  # on the rail the wrong action is always a mistake

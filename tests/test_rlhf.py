@@ -1,6 +1,7 @@
 """`il rlhf`: eq. 24.12 by hand, the exact KL, the PPO-ptx objective's limits, end to end."""
 
 import itertools
+import json
 from pathlib import Path
 
 import jax
@@ -14,6 +15,7 @@ from il_cli.algos.ppo import Transition, ppo_loss
 from il_cli.algos.rlhf import (KL_GAIN, RewardModel, RLHFObjective, dpo_rewards, kl_exact, kway_loss, rank,
                                ranking_accuracy)
 from il_cli.envs import EnvSpec
+from il_cli.runs import Run
 from test_errors import assert_user_error
 
 DISCRETE = EnvSpec("Test", (3,), True, 2)
@@ -118,6 +120,18 @@ def test_adaptive_kl_controller():
         assert float(new["kl_coef"]) == pytest.approx(0.1 * factor, rel=1e-6)
 
 
+def test_the_dpo_kl_probe_has_its_own_keys():
+    """The KL a DPO run logs is measured on responses drawn with evaluation keys of its own,
+    never with a key of DPO's training stream (whose step t draws fold_in(key, t))."""
+    from il_cli.jobs.common import eval_key, root_key
+    from il_cli.jobs.rlhf import kl_probe_keys
+
+    dpo_key = jax.random.split(jax.random.split(root_key(0), 3)[0], 3)[2]  # as il_cli.jobs.rlhf.run_rlhf draws it
+    training = {tuple(np.asarray(jax.random.fold_in(dpo_key, t)).tolist()) for t in range(4000)}
+    probes = [tuple(np.asarray(kl_probe_keys(eval_key(0)[None], step)[0]).tolist()) for step in range(0, 4000, 250)]
+    assert not training & set(probes) and len(set(probes)) == len(probes)
+
+
 def test_rlhf_improves_on_sft_and_a_huge_kl_coef_keeps_sft(cartpole_expert, tmp_runs):
     summary = il_json(*TINY, "--expert", cartpole_expert, "--seeds", "2", "--sweep", "kl_coef=0,100")
     free, held = summary["cells"]
@@ -129,7 +143,10 @@ def test_rlhf_improves_on_sft_and_a_huge_kl_coef_keeps_sft(cartpole_expert, tmp_
         assert abs(pinned["gold_gain"]) < 0.5 * pinned["sft"]["eval"]["return_mean"]
     for m in members:
         rm = m["reward_model"]
-        assert rm["gold_pair_accuracy"] >= 0.8 and rm["labels"] == 128 * 6 and rm["held_out_prompts"] == 13
+        assert rm["gold_pair_accuracy"] >= 0.8 and rm["holdout"] == {"prompts": 13}
+    rows = Run(summary["run_dir"]).metrics(member=0)
+    assert {"gold_pair_accuracy", "ranking_accuracy", "kl", "proxy_reward"} <= set(rows[-1])
+    assert members[0]["rl"]["kl_unit"].startswith("nats per step")
     assert Path(summary["plot"]).name == "rlhf.png" and Path(summary["plot"]).is_file()
     again = il_json("eval", summary["run_dir"], "--member", "1")
     assert again["eval"] == members[1]["eval"]
@@ -145,12 +162,19 @@ def test_dpo_on_the_same_rankings_iterated_with_the_pretraining_data_given(cartp
     rm, rl = summary["reward_model"], summary["rl"]
     assert rl["method"] == "dpo" and rm["model"] == "implicit" and rm["rankings"] == 2 * 128
     assert summary["gold_gain"] > 30 and rm["gold_pair_accuracy"] > 0.6 and 0 < rl["kl"] < 1
-    assert "last_iteration" in rm and Path(summary["plot"]).is_file()
+    assert "π_SFT's responses" in rm["measured_on"] and "iteration 2's responses" in rm["last_iteration"]["measured_on"]
+    assert Path(summary["plot"]).is_file()
     assert il_json("eval", summary["run_dir"])["eval"] == summary["eval"]
     demos = il_json("collect", "--expert", cartpole_expert, "--episodes", "2", "--run-dir", tmp_path / "demos")
-    ptx = il_json(*TINY, "--expert", cartpole_expert, "--pretrain-data", demos["dataset"]["path"], "--ptx-coef", "1",
-                  "--kl-target", "0.05", "--total-timesteps", "8192")
-    assert ptx["rl"]["pretrain_data"] == demos["dataset"]["path"] and ptx["rl"]["final_kl_coef"] != ptx["rl"]["kl_coef"]
+    proc = il(*TINY, "--expert", cartpole_expert, "--pretrain-data", demos["dataset"]["path"], "--ptx-coef", "1",
+              "--sweep", "kl_target=0.0001,10", "--total-timesteps", "8192", "--holdout-frac", "0", "--json")
+    low, high = json.loads(proc.stdout)["members"]
+    assert low["rl"]["pretrain_data"] == demos["dataset"]["path"]
+    # the adaptive β rises while the KL is above its target, and falls while below
+    assert low["rl"]["kl"] > 0.0001 and low["rl"]["final_kl_coef"] > low["rl"]["kl_coef"]
+    assert high["rl"]["kl"] < 10 and high["rl"]["final_kl_coef"] < high["rl"]["kl_coef"]
+    assert low["reward_model"]["holdout"] == "none — measured on training data"
+    assert "training prompts (none held out)" in low["reward_model"]["measured_on"]
 
 
 def test_bad_rlhf_options(tmp_path):

@@ -14,11 +14,12 @@ import pytest
 from conftest import il
 from il_cli.algos.rlhf import kway_loss
 from il_cli.algos.text_rlhf import (answer_log_probs, answer_logits, lm_loss, make_text_reward,
-                                    sequence_log_likelihood, text_dpo_score, train_prompts)
+                                    scaled_head, sequence_log_likelihood, text_dpo_score)
 from il_cli.runs import Run
 from il_cli.text import human
 from il_cli.text.model import Transformer, token_log_probs
-from il_cli.text.task import PROMPT_LEN, SEQ_LEN, answer_mask, make_prompts, noisy_answers, reference_answers
+from il_cli.text.task import (BOS, PROMPT_LEN, SEQ_LEN, answer_mask, corpus, is_held_out, make_prompts, noisy_answers,
+                              reference_answers, train_prompts)
 
 # test_resume's slow rlhf-text case runs this config with --seeds 2, as the end-to-end test does
 TINY = ("--task", "text", "--pretrain-steps", "100", "--sft-steps", "50", "--rm-steps", "50", "--num-prompts", "32",
@@ -66,10 +67,22 @@ def test_reward_model_reads_the_last_answer_token():
     np.testing.assert_allclose(score, values[jnp.arange(4), last], rtol=1e-6)
 
 
-def test_held_out_prompts_never_occur_in_training():
+def test_held_out_prompts_never_occur_in_training_or_pretraining():
     train = {tuple(p) for p in np.asarray(train_prompts(jax.random.PRNGKey(7), 2048))}
     held = {tuple(p) for p in np.asarray(train_prompts(jax.random.PRNGKey(8), 512, held_out=True))}
     assert len(held) > 300 and not train & held  # (count prompts repeat: 4⁴ of them in all)
+    rows = np.asarray(corpus(jax.random.PRNGKey(9), 512, SEQ_LEN))
+    in_corpus = np.array([row[t:t + PROMPT_LEN] for row in rows for t in np.flatnonzero(row == BOS)
+                          if t + PROMPT_LEN <= len(row)])
+    assert len(in_corpus) > 200 and not np.any(is_held_out(jnp.asarray(in_corpus)))
+
+
+def test_the_value_function_starts_on_the_scale_of_the_rewards_it_predicts():
+    rm = Transformer(d_model=32, head="scalar")
+    tokens = jnp.concatenate([make_prompts(jax.random.PRNGKey(10), 4), reference_answers(make_prompts(
+        jax.random.PRNGKey(10), 4))], 1)
+    params = rm.init(jax.random.PRNGKey(11), tokens)
+    np.testing.assert_allclose(rm.apply(scaled_head(params, 3.5), tokens), 3.5 * rm.apply(params, tokens), rtol=1e-5)
 
 
 def test_text_rlhf_end_to_end(tmp_runs):
@@ -77,13 +90,21 @@ def test_text_rlhf_end_to_end(tmp_runs):
     assert len(summary["members"]) == 2
     for m in summary["members"]:
         assert m["rl"]["method"] == "ppo" and m["reward_model"]["ranker"] == "simulated"
-        assert 0 <= m["reward_model"]["ranking_accuracy"] <= 1 and m["rl"]["kl"] >= 0
-        assert m["gold_gain"] == pytest.approx(m["eval"]["return_mean"] - m["sft"]["gold"])
+        assert m["sft"]["gold"] > m["pretrained"]["gold"]  # SFT on the writer's answers helps
+        assert m["gold_gain"] > 0 and m["rl"]["kl"] > 0  # two PPO updates already move π toward the gold score
+        assert m["reward_model"]["holdout"] == {"rankings": 3} and m["rl"]["kl_unit"].startswith("nats per answer")
         assert len(m["examples"]) == 6 and {"prompt", "sft", "rlhf"} <= set(m["examples"][0])
+    single = json.loads(il("rlhf", *TINY, "--seed", "1", "--json").stdout)  # member 1 is the run --seed 1
+    assert single["examples"] == summary["members"][1]["examples"]
+    for block in ("eval", "pretrained", "sft", "reward_model", "rl"):
+        for name, value in single[block].items():
+            if isinstance(value, float) and not name.endswith(("_s", "per_s")):
+                assert summary["members"][1][block][name] == pytest.approx(value, rel=1e-3, abs=1e-5), (block, name)
     run = Run(summary["run_dir"])
     rows = run.metrics(member=1)
     assert [r["step"] for r in rows] == [1, 2] and len(run.metrics()) == 4
-    assert {"gold_return", "kl", "proxy_reward", "corpus_log_likelihood"} <= set(rows[-1])
+    assert {"gold_return", "kl", "proxy_reward", "corpus_log_likelihood", "ranking_accuracy",
+            "gold_pair_accuracy"} <= set(rows[-1])
     assert (run.path / "rlhf.png").stat().st_size > 0
     evals = json.loads(il("eval", run.path, "--json").stdout)  # the run's own numbers, reproduced
     assert [m["eval"]["return_mean"] for m in evals["members"]] == [m["eval"]["return_mean"] for m in summary["members"]]
@@ -92,10 +113,14 @@ def test_text_rlhf_end_to_end(tmp_runs):
 
 
 def test_text_dpo_end_to_end(tmp_runs):
-    summary = json.loads(il("rlhf", *TINY, "--method", "dpo", "--json").stdout)
-    assert summary["rl"]["method"] == "dpo" and summary["rl"]["kl"] >= 0
-    assert "ranking_accuracy" not in summary["reward_model"]  # no r_θ: DPO fits π to the rankings
-    assert summary["gold_gain"] == pytest.approx(summary["eval"]["return_mean"] - summary["sft"]["gold"])
+    summary = json.loads(il("rlhf", *TINY, "--method", "dpo", "--holdout-frac", "0", "--json").stdout)
+    rm = summary["reward_model"]
+    assert summary["rl"]["method"] == "dpo" and rm["model"] == "implicit"  # no r_θ: DPO fits π to the rankings
+    assert rm["holdout"] == "none — measured on training data" and rm["held_out_rankings"] == 0
+    assert rm["rankings"] == 32 and np.isfinite(rm["ranking_accuracy"])  # measured on the training rankings
+    assert "training prompts (none held out)" in rm["measured_on"]
+    rows = Run(summary["run_dir"]).metrics()
+    assert {"ranking_accuracy", "gold_pair_accuracy", "kl"} <= set(rows[-1])
 
 
 @pytest.mark.parametrize("args, fragment", [

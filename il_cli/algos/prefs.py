@@ -13,7 +13,8 @@ the one-step (contextual bandit) case of Contrastive Preference Learning (Hejna 
 log π = Q/α − log Z(s) and log Z(s) cancels in the difference, both parameterisations
 describe the same preferences; they differ in what the network outputs.
 
-Teachers are simulated from an expert π* (the B-Pref family, Lee et al., 2021), with
+Teachers are simulated from an expert π* (B-Pref's Oracle, Stoc, Mistake, Skip and Equal,
+Lee et al., 2021, and a skip-near-ties rule of our own), with
 score(s, a) = log π*(a|s): the expert's log-probability for discrete actions, and for
 continuous ones the log-density of N(a*, Σ*) around its executed action a* (the mode,
 clipped to the bounds) with its own std Σ*. A Boltzmann teacher with rationality β
@@ -161,10 +162,12 @@ def sample_pairs(spec: EnvSpec, key, expert_out):
 def teach(teacher: str, key, score_a, score_b, hyper):
     """(label y = P(a ≻ b), asked, oracle label) from the expert's scores.
 
-    oracle: the better-scored action wins (½ on an exact tie). noisy: Boltzmann-rational,
-    y ~ Bernoulli(σ(β·(score a − score b))), β = `teacher_beta`. mistake: the oracle's label
-    flipped with probability `mistake_rate`. skip: pairs with |score gap| < δ
-    (`teacher_threshold`) are not asked. equal: such near-ties are labelled ½ (soft target).
+    oracle: the better-scored action wins (½ on an exact tie). noisy (B-Pref's Stoc):
+    Boltzmann-rational, y ~ Bernoulli(σ(β·(score a − score b))), β = `teacher_beta`. mistake
+    (B-Pref's Mistake): the oracle's label flipped with probability `mistake_rate`. skip
+    (B-Pref's Skip): a pair in which both actions score below `teacher_skip_score` (neither is
+    any good) is not asked. skip-ties: pairs with |score gap| < δ (`teacher_threshold`) are
+    not asked. equal (B-Pref's Equal): such near-ties are labelled ½ (a soft target).
     """
     gap = score_a - score_b
     oracle = jnp.where(gap > 0, 1.0, jnp.where(gap < 0, 0.0, 0.5))
@@ -178,6 +181,8 @@ def teach(teacher: str, key, score_a, score_b, hyper):
         flip = jax.random.bernoulli(key, hyper["mistake_rate"], gap.shape)
         label = jnp.where(flip, 1.0 - oracle, oracle)
     elif teacher == "skip":
+        label, asked = oracle, jnp.maximum(score_a, score_b) >= hyper["teacher_skip_score"]
+    elif teacher == "skip-ties":
         label, asked = oracle, ~near_tie
     elif teacher == "equal":
         label = jnp.where(near_tie, 0.5, oracle)

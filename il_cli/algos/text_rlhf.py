@@ -21,7 +21,7 @@ from flax import struct
 
 from il_cli.algos.bc import adam
 from il_cli.algos.rlhf import RankState, kl_exact
-from il_cli.text.task import answer_mask, gold_score, make_prompts
+from il_cli.text.task import answer_mask, gold_score, train_prompts
 
 
 def sequence_log_likelihood(model, params, tokens):
@@ -91,6 +91,14 @@ def make_text_reward(rm_model):
     return score
 
 
+def scaled_head(params, scale):
+    """The parameters of a scalar-head transformer whose every output is `scale` times that of
+    `params` (its head, the top-level Dense_0, scaled). PPO's value function starts from r_θ
+    this way: the reward it learns to predict is r_θ(x, y)·rm_scale, so V starts on that scale."""
+    head = params["params"]["Dense_0"]
+    return {"params": {**params["params"], "Dense_0": {name: w * scale for name, w in head.items()}}}
+
+
 def text_dpo_score(model):
     """DPO's implicit reward β log(π(y|x)/π_SFT(y|x)) = β Σ_t [log π(y_t|·) − log π_SFT(y_t|·)]
     over the answer's tokens, [..., K]: eq. 24.12 on it is DPO's loss."""
@@ -104,17 +112,6 @@ def text_dpo_score(model):
         return beta * (log_prob(params, prompts, answers, mask) - log_prob(sft_params, prompts, answers, mask))
 
     return score
-
-
-def train_prompts(key, n: int, held_out: bool = False):
-    """n prompts of the training split, or of the held-out split: a prompt is held out when a
-    fixed hash of its tokens is 0 mod 5 (one in five), so held-out prompts never occur in
-    training. Drawn from 16n candidates (too few held-out ones has probability < 1e-30 for
-    n ≥ 16)."""
-    candidates = make_prompts(key, 16 * n)
-    weights = jnp.arange(1, candidates.shape[1] + 1) * 7919
-    held = jnp.sum(candidates * weights, axis=1) % 5 == 0
-    return candidates[jnp.argsort(held != held_out, stable=True)[:n]]
 
 
 class TextPPOState(struct.PyTreeNode):

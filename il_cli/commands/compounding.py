@@ -4,7 +4,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from il_cli.commands.common import (Coordinator, Distributed, EvalEpisodes, EvalPolicy, Expert, Hidden, Json, Name,
+from il_cli.commands.common import (Coordinator, Distributed, EvalPolicy, Expert, Hidden, Json, Name,
                                     NumProcesses, ProcessId, Recipe, Resume, RunDir, Seed, Sweep, open_or_start,
                                     user_errors)
 from il_cli.config import CompoundingConfig, build_config, parse_ints
@@ -21,7 +21,9 @@ def compounding(
     rounds: Annotated[Optional[int], typer.Option(help="DAgger rounds (β = 1 in the first, 0 after).", show_default="4")] = None,
     train_steps: Annotated[Optional[int], typer.Option(help="BC's gradient steps; DAgger's after each round.", show_default="1000")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate of BC and DAgger.", show_default="3e-3")] = None,
-    hidden: Hidden = None, eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
+    hidden: Hidden = None,
+    eval_episodes: Annotated[Optional[int], typer.Option("--eval-episodes", help="Evaluation episodes per seed and horizon.", show_default="256")] = None,
+    eval_policy: EvalPolicy = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, json: Json = False,
     distributed: Distributed = False, coordinator: Coordinator = None, num_processes: NumProcesses = None,
     process_id: ProcessId = None,
@@ -52,13 +54,15 @@ def rows(summary: dict) -> list[tuple]:
     for r in summary["table"]:
         cell = "".join(f", {k}={v:g}" for k, v in r["hyper"].items())
         ratio = "–" if r["gap_over_h2_eps"] is None else f"{r['gap_over_h2_eps']:.3f}"
+        own = "–" if r.get("gap_over_h_eps_own") is None else f"{r['gap_over_h_eps_own']:.2f}"
         out.append((f"{'BC' if r['algo'] == 'bc' else 'DAgger'}, {r['demos']} demos{cell}, H={r['horizon']}",
                     f"gap {r['gap']:.2f} ± {r['gap_se']:.2f}  ε {r['eps_expert_states']:.4f} (own states "
-                    f"{r['eps_own_states']:.4f})  H²ε {r['bound']:.1f}  gap/H²ε {ratio}"))
+                    f"{r['eps_own_states']:.4f})  H²ε {r['bound']:.1f}  gap/H²ε {ratio}  gap/Hε_own {own}"))
     for s in summary["slopes"]:
         cell = "".join(f", {k}={v:g}" for k, v in s["hyper"].items())
-        out.append((f"log-log slope of the gap, {'BC' if s['algo'] == 'bc' else 'DAgger'}, {s['demos']} demos{cell}",
-                    "–" if s["slope"] is None else f"{s['slope']:.2f}"))
+        ci = "" if not s.get("ci95") else f"  [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}] 95% CI over seeds"
+        out.append((f"growth exponent p of the gap ≈ c·H^p, {'BC' if s['algo'] == 'bc' else 'DAgger'}, "
+                    f"{s['demos']} demos{cell}", "– (no positive gap)" if s["slope"] is None else f"{s['slope']:.2f}{ci}"))
     out += [("gap ≤ H²ε for every seed and H", "yes" if summary["bound_holds"] else "NO"),
             ("seeds", summary["seeds"]), ("table", summary["csv"]), ("plot", summary["plot"]),
             ("wall time (s)", summary["wall_s"])]

@@ -12,11 +12,11 @@ from il_cli.ui import UI
 
 def expert(
     env: Env = None, seed: Seed = None, seeds: Seeds = None, sweep: Sweep = None, recipe: Recipe = None,
-    total_timesteps: Annotated[Optional[int], typer.Option(help="Environment steps of PPO training.")] = None,
-    num_envs: Annotated[Optional[int], typer.Option(help="Parallel environments.")] = None,
-    num_steps: Annotated[Optional[int], typer.Option(help="Rollout length per update.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.")] = None,
-    ent_coef: Annotated[Optional[float], typer.Option(help="Entropy bonus coefficient.")] = None,
+    total_timesteps: Annotated[Optional[int], typer.Option(help="Environment steps of PPO training.", show_default="262144")] = None,
+    num_envs: Annotated[Optional[int], typer.Option(help="Parallel environments.", show_default="32")] = None,
+    num_steps: Annotated[Optional[int], typer.Option(help="Rollout length per update.", show_default="64")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.", show_default="3e-3")] = None,
+    ent_coef: Annotated[Optional[float], typer.Option(help="Entropy bonus coefficient.", show_default="0.01")] = None,
     hidden: Hidden = None, eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None, json: Json = False,
     distributed: Distributed = False, coordinator: Coordinator = None, num_processes: NumProcesses = None,

@@ -11,10 +11,11 @@ from il_cli.config import PrefsConfig, build_config, parse_ints
 from il_cli.ui import UI
 
 StateSource = Annotated[Optional[str], typer.Option(help="States the pairs are asked at: the expert's rollouts (expert), or the expert acting with probability ½ and a random action otherwise (uniform-mix).", show_default="uniform-mix")]
-Teacher = Annotated[Optional[str], typer.Option(help="Simulated teacher: oracle | noisy (Boltzmann, --teacher-beta) | mistake (--mistake-rate) | skip | equal (--teacher-threshold).", show_default="oracle")]
+Teacher = Annotated[Optional[str], typer.Option(help="Simulated teacher, labelling from the expert's score log π*(a|s): oracle (the better-scored action) | noisy (B-Pref's Stoc: Boltzmann, --teacher-beta) | mistake (B-Pref's: --mistake-rate of labels flipped) | skip (B-Pref's: no answer when both actions score below --teacher-skip-score) | skip-ties (no answer when the score gap is under --teacher-threshold) | equal (B-Pref's: ½ for such near-ties).", show_default="oracle")]
 TeacherBeta = Annotated[Optional[float], typer.Option(help="Rationality β of the noisy teacher: p(a ≻ b) = σ(β(log π*(a|s) − log π*(b|s))).", show_default="1")]
 MistakeRate = Annotated[Optional[float], typer.Option(help="Fraction of the mistake teacher's labels that are flipped.", show_default="0.1")]
-TeacherThreshold = Annotated[Optional[float], typer.Option(help="Score gap (nats) under which the skip teacher does not answer and the equal teacher says ½.", show_default="0.1")]
+TeacherThreshold = Annotated[Optional[float], typer.Option(help="Score gap (nats) under which the skip-ties teacher does not answer and the equal teacher says ½.", show_default="0.1")]
+TeacherSkipScore = Annotated[Optional[float], typer.Option(help="The skip teacher does not answer when both actions' scores log π*(a|s) are below this (nats).", show_default="-3")]
 
 
 def prefs(
@@ -24,6 +25,7 @@ def prefs(
     prefs_file: Annotated[Optional[str], typer.Option(help="Preferences from a file (`il collect --prefs`, or your own in its format) instead of a simulated teacher.")] = None,
     state_source: StateSource = None, teacher: Teacher = None, teacher_beta: TeacherBeta = None,
     mistake_rate: MistakeRate = None, teacher_threshold: TeacherThreshold = None,
+    teacher_skip_score: TeacherSkipScore = None,
     param: Annotated[Optional[str], typer.Option(help="q: learn Q(s,a), act with π ∝ exp(Q/α); policy: learn log π directly (CPL / DPO without a reference).", show_default="q")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="α in π ∝ exp(Q/α) (with --param policy: the scale of α log π in the loss).", show_default="1")] = None,
     hidden: Hidden = None,
@@ -43,7 +45,7 @@ def prefs(
             PrefsConfig, "prefs", recipe, env=env, seed=seed, seeds=seeds, tensorboard=tensorboard, sweep=tuple(sweep) if sweep else None,
             expert=expert, num_prefs=num_prefs, prefs_file=prefs_file, state_source=state_source,
             teacher=teacher, teacher_beta=teacher_beta, mistake_rate=mistake_rate,
-            teacher_threshold=teacher_threshold, param=param, temperature=temperature,
+            teacher_threshold=teacher_threshold, teacher_skip_score=teacher_skip_score, param=param, temperature=temperature,
             hidden=parse_ints(hidden, "hidden"), lr=lr, batch_size=batch_size, num_steps=num_steps,
             holdout_frac=holdout_frac, eval_episodes=eval_episodes, eval_policy=eval_policy), run_dir, name,
             distributed=(coordinator, num_processes, process_id) if distributed else None)
@@ -62,9 +64,10 @@ def prefs(
 def teacher_text(teacher) -> str:
     if not isinstance(teacher, dict):
         return str(teacher)
-    extra = {"noisy": "teacher_beta", "mistake": "mistake_rate", "skip": "teacher_threshold",
-             "equal": "teacher_threshold"}.get(teacher["name"])
-    return teacher["name"] + (f" ({extra.split('_', 1)[1]} {teacher[extra]:g})" if extra else "")
+    extra = {"noisy": "teacher_beta", "mistake": "mistake_rate", "skip": "teacher_skip_score",
+             "skip-ties": "teacher_threshold", "equal": "teacher_threshold"}.get(teacher["name"])
+    return teacher["name"] + (f" ({extra.split('_', 1)[1].replace('_', ' ')} {teacher[extra]:g})"
+                              if extra and extra in teacher else "")
 
 
 def rows(summary: dict) -> list[tuple]:

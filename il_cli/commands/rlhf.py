@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from il_cli.commands.common import (Coordinator, Distributed, Env, EvalEpisodes, EvalPolicy, Expert, Hidden, Json,
+from il_cli.commands.common import (Coordinator, Distributed, Env, EvalEpisodes, Expert, Hidden, Json,
                                     Name, NumProcesses, ProcessId, Recipe, Resume, RunDir, Seed, Seeds, Sweep,
                                     TensorBoard, eval_rows, open_or_start, sweep_rows, user_errors)
 from il_cli.config import RLHFConfig, build_config, parse_ints
@@ -28,9 +28,10 @@ def rlhf(
     segment_length: Annotated[Optional[int], typer.Option(help="Steps L per response.", show_default="100")] = None,
     human_beta: Annotated[Optional[float], typer.Option(help="Plackett–Luce rationality of the simulated human, per unit of return (of gold score with --task text).", show_default="1; text 5")] = None,
     human_error: Annotated[Optional[float], typer.Option(help="Probability that a ranking is a random order.", show_default="0")] = None,
+    holdout_frac: Annotated[Optional[float], typer.Option(help="Fraction of the ranked prompts held out to measure the reward model's (or DPO's) ranking accuracy (0: none, measured on training data).", show_default="0.1")] = None,
     rm_steps: Annotated[Optional[int], typer.Option(help="Reward-model gradient steps.", show_default="500")] = None,
-    kl_coef: Annotated[Optional[float], typer.Option(help="β: KL penalty to π_SFT per step (its start value under --kl-target; DPO's β with --method dpo).", show_default="0.02; text 0.1")] = None,
-    kl_target: Annotated[Optional[float], typer.Option(help="Adapt β after every PPO update to steer the KL to π_SFT to this value (Ziegler et al.); 0: β fixed.", show_default="0")] = None,
+    kl_coef: Annotated[Optional[float], typer.Option(help="β: weight of the KL penalty β log(π_RL/π_SFT), paid per step (per token with --task text); its start value under --kl-target; DPO's β with --method dpo.", show_default="0.02; text 0.1")] = None,
+    kl_target: Annotated[Optional[float], typer.Option(help="Adapt β after every PPO update to steer KL(π_RL ‖ π_SFT), in nats per step (the mean over the policy's states), to this value (Ziegler et al.); 0: β fixed.", show_default="0")] = None,
     ptx_coef: Annotated[Optional[float], typer.Option(help="γ: weight of the pretraining log-likelihood (of the SFT demonstrations unless --pretrain-data; of the corpus with --task text).", show_default="0; text 0.5")] = None,
     pretrain_data: Annotated[Optional[str], typer.Option(help="A dataset (`il collect`) to use as D_pretrain of the ptx term.")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="Rank the current policy's responses and refit the reward model (or DPO) this many times in all.", show_default="1")] = None,
@@ -44,7 +45,8 @@ def rlhf(
     num_layers: Annotated[Optional[int], typer.Option(help="--task text: transformer blocks of the policy and of the reward model.", show_default="2")] = None,
     d_model: Annotated[Optional[int], typer.Option(help="--task text: the policy transformer's width.", show_default="64")] = None,
     rm_d_model: Annotated[Optional[int], typer.Option(help="--task text: the reward model's width (small: watch it be over-optimised).", show_default="64")] = None,
-    hidden: Hidden = None, eval_episodes: EvalEpisodes = None, eval_policy: EvalPolicy = None,
+    hidden: Hidden = None, eval_episodes: EvalEpisodes = None,
+    eval_policy: Annotated[Optional[str], typer.Option("--eval-policy", help="Evaluate greedy actions (mode) or actions sampled from π (sample): RLHF's policies are stochastic, and the KL is to a stochastic π_SFT.", show_default="sample")] = None,
     run_dir: RunDir = None, name: Name = None, resume: Resume = None, tensorboard: TensorBoard = None,
     json: Json = False, distributed: Distributed = False, coordinator: Coordinator = None,
     num_processes: NumProcesses = None, process_id: ProcessId = None,
@@ -77,7 +79,7 @@ def rlhf(
             text_rlhf(ui, ctx, resume, recipe, run_dir, name, joined, **text_only, **dict(
                 seed=seed, seeds=seeds, sweep=tuple(sweep) if sweep else None, method=method, demo_noise=demo_noise,
                 sft_steps=sft_steps, num_prompts=num_prompts, k=k, human_beta=human_beta, human_error=human_error,
-                rm_steps=rm_steps, kl_coef=kl_coef, ptx_coef=ptx_coef, dpo_steps=dpo_steps, lr=lr,
+                rm_steps=rm_steps, kl_coef=kl_coef, ptx_coef=ptx_coef, dpo_steps=dpo_steps, lr=lr, holdout_frac=holdout_frac,
                 tensorboard=tensorboard))
             return
         if any(v is not None for v in text_only.values()):
@@ -94,6 +96,7 @@ def rlhf(
             demo_episodes=demo_episodes,
             demo_noise=demo_noise, sft_steps=sft_steps, num_prompts=num_prompts, k=k,
             segment_length=segment_length, human_beta=human_beta, human_error=human_error, rm_steps=rm_steps,
+            holdout_frac=holdout_frac,
             kl_coef=kl_coef, ptx_coef=ptx_coef, total_timesteps=total_timesteps, lr=lr,
             eval_episodes=eval_episodes, eval_policy=eval_policy,
             **{"hidden": parse_ints(hidden, "hidden"), **architecture}), run_dir, name, distributed=joined)
@@ -139,6 +142,8 @@ def text_rlhf(ui: UI, ctx: dict, resume, recipe, run_dir, name, distributed, **f
 def text_rows(summary: dict) -> list[tuple]:
     pre, sft, rm, rl = summary["pretrained"], summary["sft"], summary["reward_model"], summary["rl"]
     ppo = rl["method"] == "ppo"
+    scorer = "r_θ" if ppo else "DPO's implicit reward β log(π/π_SFT)"
+    held = "held-out" if isinstance(rm.get("holdout", {}), dict) else "training-data (none held out)"
     fig = lambda block: (f"{block['gold']:.3f} sampled, {block['gold_greedy']:.3f} greedy "
                          f"({block['exact']:.0%} exactly right)")
     return [row for row in [
@@ -146,13 +151,13 @@ def text_rows(summary: dict) -> list[tuple]:
         ("  SFT (same prompts and keys)", fig(sft)),
         ("  pretrained only", fig(pre)),
         ("gold gain over SFT (sampled)", summary["gold_gain"]),
-        ("KL(π_RL ‖ π_SFT) per answer, exact", rl["kl"]),
+        ("KL(π_RL ‖ π_SFT), exact, nats per answer (sum over its tokens)", rl["kl"]),
         ("corpus log-likelihood per token: RLHF / SFT / pretrained",
          f"{rl['corpus_log_likelihood']:.4f} / {sft['corpus_log_likelihood']:.4f} / {pre['corpus_log_likelihood']:.4f}"),
         ("proxy reward r_θ (normalised)", rl.get("proxy_reward")),
         ("β (kl_coef) / γ (ptx_coef)", f"{rl['kl_coef']:g} / {rl['ptx_coef']:g}" if ppo else None),
         ("DPO's β (kl_coef)", None if ppo else f"{rl['kl_coef']:g}"),
-        ("held-out ranking accuracy of r_θ", rm.get("ranking_accuracy")),
+        (f"{held} accuracy of {scorer} on the ranker's pairs", rm.get("ranking_accuracy")),
         ("  on the pairs the gold score orders", rm.get("gold_pair_accuracy")),
         ("rankings", f"{rm['rankings']} of K={rm['k']} ({rm['ranker']}), {rm['held_out_rankings']} held out"),
         ("SFT demonstrations' gold (noise)", f"{sft['demo_gold']:.3f} ({sft['demo_noise']:g})"),
@@ -201,16 +206,17 @@ def rows(summary: dict) -> list[tuple]:
     beta = (f"{rl['kl_coef']:g} → {rl['final_kl_coef']:.4g} (target KL {rl['kl_target']:g})" if ppo and rl["kl_target"]
             else f"{rl['kl_coef']:g}")
     scorer = "r_θ" if ppo else "DPO's implicit reward β log(π/π_SFT)"
+    held = "held-out" if isinstance(rm.get("holdout", {}), dict) else "training-data (none held out)"
     return eval_rows(summary) + [row for row in [
         ("SFT gold return (same keys)", sft["eval"]["return_mean"]),
         ("gold gain over SFT", summary["gold_gain"]),
-        ("KL(π_RL ‖ π_SFT), exact, per state", rl["kl"]),
+        ("KL(π_RL ‖ π_SFT), exact, nats per step (mean over states)", rl["kl"]),
         ("proxy reward r_θ per step", rl["proxy_reward"] if ppo else None),
         ("ptx log-likelihood of D_pretrain", rl["ptx_log_likelihood"] if ppo else None),
         ("β (kl_coef) / γ (ptx_coef)", f"{beta} / {rl['ptx_coef']:g}" if ppo else None),
         ("DPO's β (kl_coef)", None if ppo else beta),
-        (f"held-out ranking accuracy of {scorer} (pairs the true returns order)", rm["gold_pair_accuracy"]),
-        ("held-out accuracy on the human's rankings (all pairs)", rm["ranking_accuracy"]),
+        (f"{held} accuracy of {scorer} on the pairs the true returns order", rm["gold_pair_accuracy"]),
+        (f"{held} accuracy of {scorer} on the human's rankings (all pairs)", rm["ranking_accuracy"]),
         ("labels", f"{rm['rankings']} rankings of K={rm['k']} ({rm['labels']} pairs), "
                    f"{rm['held_out_prompts']} prompts held out" + (f", {rl['iterations']} iterations" if rl["iterations"] > 1 else "")),
         ("SFT demonstrations", None if sft["demo_transitions"] is None else

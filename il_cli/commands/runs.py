@@ -12,7 +12,7 @@ from il_cli.ui import UI
 
 def runs(
     root: Annotated[Optional[Path], typer.Argument(help="Directory holding runs.", show_default="runs")] = None,
-    group: Annotated[bool, typer.Option("--group", help="One row per sweep cell, pooling the seeds of runs that differ only in seed: IQM and 95% CI of the return.")] = False,
+    group: Annotated[bool, typer.Option("--group", help="One row per sweep cell, pooling the seeds of runs that differ only in seed (each seed once): IQM and 95% CI of the return.")] = False,
     command: Annotated[Optional[str], typer.Option("--command", help="Only runs of this command (bc, dagger, prefs, expert, collect).")] = None,
     env: Annotated[Optional[str], typer.Option("--env", "-e", help="Only runs on this environment (id or alias).")] = None,
     since: Annotated[Optional[str], typer.Option(help="Only runs started since a date (2026-11-26, 2026-11-26T14:00) or within a span (30m, 6h, 2d).")] = None,
@@ -39,12 +39,15 @@ def runs(
         if json:
             print(json_lib.dumps({"groups": rows}))
             return
-        table = Table(title=f"sweep cells in {root or runs_root()}")
+        repeats = sum(r["repeats"] for r in rows)
+        table = Table(title=f"sweep cells in {root or runs_root()}", caption=(
+            f"each seed counted once: {repeats} member{'s' * (repeats > 1)} with a seed already counted left out"
+            if repeats else None))
         for col in ("command", "env", "cell", "seeds", "return IQM [95% CI]", "mean ± std", "runs"):
             table.add_column(col, justify="right" if col in ("seeds", "runs") else "left")
         for r in rows:
             a = r["return"]
-            table.add_row(r["command"], r["env"], r["cell"], str(a["n"]),
+            table.add_row(r["command"], r["env"], r["cell"], str(a["n"]) + (f" (+{r['repeats']} again)" if r["repeats"] else ""),
                           f"{a['iqm']:.1f} [{a['ci95'][0]:.1f}, {a['ci95'][1]:.1f}]",
                           f"{a['mean']:.1f} ± {a['std']:.1f}", ", ".join(Path(p).name for p in r["runs"]))
         ui.print(table)

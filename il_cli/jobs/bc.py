@@ -14,14 +14,12 @@ from il_cli.config import BCConfig, member_configs
 from il_cli.data import load_dataset
 from il_cli.envs import make_env
 from il_cli.jobs.collect import run_demos
-from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, fit_members, root_key, run_summary,
+from il_cli.jobs.common import (NO_HOLDOUT, eval_key, evaluate, evaluate_against_expert, fit_members, root_key, run_summary,
                                 stack, throughput)
 from il_cli.jobs.expert import get_expert
 from il_cli.loop import host, jit_members, shard_members
 from il_cli.plots import write_curves
 from il_cli.runs import Run, open_policy_run
-
-NO_HOLDOUT = "none — measured on training data"
 
 
 def split_holdout(episode_lengths, frac: float, key):
@@ -130,6 +128,6 @@ def run_bc(cfg: BCConfig, run: Run, ui) -> dict:
         blocks.append({"eval": evals[k], "expert": expert, "bc": bc,
                        "return_gap": expert["return_mean"] - evals[k]["return_mean"]})
     summary = run_summary("bc", cfg.env, cfg.seed, run, started, blocks, run.members)
-    summary["curves"] = str(write_curves(run))
+    summary["curves"] = str(write_curves(run, summary))
     run.write_summary(summary)
     return summary

@@ -15,6 +15,7 @@ from il_cli.loop import (COMPILE_STATS, PROGRAMS, chunk_length, device_descripti
 from il_cli.runs import Run
 
 EVAL_STREAM = 0xE7A1  # evaluation keys are never training keys
+NO_HOLDOUT = "none — measured on training data"  # a held-out figure's block when nothing was held out
 
 
 def root_key(seed: int):

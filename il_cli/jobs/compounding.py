@@ -67,14 +67,40 @@ def make_cell(cfg: CompoundingConfig, env, env_params, spec, learner, expert, ho
     return cell
 
 
-def loglog_slope(horizons, gaps) -> float | None:
-    """The least-squares slope of log gap against log H over the points with a positive gap
-    (None with fewer than two): 2 for a gap growing like H², 1 for one like H."""
-    h, g = np.asarray(horizons, float), np.asarray(gaps, float)
-    keep = g > 0
-    if keep.sum() < 2:
-        return None
-    return float(np.polyfit(np.log(h[keep]), np.log(g[keep]), 1)[0])
+SLOPE_GRID = np.linspace(-1.0, 4.0, 5001)  # exponents p tried by `power_fit`, 0.001 apart
+SLOPE_FIT = ("c·H^p by least squares on the mean gaps, on their own scale: every point counts, gaps ≤ 0 "
+             "as they are (a log-log fit would have to drop them); the longest horizons weigh most")
+
+
+def power_fit(horizons, gaps):
+    """(p, c) of gap ≈ c·H^p fitted by least squares to `gaps` [..., len(horizons)] as they are
+    (zero and negative gaps included), p on SLOPE_GRID: for each p the best c is
+    Σ g H^p / Σ H^2p, leaving Σ g² − (Σ g H^p)² / Σ H^2p. p is 2 for a gap growing like H², 1
+    for one like H; (None, None) where no gap is positive (nothing grows)."""
+    g = np.asarray(gaps, np.float64)
+    x = np.asarray(horizons, np.float64) / np.max(horizons)  # c is then the gap at the longest H
+    powers = x[None, :] ** SLOPE_GRID[:, None]  # [P, H]
+    gh, hh = g @ powers.T, (powers**2).sum(axis=1)  # [..., P], [P]
+    best = np.argmax(gh**2 / hh, axis=-1)  # the least residual
+    p, c = SLOPE_GRID[best], np.take_along_axis(gh, best[..., None], -1)[..., 0] / hh[best]
+    if g.ndim == 1:
+        return (None, None) if not np.any(g > 0) else (float(p), float(c))
+    return np.where(np.any(g > 0, axis=-1), p, np.nan), c
+
+
+def slope_with_ci(horizons, per_seed_gaps, num_resamples: int = 2000, seed: int = 0) -> dict:
+    """The exponent p of `power_fit` to the mean gap over seeds, with a 95% percentile bootstrap
+    CI: the seeds (rows of `per_seed_gaps` [seeds, H], one member's gaps at every H) resampled
+    with replacement and p refitted to each resample's mean gaps."""
+    g = np.asarray(per_seed_gaps, np.float64)
+    p, c = power_fit(horizons, g.mean(axis=0))
+    ci = None
+    if p is not None and len(g) > 1:
+        rng = np.random.default_rng(seed)
+        resampled, _ = power_fit(horizons, g[rng.integers(0, len(g), (num_resamples, len(g)))].mean(axis=1))
+        resampled = resampled[np.isfinite(resampled)]
+        ci = [float(np.quantile(resampled, 0.025)), float(np.quantile(resampled, 0.975))] if len(resampled) else None
+    return {"slope": p, "ci95": ci, "scale": c, "fit": SLOPE_FIT}
 
 
 def bound_rows(horizon: int, figures: list[dict]) -> dict:
@@ -91,6 +117,7 @@ def bound_rows(horizon: int, figures: list[dict]) -> dict:
     return {"horizon": horizon, "gap": gap, "gap_se": gap_se, "eps_expert_states": eps, "eps_expert_states_se": eps_se,
             "eps_own_states": own, "eps_own_states_se": own_se, "bound": horizon**2 * eps,
             "gap_over_h_eps": ratio(horizon * eps), "gap_over_h2_eps": ratio(horizon**2 * eps),
+            "gap_over_h_eps_own": ratio(horizon * own),  # Ross et al.'s DAgger bound is in ε on its own states
             "return": float(np.mean([f["return"] for f in figures])),
             "expert_return": float(np.mean([f["expert_return"] for f in figures])),
             "labels": float(np.mean([f["labels"] for f in figures])),
@@ -138,15 +165,16 @@ def summarize(cfg: CompoundingConfig, run: Run, done: dict, started: float) -> d
         members = [m for m in run.members if m["cell"] == cell]
         for demos in cfg.demo_episodes:
             for algo in ALGOS:
-                rows = []
+                rows, per_seed = [], []
                 for horizon in cfg.horizons:
                     figures = [{k[len(algo) + 1:]: v for k, v in done[(demos, horizon, m["member"])].items()
                                 if k.startswith(algo + "_")} for m in members]
                     rows.append({"algo": algo, "demos": demos, "cell": cell, "hyper": members[0]["hyper"],
                                  **bound_rows(horizon, figures)})
+                    per_seed.append([f["gap"] for f in figures])
                 table += rows
                 slopes.append({"algo": algo, "demos": demos, "cell": cell, "hyper": members[0]["hyper"],
-                               "slope": loglog_slope(cfg.horizons, [r["gap"] for r in rows])})
+                               **slope_with_ci(cfg.horizons, np.array(per_seed).T)})
     summary = base_summary("compounding", cfg.env, run, cfg.seed, started)
     summary.update(seeds=cfg.seeds, horizons=list(cfg.horizons), demos=list(cfg.demo_episodes), table=table, slopes=slopes,
                    bound_holds=all(r["bound_violations"] == 0 for r in table))

@@ -82,6 +82,6 @@ def run_dagger(cfg: DAggerConfig, run: Run, ui) -> dict:
             "dataset_size": int(sizes[k]), **tv, "train_loss": rows[-1]["loss"],
             "compile_s": compile_s}, "return_gap": expert["return_mean"] - evals[k]["return_mean"]})
     summary = run_summary("dagger", cfg.env, cfg.seed, run, started, blocks, run.members)
-    summary["curves"] = str(write_curves(run))
+    summary["curves"] = str(write_curves(run, summary))
     run.write_summary(summary)
     return summary

@@ -79,7 +79,7 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
             block["expert"]["action_std"] = np.exp(log_std[k]).tolist()
         blocks.append(block)
     summary = run_summary("expert", cfg.env, cfg.seed, run, started, blocks, run.members)
-    summary["curves"] = str(write_curves(run))
+    summary["curves"] = str(write_curves(run, summary))
     run.write_summary(summary)
     return summary
 
@@ -104,7 +104,7 @@ def exact_expert(cfg: PPOConfig, run: Run) -> dict:
     run.wait()
     blocks = [{"eval": ret, "expert": {"timesteps": 0, "updates": 0, "exact": True}} for ret in returns]
     summary = run_summary("expert", cfg.env, cfg.seed, run, started, blocks, run.members)
-    summary["curves"] = str(write_curves(run))
+    summary["curves"] = str(write_curves(run, summary))
     run.write_summary(summary)
     return summary
 

@@ -13,8 +13,8 @@ from il_cli.algos.prefs import make_generate, make_policy, make_prefs, make_pref
 from il_cli.config import TEACHER_HYPER, PrefsConfig, member_configs
 from il_cli.data import Preferences, load_preferences, save_preferences
 from il_cli.envs import make_env
-from il_cli.jobs.bc import NO_HOLDOUT, padded, split_holdout
-from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, fit_members, load_expert, root_key,
+from il_cli.jobs.bc import padded, split_holdout
+from il_cli.jobs.common import (NO_HOLDOUT, eval_key, evaluate, evaluate_against_expert, fit_members, load_expert, root_key,
                                 run_summary, stack, throughput)
 from il_cli.jobs.expert import get_expert
 from il_cli.loop import host, jit_members, shard_members
@@ -129,6 +129,6 @@ def run_prefs(cfg: PrefsConfig, run: Run, ui) -> dict:
         blocks.append({"eval": evals[k], "expert": expert_block, "prefs": block,
                        "return_gap": expert_block["return_mean"] - evals[k]["return_mean"]})
     summary = run_summary("prefs", cfg.env, cfg.seed, run, started, blocks, run.members)
-    summary["curves"] = str(write_curves(run))
+    summary["curves"] = str(write_curves(run, summary))
     run.write_summary(summary)
     return summary

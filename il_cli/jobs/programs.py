@@ -73,6 +73,6 @@ def run_programs(job, cfg, run: Run, ui, ctx: dict) -> dict:
     summary["programs"] = [{"hyper": p["hyper"], "run_dir": str(child.path), "wall_s": s["wall_s"]}
                            for p, child, s in done]
     summary["wall_s"] = round(sum(p["wall_s"] for p in summary["programs"]), 3)
-    summary["curves"] = str(write_curves(run))
+    summary["curves"] = str(write_curves(run, summary))
     run.write_summary(summary)
     return summary

@@ -14,7 +14,7 @@ from il_cli.algos.rlhf import (RewardModel, RLHFObjective, dpo_rewards, held_out
 from il_cli.config import RLHFConfig, member_configs
 from il_cli.data import load_dataset
 from il_cli.envs import make_env
-from il_cli.jobs.common import (eval_key, evaluate, load_expert, load_policy, root_key, run_summary, stack,
+from il_cli.jobs.common import (NO_HOLDOUT, eval_key, evaluate, load_expert, load_policy, root_key, run_summary, stack,
                                 throughput)
 from il_cli.jobs.expert import get_expert
 from il_cli.loop import Timed, chunk_length, host, jit_members, replicate, run_chunks, shard_members
@@ -23,6 +23,8 @@ from il_cli.runs import Run, open_policy_run
 
 PREPARE_HYPER = ("demo_noise", "sft_lr", "human_beta", "human_error", "rm_lr", "kl_coef", "lr")
 KL_PROMPTS = 32  # prompts whose K responses measure a DPO policy's KL to π_SFT on its own states
+KL_PROBE_STREAM = 0x4B1  # the KL probe's keys: from the evaluation keys, never a training key
+KL_UNIT = "nats per step: the exact KL(π_RL(·|s) ‖ π_SFT(·|s)), mean over the policy's own states"
 
 
 def make_stages(cfg: RLHFConfig, env, env_params, spec, expert, actor, model):
@@ -150,6 +152,7 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
     if cfg.pretrain_data:
         pretrain = shard_members(pretrain_data(cfg, M))
     labels, held, label_figures = label_stage(label_keys, sft_params, shard_members(empty_labels(cfg, spec, M)), hyper)
+    sft_held = held  # the held-out rankings of π_SFT's responses (iteration 1), which the summary describes
     state = {"sft": sft_params, "labels": labels, "held": held, "figures": label_figures}
     per_iteration = cfg.steps // cfg.iterations
     chunk = chunk_length(per_iteration, max(1, cfg.num_chunks // cfg.iterations))
@@ -227,13 +230,13 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
         if dpo:
             figures = {**figures, **host(implicit(policy(state), state["sft"], state["held"],
                                                             hyper["kl_coef"]))}
-            kl = host(kl_probe(policy(state), state["sft"], jax.vmap(jax.random.fold_in, in_axes=(0, None))(
-                rm_keys, 1000 + step)))
+            kl = host(kl_probe(policy(state), state["sft"], kl_probe_keys(eval_keys, step)))
         rows = []
         for k in range(M):
             m = jax.tree.map(lambda x: np.asarray(x[k]), metrics)
             row = {"gold_return": evals[k]["return_mean"], "return": evals[k]["return_mean"],
-                   "ranking_accuracy": pair_accuracy(figures, k)}
+                   "gold_pair_accuracy": pair_accuracy(figures, k),
+                   "ranking_accuracy": float(figures["ranking_accuracy"][k])}
             if dpo:
                 row.update(kl=float(kl[k]), sqrt_kl=float(np.sqrt(max(kl[k], 0.0))), loss=float(np.mean(m)),
                            steps_per_s=M * chunk / train_s)
@@ -253,16 +256,20 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
 
     evals = evaluate(cfg.env, actor, policy(state), eval_keys, cfg.eval_episodes, cfg.eval_policy)
     prepared, last = host(prepared), host(state["figures"])
-    if dpo:  # the implicit reward of the final policy on the held-out rankings
-        last = {**last, **host(implicit(policy(state), state["sft"], state["held"], hyper["kl_coef"]))}
-        first = {**last, "response_gold": first["response_gold"]}
+    if dpo:  # the final policy's implicit reward, on π_SFT's held-out rankings and on the last iteration's
+        final = lambda held: host(implicit(policy(state), state["sft"], held, hyper["kl_coef"]))
+        first = {**first, **final(sft_held)}
+        last = {**last, **final(state["held"])}
+    scorer = "the final policy's implicit reward β log(π/π_SFT)" if dpo else "r_θ fitted to iteration 1's rankings"
+    held_prompts = held_out_prompts(cfg)
+    where = "held-out prompts" if held_prompts else "training prompts (none held out)"
     blocks = []
     for k, m in enumerate(member_cfgs):
         rows = run.metrics(member=k)
         prep = {name: float(v[k]) for name, v in prepared.items()}
         ranked = lambda figures: {**{name: float(figures[name][k]) for name in (
             "ranking_accuracy", "decided_pairs", "response_gold")}, "gold_pair_accuracy": pair_accuracy(figures, k)}
-        rl = {"method": cfg.method, "kl": rows[-1]["kl"], "kl_coef": m.kl_coef, "steps": cfg.steps,
+        rl = {"method": cfg.method, "kl": rows[-1]["kl"], "kl_unit": KL_UNIT, "kl_coef": m.kl_coef, "steps": cfg.steps,
               "iterations": cfg.iterations, "compile_s": program.compile_s, "prepare_s": prepare_s,
               "steps_per_s": throughput([{"samples_per_s": r["steps_per_s"]} for r in rows])}
         if not dpo:
@@ -276,18 +283,22 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
                     "demo_episodes": None if cfg.sft else cfg.demo_episodes,
                     "demo_transitions": None if cfg.sft else int(prep["demo_transitions"]),
                     "demo_return": None if cfg.sft else prep["demo_return"]},
-            # on π_SFT's responses; "implicit" for DPO: its β log(π/π_SFT) orders the held-out responses
             "reward_model": {**ranked(first), "model": "implicit" if dpo else "r_θ",
+                             "measured_on": f"{scorer}, on π_SFT's responses to the {where}",
+                             "holdout": {"prompts": held_prompts} if held_prompts else NO_HOLDOUT,
                              **({} if dpo else {"train_loss": float(first["rm_train_loss"][k])}),
                              "rankings": cfg.iterations * cfg.num_prompts, "k": cfg.k,
                              "labels": cfg.iterations * cfg.num_prompts * cfg.k * (cfg.k - 1) // 2,
-                             "held_out_prompts": held_out_prompts(cfg), "segment_length": cfg.segment_length,
-                             **({"last_iteration": ranked(last)} if cfg.iterations > 1 else {})},
+                             "held_out_prompts": held_prompts, "segment_length": cfg.segment_length,
+                             **({"last_iteration": {
+                                 **ranked(last), "measured_on": f"{'the final policy' if dpo else 'r_θ fitted to every ranking'}"
+                                 f", on iteration {cfg.iterations}'s responses (of the policy after {cfg.iterations - 1}"
+                                 f" iterations) to the {where}"}} if cfg.iterations > 1 else {})},
             "rl": rl,
             "gold_gain": evals[k]["return_mean"] - sft_evals[k]["return_mean"],
         })
     summary = run_summary("rlhf", cfg.env, cfg.seed, run, started, blocks, run.members)
-    summary["curves"] = str(write_curves(run))
+    summary["curves"] = str(write_curves(run, summary))
     summary["plot"] = str(plot_rlhf(run, [b["sft"]["eval"]["return_mean"] for b in blocks]))
     run.write_summary(summary)
     return summary
@@ -296,6 +307,11 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
 def pair_accuracy(figures, k: int) -> float | None:
     """Member k's held-out accuracy on the pairs the true returns order; None if they order none."""
     return float(figures["gold_pair_accuracy"][k]) if figures["decided_pairs"][k] > 0 else None
+
+
+def kl_probe_keys(eval_keys, step: int):
+    """The keys of the DPO KL probe after `step`: each member's evaluation key's own stream."""
+    return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, KL_PROBE_STREAM), step))(eval_keys)
 
 
 def make_kl_probe(cfg: RLHFConfig, env, env_params, spec, actor):

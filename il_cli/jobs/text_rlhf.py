@@ -9,22 +9,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from il_cli.algos.rlhf import held_out_figures, kl_exact, make_ranking_fit, rank
-from il_cli.algos.text_rlhf import (answer_logits, lm_loss, make_fit, make_text_ppo,
-                                    make_text_reward, sequence_log_likelihood, text_dpo_score, train_prompts)
+from il_cli.algos.text_rlhf import (answer_logits, lm_loss, make_fit, make_text_ppo, scaled_head,
+                                    make_text_reward, sequence_log_likelihood, text_dpo_score)
 from il_cli.config import TextRLHFConfig, member_configs
 from il_cli.errors import UserError
-from il_cli.jobs.common import root_key, run_summary, stack
+from il_cli.jobs.common import NO_HOLDOUT, root_key, run_summary, stack
 from il_cli.loop import Timed, chunk_length, host, jit_members, run_chunks, shard_members
 from il_cli.plots import plot_rlhf, write_curves
 from il_cli.runs import Run
 from il_cli.text import model as text_model
 from il_cli.text.task import (PROMPT_LEN, SEQ_LEN, answer_mask, corpus, decode, gold_score, noisy_answers,
-                              reference_answers)
+                              reference_answers, train_prompts)
 
 PREPARE_HYPER = ("pretrain_lr", "sft_lr", "demo_noise", "human_beta", "human_error", "rm_lr", "kl_coef")
 PPO_HYPER = ("lr", "clip_eps", "vf_coef", "gae_lambda", "kl_coef", "ptx_coef")
 HELD_CORPUS = 512  # rows of held-out corpus on which the pretraining log-likelihood is measured
 EXAMPLES = 6  # held-out prompts shown with SFT's and RLHF's answers
+KL_UNIT = "nats per answer: the exact KL(π_RL ‖ π_SFT) summed over the answer's tokens, mean over held-out prompts"
 
 
 def models(cfg: TextRLHFConfig):
@@ -198,11 +199,16 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
         orders = jnp.asarray(orders)[None]
     else:
         orders = jit_members(jax.vmap(simulated_ranks))(key(3), gold, hyper)
-    train_idx, held_idx = held_out_split(jax.random.fold_in(keys[0][3], 1), gold.shape[1], cfg.holdout_frac)
+    splits = [held_out_split(jax.random.fold_in(k[3], 1), gold.shape[1], cfg.holdout_frac) for k in keys]
+    train_idx, held_idx = (np.stack([s[i] for s in splits]) for i in (0, 1))  # each member's own split
+    held_out = held_idx.shape[1] > 0
+    if not held_out:  # nothing held out: r_θ's figures are measured on the training rankings
+        held_idx = train_idx
     mask = answer_mask(ans)
-    labels = (prompts[:, train_idx], ans[:, train_idx], mask[:, train_idx], orders[:, train_idx],
-              jnp.full((M,), len(train_idx), jnp.int32))
-    held_labels = (prompts[:, held_idx], ans[:, held_idx], mask[:, held_idx], orders[:, held_idx], gold[:, held_idx])
+    rows_of = lambda x, idx: jax.vmap(lambda a, i: a[i])(x, jnp.asarray(idx))
+    labels = (*(rows_of(x, train_idx) for x in (prompts, ans, mask, orders)),
+              jnp.full((M,), train_idx.shape[1], jnp.int32))
+    held_labels = tuple(rows_of(x, held_idx) for x in (prompts, ans, mask, orders, gold))
     labels, held_labels = shard_members(labels), shard_members(held_labels)
     state = {"sft": sft_params}
     if dpo:
@@ -220,7 +226,8 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
                                             num_minibatches=cfg.num_minibatches, ptx_batch=cfg.batch_size,
                                             max_grad_norm=cfg.max_grad_norm)
         ppo_hyper = {**floats(PPO_HYPER), "sft": sft_params, "rm": rm_params, "rm_scale": rm_scale, "corpus": rows}
-        state["ppo"] = jit_members(jax.vmap(ppo_init))(sft_params, rm_params, key(5), ppo_hyper["lr"])
+        value_params = jit_members(jax.vmap(scaled_head))(rm_params, rm_scale)  # V on the rewards' scale
+        state["ppo"] = jit_members(jax.vmap(ppo_init))(sft_params, value_params, key(5), ppo_hyper["lr"])
     prepare_s = time.perf_counter() - t0
     prepared = host({**pre_figures, **sft_figures, **rm_figures})
 
@@ -252,9 +259,11 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
                    "gold_greedy": float(ev["gold_greedy"][k]), "exact": float(ev["exact"][k]),
                    "kl": float(ev["kl"][k]), "sqrt_kl": float(np.sqrt(max(ev["kl"][k], 0.0))),
                    "corpus_log_likelihood": float(ev["corpus_log_likelihood"][k])}
+            ranked = figures if dpo else prepared  # DPO's implicit reward now; r_θ's, fitted once
+            row.update(ranking_accuracy=float(ranked["ranking_accuracy"][k]),
+                       gold_pair_accuracy=float(ranked["gold_pair_accuracy"][k]))
             if dpo:
-                row.update(ranking_accuracy=float(figures["ranking_accuracy"][k]), loss=float(np.mean(metrics[k])),
-                           steps_per_s=M * chunk / train_s)
+                row.update(loss=float(np.mean(metrics[k])), steps_per_s=M * chunk / train_s)
             else:
                 m = jax.tree.map(lambda x: float(x[k][-1]), metrics)
                 row.update(proxy_reward=m["proxy_reward"], train_gold=m["gold_reward"], train_kl=m["kl"],
@@ -269,12 +278,16 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
     run.wait()
 
     final = host(evaluate(policy_of(state), state["sft"], eval_keys, held_corpus))
-    examples = side_by_side(cfg, policy, sft_params, policy_of(state))
+    if dpo:  # the final policy's implicit reward β log(π/π_SFT) on the held-out rankings
+        prepared = {**prepared, **host(implicit(policy_of(state), state["sft"], held_labels, hyper["kl_coef"]))}
+    examples = side_by_side(policy, [m.seed for m in member_cfgs], sft_params, policy_of(state))
+    scorer = "the final policy's implicit reward β log(π/π_SFT)" if dpo else "r_θ"
+    where = "held-out prompts" if held_out else "training prompts (none held out)"
     blocks = []
     for k, m in enumerate(member_cfgs):
         rows_ = run.metrics(member=k)
         pick = lambda ev: {name: float(v[k]) for name, v in ev.items()}
-        rl = {"method": cfg.method, "kl_coef": m.kl_coef, "steps": cfg.steps, "compile_s": program.compile_s,
+        rl = {"method": cfg.method, "kl_unit": KL_UNIT, "kl_coef": m.kl_coef, "steps": cfg.steps, "compile_s": program.compile_s,
               "prepare_s": prepare_s, **pick(final)}
         if not dpo:
             rl.update(ptx_coef=m.ptx_coef, proxy_reward=rows_[-1]["proxy_reward"],
@@ -285,32 +298,36 @@ def run_text_rlhf(cfg: TextRLHFConfig, run: Run, ui) -> dict:
             "pretrained": {**pick(pre_eval), "loss": float(prepared["pretrain_loss"][k])},
             "sft": {**pick(sft_eval), "loss": float(prepared["sft_loss"][k]),
                     "demo_gold": float(prepared["demo_gold"][k]), "demo_noise": m.demo_noise},
-            "reward_model": {**({} if dpo else {
+            "reward_model": {
+                "model": "implicit" if dpo else "r_θ",
                 "ranking_accuracy": float(prepared["ranking_accuracy"][k]),
                 "gold_pair_accuracy": float(prepared["gold_pair_accuracy"][k]),
-                "train_loss": float(prepared["rm_train_loss"][k]), "d_model": cfg.rm_d_model}),
-                "rankings": len(train_idx), "held_out_rankings": len(held_idx), "k": cfg.k,
-                "ranker": "person" if cfg.rankings else "simulated"},
+                "measured_on": f"{scorer}, on π_SFT's answers to the {where}",
+                "holdout": {"rankings": held_idx.shape[1]} if held_out else NO_HOLDOUT,
+                **({} if dpo else {"train_loss": float(prepared["rm_train_loss"][k]), "d_model": cfg.rm_d_model}),
+                "rankings": train_idx.shape[1], "held_out_rankings": held_idx.shape[1] if held_out else 0,
+                "k": cfg.k, "ranker": "person" if cfg.rankings else "simulated"},
             "rl": rl,
             "gold_gain": float(final["gold"][k] - sft_eval["gold"][k]),
             "examples": examples[k],
         })
     summary = run_summary("rlhf", cfg.env, cfg.seed, run, started, blocks, run.members)
-    summary["curves"] = str(write_curves(run))
+    summary["curves"] = str(write_curves(run, summary))
     summary["plot"] = str(plot_rlhf(run, [float(g) for g in sft_eval["gold"]]))
     run.write_summary(summary)
     return summary
 
 
-def side_by_side(cfg: TextRLHFConfig, policy, sft_params, params) -> list[list[dict]]:
-    """Per member, EXAMPLES held-out prompts with π_SFT's and π_RL's greedy answers and their gold scores."""
-    prompts = train_prompts(jax.random.PRNGKey(cfg.seed), EXAMPLES, held_out=True)
-    greedy = jax.jit(jax.vmap(lambda p: text_model.sample(policy, p, prompts, jax.random.PRNGKey(0), 0.0)))
-    sft_ans, rl_ans = host(greedy(sft_params)), host(greedy(params))
+def side_by_side(policy, seeds: list[int], sft_params, params) -> list[list[dict]]:
+    """Per member, EXAMPLES held-out prompts (drawn with its seed) with π_SFT's and π_RL's greedy
+    answers and their gold scores."""
+    prompts = jnp.stack([train_prompts(jax.random.PRNGKey(seed), EXAMPLES, held_out=True) for seed in seeds])
+    greedy = jax.jit(jax.vmap(lambda p, x: text_model.sample(policy, p, x, jax.random.PRNGKey(0), 0.0)))
+    sft_ans, rl_ans, prompts = host((greedy(sft_params, prompts), greedy(params, prompts), prompts))
     out = []
-    for k in range(sft_ans.shape[0]):
-        out.append([{"prompt": decode(np.asarray(p)[1:-1]), "sft": decode(s), "rlhf": decode(r),
+    for k, x in enumerate(prompts):
+        out.append([{"prompt": decode(p[1:-1]), "sft": decode(s), "rlhf": decode(r),
                      "sft_gold": float(gs), "rlhf_gold": float(gr)}
-                    for p, s, r, gs, gr in zip(prompts, sft_ans[k], rl_ans[k], gold_score(prompts, sft_ans[k]),
-                                               gold_score(prompts, rl_ans[k]))])
+                    for p, s, r, gs, gr in zip(x, sft_ans[k], rl_ans[k], gold_score(x, sft_ans[k]),
+                                               gold_score(x, rl_ans[k]))])
     return out

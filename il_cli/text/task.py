@@ -81,6 +81,20 @@ def make_prompts(key, n: int):
     return jnp.concatenate([jnp.full((n, 1), BOS), SORT + task, args, jnp.full((n, 1), SEP)], 1).astype(jnp.int32)
 
 
+def is_held_out(prompts):
+    """Whether each prompt [n, PROMPT_LEN] is held out: a fixed hash of its tokens is 0 mod 5
+    (one in five). Held-out prompts never occur in training, pretraining included."""
+    weights = jnp.arange(1, prompts.shape[1] + 1) * 7919
+    return jnp.sum(prompts * weights, axis=1) % 5 == 0
+
+
+def train_prompts(key, n: int, held_out: bool = False):
+    """n prompts of the training split, or of the held-out split (`is_held_out`), drawn from
+    16n candidates (too few of the split has probability < 1e-30 for n ≥ 16)."""
+    candidates = make_prompts(key, 16 * n)
+    return candidates[jnp.argsort(is_held_out(candidates) != held_out, stable=True)[:n]]
+
+
 def _reference(prompts):
     """(tokens [n, ANSWER_LEN], length [n]): the correct response, left-aligned, and its length without <eos>."""
     task, args = prompts[:, 1:2], prompts[:, 2:2 + NUM_ITEMS]
@@ -178,10 +192,11 @@ def corpus(key, n: int, length: int):
     padding), starting at a segment, each segment with probability ½ an almost-right task
     demonstration `<bos> task x1 … x4 <sep> answer <eos>` (one mistake in every answer, as
     noisy_answers makes them: web text shows the format, never the task done right) and
-    otherwise a grammar sentence (`the big cat sees the dog .`)."""
+    otherwise a grammar sentence (`the big cat sees the dog .`). Its prompts are training
+    prompts: no held-out prompt occurs in it."""
     segment_key, demo_key, noise_key, sentence_key = jax.random.split(key, 4)
     m = -(-length // 6)  # segments per row: each has at least 6 tokens
-    prompts = make_prompts(demo_key, n * m)
+    prompts = train_prompts(demo_key, n * m)  # never a held-out prompt
     demos = jnp.concatenate([prompts, noisy_answers(noise_key, prompts, 1.0)], 1)
     is_demo = jax.random.bernoulli(segment_key, 0.5, (n * m, 1))
     segments = jnp.where(is_demo, demos, _sentences(sentence_key, n * m)).reshape(n, m * SEQ_LEN)
