@@ -24,6 +24,7 @@ def test_power_fit_recovers_the_exponent_and_keeps_every_point():
         (c, p), _ = curve_fit(lambda x, c, p: c * (x / 256) ** p, h, gaps, p0=(gaps[-1], 1.0))
         assert power_fit(h, gaps)[0] == pytest.approx(p, abs=0.002)
     assert power_fit(h, [0.0, -1.0, 0.0, 0.0, 0.0]) == (None, None)
+    assert power_fit(h, [0.0, 0.13, 0.0, 0.0, 0.0]) == (None, None)  # one bump is no growth
 
 
 def test_the_slope_comes_with_a_bootstrap_ci_over_seeds():

@@ -67,25 +67,27 @@ def make_cell(cfg: CompoundingConfig, env, env_params, spec, learner, expert, ho
     return cell
 
 
-SLOPE_GRID = np.linspace(-1.0, 4.0, 5001)  # exponents p tried by `power_fit`, 0.001 apart
+SLOPE_GRID = np.linspace(-2.0, 8.0, 10001)  # exponents p tried by `power_fit`, 0.001 apart
 SLOPE_FIT = ("c·H^p by least squares on the mean gaps, on their own scale: every point counts, gaps ≤ 0 "
-             "as they are (a log-log fit would have to drop them); the longest horizons weigh most")
+             "as they are (a log-log fit would have to drop them), the longest horizons weigh most; none "
+             "with fewer than two positive gaps")
 
 
 def power_fit(horizons, gaps):
     """(p, c) of gap ≈ c·H^p fitted by least squares to `gaps` [..., len(horizons)] as they are
     (zero and negative gaps included), p on SLOPE_GRID: for each p the best c is
     Σ g H^p / Σ H^2p, leaving Σ g² − (Σ g H^p)² / Σ H^2p. p is 2 for a gap growing like H², 1
-    for one like H; (None, None) where no gap is positive (nothing grows)."""
+    for one like H; (None, None) where fewer than two gaps are positive (no growth to fit)."""
     g = np.asarray(gaps, np.float64)
     x = np.asarray(horizons, np.float64) / np.max(horizons)  # c is then the gap at the longest H
     powers = x[None, :] ** SLOPE_GRID[:, None]  # [P, H]
     gh, hh = g @ powers.T, (powers**2).sum(axis=1)  # [..., P], [P]
     best = np.argmax(gh**2 / hh, axis=-1)  # the least residual
     p, c = SLOPE_GRID[best], np.take_along_axis(gh, best[..., None], -1)[..., 0] / hh[best]
+    grows = np.sum(g > 0, axis=-1) >= 2
     if g.ndim == 1:
-        return (None, None) if not np.any(g > 0) else (float(p), float(c))
-    return np.where(np.any(g > 0, axis=-1), p, np.nan), c
+        return (float(p), float(c)) if grows else (None, None)
+    return np.where(grows, p, np.nan), c
 
 
 def slope_with_ci(horizons, per_seed_gaps, num_resamples: int = 2000, seed: int = 0) -> dict:
