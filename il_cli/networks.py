@@ -74,6 +74,27 @@ class Critic(nn.Module):
         return nn.Dense(1, kernel_init=orthogonal(1.0))(x)[..., 0]
 
 
+class StateActionNet(nn.Module):
+    """f(s, a), an MLP on the observation and the action (one-hot for discrete actions): the
+    Q(s, a) of `il prefs` for continuous actions, and the reward model r_θ(s, a) of `il rlhf`."""
+
+    obs_ndim: int
+    action_dim: int
+    discrete: bool
+    hidden: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, obs, action):
+        a = jax.nn.one_hot(action, self.action_dim) if self.discrete else action.astype(jnp.float32)
+        x = _torso(jnp.concatenate([_flatten(obs, self.obs_ndim), a], -1), self.hidden, self.activation)
+        return nn.Dense(1, kernel_init=orthogonal(1.0))(x)[..., 0]
+
+
+def make_state_action(spec: EnvSpec, hidden: Sequence[int], activation: str = "tanh") -> StateActionNet:
+    return StateActionNet(len(spec.obs_shape), spec.action_dim, spec.discrete, tuple(hidden), activation)
+
+
 def make_actor(spec: EnvSpec, hidden: Sequence[int], activation: str = "tanh") -> Actor:
     return Actor(spec.action_dim, spec.discrete, len(spec.obs_shape), tuple(hidden), activation)
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import il, il_json
 from il_cli import networks
 from il_cli.algos.ppo import Transition, ppo_loss
-from il_cli.algos.rlhf import (KL_GAIN, RewardModel, RLHFObjective, dpo_rewards, kl_exact, kway_loss, rank,
+from il_cli.algos.rlhf import (KL_GAIN, RLHFObjective, dpo_rewards, kl_exact, kway_loss, rank,
                                ranking_accuracy)
 from il_cli.envs import EnvSpec
 from il_cli.runs import Run
@@ -63,7 +63,7 @@ def test_plackett_luce_rankings_follow_the_returns():
 
 def test_with_beta_and_gamma_zero_the_objective_is_plain_ppo():
     actor, critic = networks.make_actor(DISCRETE, (8,)), networks.make_critic(DISCRETE, (8,))
-    model = RewardModel(DISCRETE, (8,))
+    model = networks.make_state_action(DISCRETE, (8,))
     key = jax.random.PRNGKey(0)
     obs = jax.random.normal(key, (16, 3))
     params = {"actor": actor.init(key, obs), "critic": critic.init(key, obs)}

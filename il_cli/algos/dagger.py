@@ -13,13 +13,14 @@ import jax.numpy as jnp
 from flax import struct
 
 from il_cli import networks, rollout
-from il_cli.algos.bc import BCState, make_bc
+from il_cli.algos.bc import make_bc
+from il_cli.algos.fit import FitState
 from il_cli.config import DAggerConfig
 from il_cli.envs import EnvSpec
 
 
 class DAggerState(struct.PyTreeNode):
-    learner: BCState
+    learner: FitState
     env: rollout.EnvCarry  # environments continue their episodes from one round to the next
     buffer_obs: jax.Array  # D: [capacity, *obs_shape]
     buffer_actions: jax.Array  # expert labels: [capacity] or [capacity, action_dim]
@@ -123,7 +124,7 @@ def make_dagger(cfg: DAggerConfig, env, env_params, spec: EnvSpec, learner, expe
             lr = learner_state.opt_state.hyperparams["learning_rate"]
             learner_state = init_bc(init_key, obs0, lr).replace(step=learner_state.step)
         learner_state, losses = jax.lax.scan(
-            lambda s, _: bc_update(s, buffer_obs, buffer_actions, jnp.maximum(size, 1)),
+            lambda s, _: bc_update(s, (buffer_obs, buffer_actions, jnp.maximum(size, 1))),
             learner_state, None, length=cfg.train_steps)
 
         state = state.replace(

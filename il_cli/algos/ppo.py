@@ -36,6 +36,19 @@ class Transition(NamedTuple):
     next_value: jax.Array  # V(final_observation): the state reached, before auto-reset
 
 
+def discounted_sum(delta, decay):
+    """A_t = δ_t + decay_t · A_{t+1} over the leading (time) axis, backwards from A_T = 0: GAE
+    with decay γλ(1 − done_t), and its per-token form in il_cli.algos.text_rlhf."""
+
+    def backward(next_adv, x):
+        delta_t, decay_t = x
+        adv = delta_t + decay_t * next_adv
+        return adv, adv
+
+    _, adv = jax.lax.scan(backward, jnp.zeros_like(delta[0]), (delta, decay), reverse=True)
+    return adv
+
+
 def gae(tr: Transition, gamma, gae_lambda):
     """Generalized advantage estimation over a [T, E] rollout.
 
@@ -43,14 +56,28 @@ def gae(tr: Transition, gamma, gae_lambda):
     Returns (advantages, value targets A_t + V(s_t)).
     """
     delta = tr.reward + gamma * (1.0 - tr.terminated) * tr.next_value - tr.value
-
-    def backward(next_adv, x):
-        delta_t, done_t = x
-        adv = delta_t + gamma * gae_lambda * (1.0 - done_t) * next_adv
-        return adv, adv
-
-    _, adv = jax.lax.scan(backward, jnp.zeros_like(delta[0]), (delta, tr.done), reverse=True)
+    adv = discounted_sum(delta, gamma * gae_lambda * (1.0 - tr.done))
     return adv, adv + tr.value
+
+
+def clipped_surrogate(ratio, adv, clip_eps):
+    """min(ρA, clip(ρ, 1 − ε, 1 + ε)A) per sample, ρ = π/π_old: PPO's objective, to be maximised."""
+    return jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
+
+
+def sgd_epochs(step, carry, data, epoch_keys, num_minibatches: int, minibatch_keys):
+    """PPO's optimisation: for each key of `epoch_keys` (an epoch), the rows of `data` (a pytree
+    of arrays with a leading row axis) permuted and cut into `num_minibatches` minibatches, and
+    `step(carry, minibatch, key) -> (carry, figures)` on each with the keys
+    `minibatch_keys(epoch_key)`. Returns (carry, figures [epochs, minibatches])."""
+    rows = jax.tree.leaves(data)[0].shape[0]
+
+    def epoch(carry, key):
+        perm = jax.random.permutation(key, rows).reshape(num_minibatches, -1)
+        return jax.lax.scan(lambda c, xs: step(c, jax.tree.map(lambda x: x[xs[0]], data), xs[1]), carry,
+                            (perm, minibatch_keys(key)))
+
+    return jax.lax.scan(epoch, carry, epoch_keys)
 
 
 def ppo_loss(params, batch, actor, critic, discrete, clip_eps, vf_coef, ent_coef, extra=None):
@@ -60,7 +87,7 @@ def ppo_loss(params, batch, actor, critic, discrete, clip_eps, vf_coef, ent_coef
     out = actor.apply(params["actor"], tr.obs)
     ratio = jnp.exp(networks.log_prob(discrete, out, tr.action) - tr.log_prob)
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    pg_loss = -jnp.mean(jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv))
+    pg_loss = -jnp.mean(clipped_surrogate(ratio, adv, clip_eps))
     value_loss = 0.5 * jnp.mean((critic.apply(params["critic"], tr.obs) - targets) ** 2)
     ent = jnp.mean(networks.entropy(discrete, out))
     loss = pg_loss + vf_coef * value_loss - ent_coef * ent
@@ -146,28 +173,22 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec, objective=None):
         adv, targets = gae(traj, hyper["gamma"], hyper["gae_lambda"])
         data = jax.tree.map(lambda x: x.reshape(T * E, *x.shape[2:]), (traj, adv, targets))
 
-        def epoch(carry, key):
-            perm = jax.random.permutation(key, T * E)
-            batches = jax.tree.map(lambda x: x[perm].reshape(M, -1, *x.shape[1:]), data)
+        def minibatch(carry, batch, key):
+            params, opt_state = carry
+            extra = None if objective is None else (lambda p: objective.extra_loss(p, hyper, key))
+            grads, metrics = jax.grad(ppo_loss, has_aux=True)(
+                params, batch, actor, critic, spec.discrete, hyper["clip_eps"], hyper["vf_coef"],
+                hyper["ent_coef"], extra)
+            if cfg.anneal_lr:  # linear decay to 0 over every minibatch step of the run
+                frac = 1.0 - opt_state.count / num_steps_total
+                opt_state = opt_state._replace(
+                    hyperparams={**opt_state.hyperparams, "learning_rate": hyper["lr"] * frac})
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), metrics
 
-            def minibatch(carry, batch_and_key):
-                params, opt_state = carry
-                batch, key = batch_and_key
-                extra = None if objective is None else (lambda p: objective.extra_loss(p, hyper, key))
-                grads, metrics = jax.grad(ppo_loss, has_aux=True)(
-                    params, batch, actor, critic, spec.discrete, hyper["clip_eps"], hyper["vf_coef"],
-                    hyper["ent_coef"], extra)
-                if cfg.anneal_lr:  # linear decay to 0 over every minibatch step of the run
-                    frac = 1.0 - opt_state.count / num_steps_total
-                    opt_state = opt_state._replace(
-                        hyperparams={**opt_state.hyperparams, "learning_rate": hyper["lr"] * frac})
-                updates, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), metrics
-
-            return jax.lax.scan(minibatch, carry, (batches, jax.random.split(jax.random.fold_in(key, 1), M)))
-
-        (params, opt_state), metrics = jax.lax.scan(
-            epoch, (state.params, state.opt_state), jax.random.split(epoch_key, cfg.num_epochs))
+        (params, opt_state), metrics = sgd_epochs(
+            minibatch, (state.params, state.opt_state), data, jax.random.split(epoch_key, cfg.num_epochs), M,
+            lambda key: jax.random.split(jax.random.fold_in(key, 1), M))
         metrics = jax.tree.map(jnp.mean, metrics)
         metrics.update(episode_return_sum=ret_sum, episodes=ret_count,
                        **{k: jnp.mean(v) for k, v in rollout_figures.items()})

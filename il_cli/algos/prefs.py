@@ -23,35 +23,18 @@ Q = β log π* + c(s), so π ∝ exp(Q/α) = π*^(β/α) (normalised): at α = �
 """
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import struct
 
 from il_cli import networks, rollout
-from il_cli.algos.bc import adam
+from il_cli.algos.fit import FitState, make_fit
 from il_cli.envs import EnvSpec
 
 NUM_CANDIDATES = 128  # actions at which a continuous Q is evaluated to act
 NEAR_EXPERT_WIDTH = 0.1  # std of near-expert candidates, as a fraction of the action range
-
-
-class QNetwork(nn.Module):
-    """Q(s, a) for continuous actions: an MLP on the observation and the action."""
-
-    obs_ndim: int
-    hidden: Sequence[int] = (64, 64)
-    activation: str = "tanh"
-
-    @nn.compact
-    def __call__(self, obs, action):
-        x = jnp.concatenate([networks._flatten(obs, self.obs_ndim), action.astype(jnp.float32)], -1)
-        x = networks._torso(x, self.hidden, self.activation)
-        return nn.Dense(1, kernel_init=networks.orthogonal(1.0))(x)[..., 0]
 
 
 def candidate_actions(spec: EnvSpec, num: int = NUM_CANDIDATES):
@@ -115,7 +98,7 @@ class PreferencePolicy:
 
 def make_policy(spec: EnvSpec, param: str, hidden, activation: str) -> PreferencePolicy:
     if param == "q" and not spec.discrete:
-        net = QNetwork(len(spec.obs_shape), tuple(hidden), activation)
+        net = networks.make_state_action(spec, hidden, activation)
     else:  # discrete Q: one head per action; policy: the usual actor
         net = networks.make_actor(spec, hidden, activation)
     return PreferencePolicy(spec, net, param)
@@ -229,13 +212,6 @@ def make_generate(env, env_params, spec: EnvSpec, expert, num_streams: int, hori
 # --- the learner -----------------------------------------------------------------------
 
 
-class PrefsState(struct.PyTreeNode):
-    params: Any  # {"net": ..., "temperature": α}; Adam updates "net" only
-    opt_state: Any
-    key: jax.Array  # the minibatch of step t uses fold_in(key, t)
-    step: jax.Array
-
-
 def preference_logit(policy: PreferencePolicy, params, obs, a, b):
     """Δ(s) with p(a ≻ b | s) = σ(Δ): Q(s,a) − Q(s,b) (eq. 24.11), or α(log π(a|s) − log π(b|s))."""
     net, alpha = params["net"], params["temperature"]
@@ -251,33 +227,20 @@ def preference_loss(delta, label, asked):
 
 
 def make_prefs(policy: PreferencePolicy, batch_size: int):
-    """(init(key, obs0, lr, temperature) -> PrefsState, train_chunk(state, data, num_steps)).
+    """(init(key, obs0, lr, temperature) -> FitState, train_chunk(state, data, num_steps)):
+    il_cli.algos.fit's minibatch Adam on `preference_loss`, `data` being (obs, action_a,
+    action_b, label, asked, size). The state's params are {"net", "temperature": α}; Adam
+    updates "net" only."""
 
-    `data` is (obs, action_a, action_b, label, asked, size); each step takes one Adam step on
-    `batch_size` rows drawn with replacement from the first `size` (the rest is padding)."""
-    tx = adam(0.0)  # the learning rate in the state is the one used
+    def loss(params, obs, a, b, label, asked):
+        return preference_loss(preference_logit(policy, params, obs, a, b), label, asked)
 
-    def init(key, obs0, lr, temperature) -> PrefsState:
+    fit_init, _, train_chunk = make_fit(loss, batch_size, trainable="net")
+
+    def init(key, obs0, lr, temperature) -> FitState:
         init_key, train_key = jax.random.split(key)
-        net = policy.init(init_key, obs0)
-        return PrefsState({"net": net, "temperature": jnp.asarray(temperature, jnp.float32)},
-                          adam(lr).init(net), train_key, jnp.zeros((), jnp.int32))
-
-    def loss_fn(net, alpha, obs, a, b, label, asked):
-        delta = preference_logit(policy, {"net": net, "temperature": alpha}, obs, a, b)
-        return preference_loss(delta, label, asked)
-
-    def update(state: PrefsState, data):
-        obs, a, b, label, asked, size = data
-        idx = jax.random.randint(jax.random.fold_in(state.key, state.step), (batch_size,), 0, size)
-        loss, grads = jax.value_and_grad(loss_fn)(state.params["net"], state.params["temperature"],
-                                                  obs[idx], a[idx], b[idx], label[idx], asked[idx])
-        updates, opt_state = tx.update(grads, state.opt_state, state.params["net"])
-        params = {**state.params, "net": optax.apply_updates(state.params["net"], updates)}
-        return state.replace(params=params, opt_state=opt_state, step=state.step + 1), loss
-
-    def train_chunk(state: PrefsState, data, num_steps: int):
-        return jax.lax.scan(lambda s, _: update(s, data), state, None, length=num_steps)
+        return fit_init({"net": policy.init(init_key, obs0), "temperature": jnp.asarray(temperature, jnp.float32)},
+                        train_key, lr)
 
     return init, train_chunk
 

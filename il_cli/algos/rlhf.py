@@ -17,16 +17,13 @@ al.'s adaptive controller. DPO (Rafailov et al.) fits the policy to the same ran
 its implicit reward β log(π(y|x)/π_SFT(y|x)) in place of r_θ in eq. 24.12.
 """
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
-from flax import struct
 
 from il_cli import networks, rollout
-from il_cli.algos.bc import adam
+from il_cli.algos.fit import make_fit
 from il_cli.envs import EnvSpec
 
 
@@ -40,21 +37,6 @@ def kl_exact(discrete: bool, out_p, out_q):
     mu_q, log_sq = jnp.split(out_q, 2, axis=-1)
     var_p, var_q = jnp.exp(2 * log_sp), jnp.exp(2 * log_sq)
     return jnp.sum(log_sq - log_sp + (var_p + (mu_p - mu_q) ** 2) / (2 * var_q) - 0.5, axis=-1)
-
-
-class RewardModel(nn.Module):
-    """r_θ(s, a): an MLP on the observation and the action (one-hot for discrete actions)."""
-
-    spec: EnvSpec
-    hidden: tuple = (64, 64)
-
-    @nn.compact
-    def __call__(self, obs, action):
-        a = (jax.nn.one_hot(action, self.spec.action_dim) if self.spec.discrete
-             else action.astype(jnp.float32))
-        x = jnp.concatenate([networks._flatten(obs, len(self.spec.obs_shape)), a], -1)
-        x = networks._torso(x, self.hidden, "tanh")
-        return nn.Dense(1, kernel_init=networks.orthogonal(1.0))(x)[..., 0]
 
 
 class Responses(NamedTuple):
@@ -136,43 +118,20 @@ def segment_sum(values, alive):
     return jnp.sum(jnp.where(alive, values, 0.0), axis=-1)
 
 
-class RankState(struct.PyTreeNode):
-    """Adam on a loss over rankings: the reward model's (eq. 24.12) or DPO's policy."""
-
-    params: Any
-    opt_state: Any
-    key: jax.Array
-    step: jax.Array
-
-
 def make_ranking_fit(score, batch_size: int):
-    """(init(params, key, lr) -> RankState, train_chunk(state, data, num_steps, *args) -> (state, losses)).
+    """(init(params, key, lr) -> FitState, train_chunk(state, data, num_steps, *args) -> (state, losses)):
+    il_cli.algos.fit's minibatch Adam on eq. 24.12. `score(params, obs, actions, alive, *args)
+    -> [..., K]` scores every response; each step draws `batch_size` rankings from `data` =
+    (obs [P,K,L,...], actions, alive, order [P,K], size) and fits their scores to the orders."""
 
-    `score(params, obs, actions, alive, *args) -> [..., K]` scores every response; each step
-    draws `batch_size` rankings from the first `size` of `data` = (obs [P,K,L,...], actions,
-    alive, order [P,K], size) and takes an Adam step on eq. 24.12 for those scores."""
-    tx = adam(0.0)
+    def loss(params, obs, actions, alive, order, *args):
+        return jnp.mean(kway_loss(jnp.take_along_axis(score(params, obs, actions, alive, *args), order, axis=-1)))
 
-    def init(params, key, lr):
-        return RankState(params, adam(lr).init(params), key, jnp.zeros((), jnp.int32))
-
-    def update(state: RankState, data, args):
-        obs, actions, alive, order, size = data
-        idx = jax.random.randint(jax.random.fold_in(state.key, state.step), (batch_size,), 0, size)
-        loss_fn = lambda p: jnp.mean(kway_loss(jnp.take_along_axis(
-            score(p, obs[idx], actions[idx], alive[idx], *args), order[idx], axis=-1)))
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state,
-                             step=state.step + 1), loss
-
-    def train_chunk(state, data, num_steps: int, *args):
-        return jax.lax.scan(lambda s, _: update(s, data, args), state, None, length=num_steps)
-
+    init, _, train_chunk = make_fit(loss, batch_size)
     return init, train_chunk
 
 
-def make_reward_model(spec: EnvSpec, model: RewardModel):
+def make_reward_model(spec: EnvSpec, model: networks.StateActionNet):
     """(init_params(key), rewards(params, obs, actions, alive)): r_θ(x, y) = Σ_t r_θ(s_t, a_t)
     of every response, [..., K], on the actions clipped to the bounds (those executed)."""
 
@@ -215,7 +174,7 @@ class RLHFObjective:
     "kl_coef" β, "kl_target" (0: β fixed), "ptx_coef" γ, and "pretrain" (obs, actions, size)
     for the ptx term. The β in use is PPO state (`init`, `adapt`), read over `hyper`'s."""
 
-    def __init__(self, spec: EnvSpec, actor, model: RewardModel, ptx_batch: int):
+    def __init__(self, spec: EnvSpec, actor, model: networks.StateActionNet, ptx_batch: int):
         self.spec, self.actor, self.model, self.ptx_batch = spec, actor, model, ptx_batch
 
     def init(self, hyper):

@@ -4,7 +4,7 @@ A prompt x is a token sequence, a response y an answer drawn token by token from
 π(y_t | x, y_<t) (il_cli.text). The stages: pretraining, the next-token log-likelihood of a
 corpus D_pretrain; SFT, the log-likelihood of demonstrated answers; a reward model r_θ(x, y),
 the transformer with a scalar head read at y's last token, fitted to K-way rankings by eq.
-24.12 (il_cli.algos.rlhf.make_ranking_fit); and PPO on the tokens for
+24.12 (il_cli.algos.rlhf.make_ranking_fit); pretraining and SFT are il_cli.algos.fit's fit; and PPO on the tokens for
 
     E_{x, y∼π_RL}[r_θ(x, y) − β log(π_RL(y|x)/π_SFT(y|x))] + γ E_{x∼D_pretrain}[log π_RL(x)]   (eq. 24.13–24.14)
 
@@ -19,8 +19,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from il_cli.algos.bc import adam
-from il_cli.algos.rlhf import RankState, kl_exact
+from il_cli.algos.fit import adam
+from il_cli.algos.ppo import clipped_surrogate, discounted_sum, sgd_epochs
+from il_cli.algos.rlhf import kl_exact
 from il_cli.text.task import answer_mask, gold_score, train_prompts
 
 
@@ -38,30 +39,6 @@ def answer_logits(model, params, prompts, answers):
 
 def answer_log_probs(logits, answers):
     return jnp.take_along_axis(jax.nn.log_softmax(logits), answers[..., None], axis=-1)[..., 0]
-
-
-def make_fit(loss, batch_size: int):
-    """(init(params, key, lr) -> RankState, chunk(state, data, num_steps) -> (state, losses)):
-    Adam on `loss(params, batch)` for minibatches of `batch_size` rows drawn from the first
-    `size` of `data` = (rows [N, ...], size): pretraining (rows: corpus sequences, loss: their
-    next-token negative log-likelihood) and SFT (rows: prompt ⊕ demonstrated answer)."""
-    tx = adam(0.0)
-
-    def init(params, key, lr):
-        return RankState(params, adam(lr).init(params), key, jnp.zeros((), jnp.int32))
-
-    def update(state, data):
-        rows, size = data
-        idx = jax.random.randint(jax.random.fold_in(state.key, state.step), (batch_size,), 0, size)
-        value, grads = jax.value_and_grad(loss)(state.params, rows[idx])
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state,
-                             step=state.step + 1), value
-
-    def chunk(state, data, num_steps: int):
-        return jax.lax.scan(lambda s, _: update(s, data), state, None, length=num_steps)
-
-    return init, chunk
 
 
 def lm_loss(model, prompt_len: int | None = None):
@@ -157,15 +134,10 @@ def make_text_ppo(policy_model, value_model, rm_score, sample, *, rollout_prompt
         rewards = jnp.where(mask, -hyper["kl_coef"] * (log_prob - sft_log_prob), 0.0) + last * proxy[:, None]
         values = jnp.where(mask, values_of(state.params["value"], prompts, answers), 0.0)
 
-        def gae(next_, t):  # backwards over the answer's tokens, γ = 1
-            next_adv, next_value = next_
-            delta = rewards[:, t] + next_value - values[:, t]
-            adv = jnp.where(mask[:, t], delta + hyper["gae_lambda"] * next_adv, 0.0)
-            return (adv, values[:, t]), adv
-
-        zeros = jnp.zeros(answers.shape[0])
-        _, adv = jax.lax.scan(gae, (zeros, zeros), jnp.arange(answers.shape[-1]), reverse=True)
-        adv = adv.T
+        # GAE backwards over the answer's tokens, γ = 1: A_t = δ_t + λ A_{t+1} on the answer, 0 after it
+        next_values = jnp.concatenate([values[:, 1:], jnp.zeros_like(values[:, :1])], axis=1)
+        delta = jnp.where(mask, rewards + next_values - values, 0.0)
+        adv = discounted_sum(delta.T, jnp.where(mask, hyper["gae_lambda"], 0.0).T).T
         figures = {"gold_reward": jnp.mean(gold_score(prompts, answers)), "proxy_reward": jnp.mean(proxy),
                    "kl": jnp.mean(jnp.sum(jnp.where(mask, kl_exact(True, logits, sft_logits), 0.0), -1)),
                    "answer_length": jnp.mean(mask.sum(-1))}
@@ -179,8 +151,7 @@ def make_text_ppo(policy_model, value_model, rm_score, sample, *, rollout_prompt
         adv = (adv - mean) / (jnp.sqrt(masked_mean((adv - mean) ** 2)) + 1e-8)
         ratio = jnp.exp(answer_log_probs(answer_logits(policy_model, params["policy"], prompts, answers), answers)
                         - old_log_prob)
-        clipped = jnp.clip(ratio, 1 - hyper["clip_eps"], 1 + hyper["clip_eps"])
-        policy_loss = -masked_mean(jnp.minimum(ratio * adv, clipped * adv))
+        policy_loss = -masked_mean(clipped_surrogate(ratio, adv, hyper["clip_eps"]))
         value_loss = masked_mean((values_of(params["value"], prompts, answers) - returns) ** 2)
         ptx = jnp.mean(sequence_log_likelihood(policy_model, params["policy"], ptx_rows))
         total = policy_loss + hyper["vf_coef"] * value_loss - hyper["ptx_coef"] * ptx
@@ -190,26 +161,17 @@ def make_text_ppo(policy_model, value_model, rm_score, sample, *, rollout_prompt
         key = jax.random.fold_in(state.key, state.update)
         rollout_key, perm_key = jax.random.split(key)
         batch, figures = rollout(state, hyper, rollout_key)
-        size = rollout_prompts // num_minibatches
 
-        def epoch(carry, epoch_key):
+        def minibatch(carry, minibatch, key):
             params, opt_state = carry
-            perm = jax.random.permutation(epoch_key, rollout_prompts).reshape(num_minibatches, size)
+            rows = jax.random.randint(key, (ptx_batch,), 0, hyper["corpus"].shape[0])
+            (_, parts), grads = jax.value_and_grad(loss, has_aux=True)(params, minibatch, hyper, hyper["corpus"][rows])
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), parts
 
-            def minibatch(carry, idx_key):
-                params, opt_state = carry
-                idx, mb_key = idx_key
-                rows = jax.random.randint(mb_key, (ptx_batch,), 0, hyper["corpus"].shape[0])
-                (_, parts), grads = jax.value_and_grad(loss, has_aux=True)(
-                    params, jax.tree.map(lambda x: x[idx], batch), hyper, hyper["corpus"][rows])
-                updates, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), parts
-
-            keys = jax.random.split(epoch_key, num_minibatches)
-            return jax.lax.scan(minibatch, (params, opt_state), (perm, keys))
-
-        (params, opt_state), parts = jax.lax.scan(epoch, (state.params, state.opt_state),
-                                                  jax.random.split(perm_key, num_epochs))
+        (params, opt_state), parts = sgd_epochs(minibatch, (state.params, state.opt_state), batch,
+                                                jax.random.split(perm_key, num_epochs), num_minibatches,
+                                                lambda key: jax.random.split(key, num_minibatches))
         figures = {**figures, **jax.tree.map(jnp.mean, parts)}
         return state.replace(params=params, opt_state=opt_state, update=state.update + 1), figures
 

@@ -9,7 +9,7 @@ import numpy as np
 from il_cli import networks, rollout
 from il_cli.algos.bc import make_bc
 from il_cli.algos.ppo import hyper_of, make_ppo
-from il_cli.algos.rlhf import (RewardModel, RLHFObjective, dpo_rewards, held_out_figures, kl_exact,
+from il_cli.algos.rlhf import (RLHFObjective, dpo_rewards, held_out_figures, kl_exact,
                                make_ranking_fit, make_responses, make_reward_model, rank)
 from il_cli.config import RLHFConfig, member_configs
 from il_cli.data import load_dataset
@@ -131,7 +131,7 @@ def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
     if cfg.sft:  # its architecture is cfg's (il_cli.commands.rlhf.sft_architecture)
         _, _, sft_params = load_policy(open_policy_run(cfg.sft, cfg.env, ("bc",)))
         sft_params = stack([sft_params] * M)
-    model = RewardModel(spec, tuple(cfg.rm_hidden))
+    model = networks.make_state_action(spec, cfg.rm_hidden)
     ppo_cfg = cfg.ppo()
     dpo = cfg.method == "dpo"
 

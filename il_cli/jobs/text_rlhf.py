@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from il_cli.algos.rlhf import held_out_figures, kl_exact, make_ranking_fit, rank
-from il_cli.algos.text_rlhf import (answer_logits, lm_loss, make_fit, make_text_ppo, scaled_head,
+from il_cli.algos.fit import make_fit
+from il_cli.algos.text_rlhf import (answer_logits, lm_loss, make_text_ppo, scaled_head,
                                     make_text_reward, sequence_log_likelihood, text_dpo_score)
 from il_cli.config import TextRLHFConfig, member_configs
 from il_cli.errors import UserError
@@ -47,8 +48,8 @@ def make_stages(cfg: TextRLHFConfig, policy, rm_model):
     hyper) -> orders [P, K]. fit_reward(key, sft_params, labels, held, hyper) -> (r_θ's params,
     its scale, figures): eq. 24.12 on the rankings, r_θ initialised from π_SFT's transformer
     (InstructGPT's choice) when it has π's width."""
-    pre_init, pre_chunk = make_fit(lm_loss(policy), cfg.batch_size)
-    sft_init, sft_chunk = make_fit(lm_loss(policy, PROMPT_LEN), cfg.batch_size)
+    pre_init, _, pre_chunk = make_fit(lm_loss(policy), cfg.batch_size)
+    sft_init, _, sft_chunk = make_fit(lm_loss(policy, PROMPT_LEN), cfg.batch_size)
     score = make_text_reward(rm_model)
     rm_init, rm_chunk = make_ranking_fit(score, cfg.rm_batch)
     P, K = cfg.num_prompts, cfg.k
