@@ -33,6 +33,15 @@ def _non_negative(cfg, *names):
             raise UserError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(cfg, name)}")
 
 
+def _sizes(cfg, *names):
+    """Layer sizes (hidden, rm_hidden): each positive, from a flag, a recipe, a sweep or a
+    resumed config alike (a zero-width layer trains and then cannot be checkpointed)."""
+    for name in names:
+        values = getattr(cfg, name)
+        if not all(v > 0 for v in values):
+            raise UserError(f"--{name.replace('_', '-')} sizes must be positive, got '{','.join(map(str, values))}'")
+
+
 def _in_unit_interval(cfg, *names, open_right=False):
     for name in names:
         value = getattr(cfg, name)
@@ -69,10 +78,31 @@ def _members(cfg, command: str):
     if members > MAX_MEMBERS:
         raise UserError(f"--seeds × the sweep's cells is {members} members; at most {MAX_MEMBERS} in one run")
     if grid:
-        member_configs(cfg)  # each member's config validates its own cell
+        _check_cells(cfg, grid)
     if getattr(cfg, "vary_eval", ()) and split_grid(grid)[0]:
         raise UserError("--vary-eval evaluates one program; with a sweep over a count or shape, evaluate "
                         "each program's run: il eval RUN/cells/<cell> --vary ...")
+
+
+def _check_cells(cfg, grid):
+    """Each cell of the sweep validates as a config of its own (a member's, or a program's),
+    so a value no option would take is refused now, naming it: `--sweep hidden=0: ...`."""
+    from il_cli.sweep import describe, members
+
+    def error(hyper) -> UserError | None:
+        try:
+            dataclasses.replace(cfg, seeds=1, sweep=(), **hyper)
+        except UserError as exc:
+            return exc
+        return None
+
+    for cell in members(cfg.seed, 1, grid):
+        if error(cell["hyper"]) is None:
+            continue
+        if (own := error({})) is not None:  # the options without the sweep are wrong themselves
+            raise own
+        culprit = next(({k: v} for k, v in cell["hyper"].items() if error({k: v}) is not None), cell["hyper"])
+        raise UserError(f"--sweep {describe(culprit, ' ')}: {error(culprit)}")
 
 
 def member_configs(cfg) -> list:
@@ -131,6 +161,7 @@ class PPOConfig:
         _members(self, "expert")
         _positive(self, "num_envs", "num_steps", "total_timesteps", "num_epochs",
                   "num_minibatches", "lr", "eval_episodes", "num_chunks", "reward_scale")
+        _sizes(self, "hidden")
         _in_unit_interval(self, "gamma", "gae_lambda", "clip_eps")
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise UserError(f"num_envs*num_steps ({self.num_envs * self.num_steps}) must be "
@@ -222,6 +253,7 @@ class PrefsConfig:
         _members(self, "prefs")
         _positive(self, "num_prefs", "temperature", "lr", "batch_size", "num_steps", "eval_episodes",
                   "num_chunks")
+        _sizes(self, "hidden")
         _in_unit_interval(self, "holdout_frac", open_right=True)
         swept = [key for key, _ in self.sweep if key in TEACHER_HYPER]
         if self.prefs_file and swept:
@@ -259,6 +291,7 @@ class BCConfig:
         _tensorboard(self)
         _members(self, "bc")
         _positive(self, "episodes", "lr", "batch_size", "num_steps", "eval_episodes", "num_chunks")
+        _sizes(self, "hidden")
         _in_unit_interval(self, "holdout_frac", open_right=True)
 
 
@@ -299,6 +332,7 @@ class DAggerConfig:
         _tensorboard(self)
         _members(self, "dagger")
         _positive(self, "steps_per_round", "num_envs", "train_steps", "lr", "batch_size", "eval_episodes")
+        _sizes(self, "hidden")
         _non_negative(self, "episodes", "label_noise")
         if self.expert_budget is not None and self.expert_budget <= 0:
             raise UserError(f"--expert-budget must be positive, got {self.expert_budget}")
@@ -385,6 +419,7 @@ class RLHFConfig:
                   "rm_steps", "rm_lr", "rm_batch", "num_envs", "num_steps", "total_timesteps", "num_epochs",
                   "num_minibatches", "lr", "eval_episodes", "num_chunks")
         _positive(self, "iterations", "dpo_steps")
+        _sizes(self, "hidden", "rm_hidden")
         if self.method not in RLHF_METHODS:
             raise UserError(f"--method must be one of {', '.join(RLHF_METHODS)}, got '{self.method}'")
         if self.k < 2:
@@ -531,6 +566,7 @@ class CompoundingConfig:
         _eval_policy(self)
         _members(self, "compounding")
         _positive(self, "rounds", "train_steps", "batch_size", "lr", "eval_episodes")
+        _sizes(self, "hidden")
         if not self.horizons:
             object.__setattr__(self, "horizons", DEFAULT_HORIZONS.get(self.env, DEFAULT_HORIZONS[None]))
         if len(self.horizons) < 2 or min(self.horizons) < self.rounds:

@@ -800,6 +800,12 @@ def test_a_dataset_that_does_not_fit_the_environment_is_one_line(cartpole_expert
     assert not tmp_runs.exists() or not any(tmp_runs.iterdir())  # refused before a run was made
 
 
+def test_fixed_bug_a_sweep_over_a_zero_size_was_a_traceback(tmp_path):
+    (tmp_path / "file").write_text("")
+    code, err = invoke(["bc", "--sweep", "hidden=0,64", "--run-dir", tmp_path / "file" / "run"])
+    assert_one_error_line(code, err, "--sweep hidden=0: --hidden sizes must be positive, got '0'")
+
+
 # --- bugs the properties found: fixed ones stay as regression tests; an open one is xfail (strict
 # where it is deterministic: a fix makes it fail; then drop the marker
 # and the KNOWN_BUGS entry) --------------------------------------------------------------
