@@ -129,7 +129,7 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
         if getattr(cfg, "vary_eval", ()):
             from il_cli.jobs.vary import check_grid
 
-            check_grid(cfg.env, cfg.vary_eval)
+            check_grid(cfg.env, cfg.vary_eval, "--vary-eval")
         if getattr(cfg, "prefs_file", None):
             from il_cli.data import load_preferences
 
