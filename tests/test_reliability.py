@@ -470,8 +470,11 @@ def check_demos_file(sample):
         code, err = invoke(["bc", "--demos", path, "--expert", Path(tmp) / "no-expert"])
         assert not PICKLE_MARKER.exists(), "a dataset was loaded with pickle"
         assert_one_error_line(code, err)
+        assert "allow_pickle" not in err and "unsafe" not in err, err  # never advice to unpickle
         if kind == "pickle":
             assert_one_error_line(code, err, "not an il dataset", "pickle")
+        if kind in ("bytes", "npy") and not data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            assert_one_error_line(code, err, "not an il dataset", "not an .npz archive")
 
 
 # Recipes: TOML from known and unknown keys with values of every TOML type.
@@ -795,9 +798,96 @@ def test_a_dataset_that_does_not_fit_the_environment_is_one_line(cartpole_expert
 
     path = tmp_path / "wide.npz"
     save_dataset(path, np.zeros((10, 7), np.float32), np.zeros(10, np.int32), np.zeros(1), np.array([10]),
-                 {"env_id": "CartPole-v1"})
+                 {"env_id": "CartPole-v1", "expert_return": 500.0})
     assert_user_error(il("bc", "--demos", path, "--expert", cartpole_expert, check=False), "do not fit")
     assert not tmp_runs.exists() or not any(tmp_runs.iterdir())  # refused before a run was made
+
+
+# Files a user found accepted, which then trained and reported wrong figures (issue #24): each
+# is refused when loaded, naming the array and the rows, before a run is made.
+
+def _header_bytes(header: dict) -> np.ndarray:
+    return np.frombuffer(json.dumps(header).encode(), np.uint8)
+
+
+def write_flawed(kind: str, arrays: dict, path: Path):
+    if kind == "rankings":
+        np.savez(path, **{name: arrays[name] for name in ("prompts", "answers", "order", "status")})
+    else:
+        np.savez(path, **{**arrays, "header": _header_bytes(arrays["header"])})
+
+
+def _cartpole_demos() -> dict:
+    lengths = [6, 5, 4]
+    rng = np.random.default_rng(0)
+    return {"obs": rng.normal(size=(15, 4)).astype(np.float32), "actions": rng.integers(0, 2, 15).astype(np.int32),
+            "episode_returns": np.array([6, 5, 4], np.float32), "episode_lengths": np.array(lengths, np.int32),
+            "header": {"schema_version": 2, "env_id": "CartPole-v1", "obs_shape": [4],
+                       "action": {"discrete": True, "dim": 2}, "source": "/nonexistent/il-expert",
+                       "expert_return": 500.0, "count": 15, "episodes": 3, "return_mean": 5.0}}
+
+
+def _nan_rows(a, rows, value=np.nan):
+    a = a.copy()
+    a[rows] = value
+    return a
+
+
+FLAWED_CARTPOLE_DEMOS = {
+    "lengths-do-not-sum": ({"episode_lengths": np.array([3, 4], np.int32)},
+                           "episode_lengths sum to 7, but the arrays have 15 rows"),
+    "a-zero-length": ({"episode_lengths": np.array([15, 0, 0], np.int32)},
+                      "episode_lengths must be positive, got 0, 0 for episodes 1, 2"),
+    "nan-obs": (lambda d: {"obs": _nan_rows(d["obs"], [3, 9])}, "obs has NaN or infinite values in rows 3, 9"),
+    "inf-obs": (lambda d: {"obs": _nan_rows(d["obs"], [0, 1, 2, 5, 7], np.inf)},
+                "obs has NaN or infinite values in rows 0, 1, 2 (and 2 more)"),
+    "fractional-actions": (lambda d: {"actions": d["actions"].astype(np.float32) + np.float32(0.5)},
+                           "actions are float32, but CartPole-v1's actions are discrete, stored as integer indices; "
+                           "rows 0, 1, 2 (and 12 more) are not whole numbers"),
+    "whole-float-actions": (lambda d: {"actions": d["actions"].astype(np.float32)},
+                            "actions are float32, but CartPole-v1's actions are discrete, stored as integer indices; "
+                            "convert them with actions.astype(np.int32)"),
+    "nan-actions": (lambda d: {"actions": _nan_rows(d["actions"].astype(np.float32), [4])},
+                    "actions has NaN or infinite values in row 4"),
+    "out-of-range": (lambda d: {"actions": _nan_rows(_nan_rows(d["actions"], [4], 2), [8], -1)},
+                     "actions must be in 0..1 for CartPole-v1, got 2, -1 in rows 4, 8"),
+    "header-count": (lambda d: {"header": {**d["header"], "count": 20}},
+                     "its header counts 20 transitions, but obs and actions have 15 rows"),
+}
+
+
+@pytest.mark.parametrize("flaw", sorted(FLAWED_CARTPOLE_DEMOS))
+def test_fixed_bug_a_dataset_whose_arrays_disagree_trained(tmp_path, flaw):
+    change, message = FLAWED_CARTPOLE_DEMOS[flaw]
+    demos = _cartpole_demos()
+    demos.update(change(demos) if callable(change) else change)
+    write_flawed("demos", demos, tmp_path / "demos.npz")
+    (tmp_path / "file").write_text("")
+    code, err = invoke(["bc", "--demos", tmp_path / "demos.npz", "--run-dir", tmp_path / "file" / "run"])
+    assert_one_error_line(code, err, f"{tmp_path / 'demos.npz'}: {message}")
+
+
+def test_fixed_bug_a_dataset_whose_lengths_do_not_add_up_left_a_run(tmp_path, tmp_runs, cartpole_expert):
+    """As a user saw it: one line, exit 2, no run directory (it trained, held out "1 episode, 7
+    transitions" and reported a return)."""
+    demos = {**_cartpole_demos(), "episode_lengths": np.array([3, 4], np.int32)}
+    write_flawed("demos", demos, tmp_path / "demos.npz")
+    proc = il("bc", "--demos", tmp_path / "demos.npz", "--expert", cartpole_expert, "--num-steps", "50",
+              "--eval-episodes", "2", check=False)
+    assert_user_error(proc, "episode_lengths sum to 7, but the arrays have 15 rows")
+    assert not tmp_runs.exists() or not any(tmp_runs.iterdir())
+
+
+@pytest.mark.parametrize("content", [b"hello, this is text\n", bytes(range(256)) * 2],
+                         ids=["text", "random-bytes"])
+@pytest.mark.parametrize("option", ["bc --demos", "prefs --prefs-file", "rlhf --task text --rankings"])
+def test_fixed_bug_a_file_that_is_not_an_archive_was_called_a_pickle(tmp_path, content, option):
+    """np.load called these "pickled (object) data" and suggested loading them unsafely."""
+    path = tmp_path / "file.npz"
+    path.write_bytes(content)
+    code, err = invoke([*option.split(), path])
+    assert_one_error_line(code, err, f"{path} is not a", "not an .npz archive")
+    assert "pickle" not in err and "allow_pickle" not in err
 
 
 def test_fixed_bug_a_sweep_over_a_zero_size_was_a_traceback(tmp_path):

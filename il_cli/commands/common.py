@@ -133,7 +133,11 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
         if getattr(cfg, "prefs_file", None):
             from il_cli.data import load_preferences
 
-            load_preferences(cfg.prefs_file, spec.env_id, spec.obs_shape, spec.discrete, spec.action_dim)
+            load_preferences(cfg.prefs_file, spec.env_id, spec.obs_shape, spec.discrete, spec.action_dim, given=True)
+        if getattr(cfg, "rankings", None) and Path(cfg.rankings).exists():  # a person's, to rank or reuse
+            from il_cli.text.human import check_rankings
+
+            check_rankings(cfg.rankings, cfg.num_prompts, cfg.k, cfg.human)
         create = lambda: Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg),
                                     {"task": cfg.task} if spec is None else spec.to_json(),
                                     members(cfg.seed, getattr(cfg, "seeds", 1), grid),
