@@ -337,6 +337,34 @@ def test_a_full_disk_while_training_is_one_line_and_keeps_the_config(tmp_path, c
     assert not (run_dir / "summary.json").exists()
 
 
+def test_a_ctrl_c_in_a_garbage_collector_callback_is_not_lost():
+    """Python prints and drops an exception raised in a gc callback (JAX registers one, and a
+    run's start collects a lot): a Ctrl-C landing there was lost and the run went on."""
+    import gc
+
+    from il_cli import signals
+
+    fired = []
+
+    def callback(phase, info):
+        if phase == "start" and not fired:
+            fired.append(phase)
+            signal.raise_signal(signal.SIGINT)  # handled at the next instruction: in this callback
+            fired.append("after")
+
+    with pytest.raises(KeyboardInterrupt):
+        with signals.handled():
+            gc.callbacks.append(callback)
+            try:
+                gc.collect()
+                assert fired == ["start", "after"]  # the callback ran on: the signal did not stop it
+                deadline = time.time() + 5
+                while time.time() < deadline:  # delivered again a moment later, out here
+                    time.sleep(0.005)
+            finally:
+                gc.callbacks.remove(callback)
+
+
 # --- property-based: hostile input, in-process -----------------------------------------------
 
 # Bugs of the library these properties found that are still open: the strategies keep away
