@@ -337,6 +337,25 @@ def test_a_full_disk_while_training_is_one_line_and_keeps_the_config(tmp_path, c
     assert not (run_dir / "summary.json").exists()
 
 
+def test_ctrl_c_before_the_first_checkpoint_says_no_training_is_kept(tmp_path, cartpole_expert):
+    """Ctrl-C while the run starts (before its first chunk ends) has no checkpoint to keep: the
+    line says so, and that --resume starts the run again from step 0."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "il_cli", "bc", "--expert", cartpole_expert, "--episodes", "1",
+                             "--num-steps", "400000", "--eval-episodes", "2", "--run-dir", run_dir],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (run_dir / "config.json").exists(), proc, timeout=120)
+    proc.send_signal(signal.SIGINT)  # its first chunk is 50000 steps: far from done
+    _, err = proc.communicate(timeout=300)
+    # 130, or now and then a death by SIGINT after the line is printed (seen a few times in 30 tries,
+    # cause not found; a shell's $? is 130 either way)
+    assert proc.returncode in (130, -signal.SIGINT) and "Traceback" not in err, err
+    assert checkpoint_steps(run_dir) == []
+    assert err.strip() == (f"interrupted before the first checkpoint, so no training is kept; "
+                           f"`il bc --resume {run_dir}` starts the run again from step 0"), err
+    assert "checkpoint is kept" not in err
+
+
 def test_a_ctrl_c_in_a_garbage_collector_callback_is_not_lost():
     """Python prints and drops an exception raised in a gc callback (JAX registers one, and a
     run's start collects a lot): a Ctrl-C landing there was lost and the run went on."""
