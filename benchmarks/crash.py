@@ -65,9 +65,11 @@ def counted(check, count: list):
 
 def property_checks(examples: int, source_run: Path) -> list[dict]:
     """The test module's properties, `examples` in all (shares as in the default test run)."""
-    cases = [("demos file", rel.demo_files(), rel.check_demos_file, 0.3),
-             ("recipe", rel.recipes(), rel.check_recipe, 0.3),
-             ("option values", rel.option_argvs(), rel.check_options, 0.3),
+    cases = [("demos file", rel.demo_files(), rel.check_demos_file, 0.2),
+             ("flawed data file", rel.FLAWED_FILES, rel.check_flawed_file, 0.2),
+             ("recipe", rel.recipes(), rel.check_recipe, 0.2),
+             ("option values", rel.option_argvs(), rel.check_options, 0.2),
+             ("zero sizes", rel.bad_sizes(), rel.check_bad_size, 0.1),
              ("torn metrics", st.tuples(rel.FLAT_ROWS, st.floats(0, 1)), lambda x: rel.check_torn_metrics(*x), 0.07),
              ("corrupt checkpoint", rel.corruptions(), lambda c: rel.check_corrupt_checkpoint(source_run, c), 0.03)]
     out = []

@@ -20,17 +20,48 @@ from il_cli.errors import UserError, suggest
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
 
+def _options_of(cls) -> frozenset | None:
+    """The parameters of the command whose config is `cls` (None if no command has it)."""
+    import inspect
+
+    from il_cli.cli import app
+
+    command = "rlhf" if cls is TextRLHFConfig else "eval" if cls is EvalConfig else next(
+        (name for name, c in COMMANDS.items() if c is cls), None)
+    for info in app.registered_commands:
+        if (info.name or info.callback.__name__) == command:
+            return frozenset(inspect.signature(info.callback).parameters)
+    return None
+
+
+def option(cfg, name: str) -> str:
+    """How a user sets the field `name` of `cfg` (a config or its class): its command's option
+    (--num-steps), or, for a field no option sets (a recipe key, a --sweep key), its name
+    (num_epochs)."""
+    options = _options_of(cfg if isinstance(cfg, type) else type(cfg))
+    return f"--{name.replace('_', '-')}" if options is None or name in options else name
+
+
 def _positive(cfg, *names):
     for name in names:
         value = getattr(cfg, name)
         if not 0 < value < float("inf"):  # NaN fails too
-            raise UserError(f"--{name.replace('_', '-')} must be positive and finite, got {value}")
+            raise UserError(f"{option(cfg, name)} must be positive and finite, got {value}")
 
 
 def _non_negative(cfg, *names):
     for name in names:
         if not getattr(cfg, name) >= 0:  # NaN fails too
-            raise UserError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(cfg, name)}")
+            raise UserError(f"{option(cfg, name)} must be non-negative, got {getattr(cfg, name)}")
+
+
+def _sizes(cfg, *names):
+    """Layer sizes (hidden, rm_hidden): each positive, from a flag, a recipe, a sweep or a
+    resumed config alike (a zero-width layer trains and then cannot be checkpointed)."""
+    for name in names:
+        values = getattr(cfg, name)
+        if not all(v > 0 for v in values):
+            raise UserError(f"{option(cfg, name)} sizes must be positive, got '{','.join(map(str, values))}'")
 
 
 def _in_unit_interval(cfg, *names, open_right=False):
@@ -38,7 +69,7 @@ def _in_unit_interval(cfg, *names, open_right=False):
         value = getattr(cfg, name)
         if not (0 <= value < 1 if open_right else 0 <= value <= 1):
             bound = "[0, 1)" if open_right else "[0, 1]"
-            raise UserError(f"--{name.replace('_', '-')} must be in {bound}, got {value}")
+            raise UserError(f"{option(cfg, name)} must be in {bound}, got {value}")
 
 
 def _eval_policy(cfg):
@@ -69,10 +100,31 @@ def _members(cfg, command: str):
     if members > MAX_MEMBERS:
         raise UserError(f"--seeds × the sweep's cells is {members} members; at most {MAX_MEMBERS} in one run")
     if grid:
-        member_configs(cfg)  # each member's config validates its own cell
+        _check_cells(cfg, grid)
     if getattr(cfg, "vary_eval", ()) and split_grid(grid)[0]:
         raise UserError("--vary-eval evaluates one program; with a sweep over a count or shape, evaluate "
                         "each program's run: il eval RUN/cells/<cell> --vary ...")
+
+
+def _check_cells(cfg, grid):
+    """Each cell of the sweep validates as a config of its own (a member's, or a program's),
+    so a value no option would take is refused now, naming it: `--sweep hidden=0: ...`."""
+    from il_cli.sweep import describe, members
+
+    def error(hyper) -> UserError | None:
+        try:
+            dataclasses.replace(cfg, seeds=1, sweep=(), **hyper)
+        except UserError as exc:
+            return exc
+        return None
+
+    for cell in members(cfg.seed, 1, grid):
+        if error(cell["hyper"]) is None:
+            continue
+        if (own := error({})) is not None:  # the options without the sweep are wrong themselves
+            raise own
+        culprit = next(({k: v} for k, v in cell["hyper"].items() if error({k: v}) is not None), cell["hyper"])
+        raise UserError(f"--sweep {describe(culprit, ' ')}: {error(culprit)}")
 
 
 def member_configs(cfg) -> list:
@@ -92,7 +144,8 @@ def _tensorboard(cfg):
 
 def _activation(cfg):
     if cfg.activation not in ("tanh", "relu"):
-        raise UserError(f"--activation must be tanh or relu, got '{cfg.activation}'")
+        raise UserError(f"{option(cfg, 'activation')} must be tanh or relu, got '{cfg.activation}'"
+                        f"{suggest(str(cfg.activation), ('tanh', 'relu'))}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +184,7 @@ class PPOConfig:
         _members(self, "expert")
         _positive(self, "num_envs", "num_steps", "total_timesteps", "num_epochs",
                   "num_minibatches", "lr", "eval_episodes", "num_chunks", "reward_scale")
+        _sizes(self, "hidden")
         _in_unit_interval(self, "gamma", "gae_lambda", "clip_eps")
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise UserError(f"num_envs*num_steps ({self.num_envs * self.num_steps}) must be "
@@ -150,7 +204,7 @@ TEACHER_HYPER = ("teacher_beta", "mistake_rate", "teacher_threshold", "teacher_s
 def _choice(cfg, name, choices):
     value = getattr(cfg, name)
     if value not in choices:
-        raise UserError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, "
+        raise UserError(f"{option(cfg, name)} must be one of {', '.join(choices)}, "
                         f"got '{value}'{suggest(str(value), choices)}")
 
 
@@ -224,6 +278,7 @@ class PrefsConfig:
         _members(self, "prefs")
         _positive(self, "num_prefs", "temperature", "lr", "batch_size", "num_steps", "eval_episodes",
                   "num_chunks")
+        _sizes(self, "hidden")
         _in_unit_interval(self, "holdout_frac", open_right=True)
         swept = [key for key, _ in self.sweep if key in TEACHER_HYPER]
         if self.prefs_file and swept:
@@ -255,12 +310,13 @@ class BCConfig:
     vary_eval: tuple = ()  # ((name, values), ...): also evaluate over this grid of env parameters at the end
 
     def __post_init__(self):
-        object.__setattr__(self, "vary_eval", parse_vary(self.vary_eval))
+        object.__setattr__(self, "vary_eval", parse_vary(self.vary_eval, "--vary-eval"))
         _activation(self)
         _eval_policy(self)
         _tensorboard(self)
         _members(self, "bc")
         _positive(self, "episodes", "lr", "batch_size", "num_steps", "eval_episodes", "num_chunks")
+        _sizes(self, "hidden")
         _in_unit_interval(self, "holdout_frac", open_right=True)
 
 
@@ -295,12 +351,13 @@ class DAggerConfig:
     vary_eval: tuple = ()  # ((name, values), ...): also evaluate over this grid of env parameters at the end
 
     def __post_init__(self):
-        object.__setattr__(self, "vary_eval", parse_vary(self.vary_eval))
+        object.__setattr__(self, "vary_eval", parse_vary(self.vary_eval, "--vary-eval"))
         _activation(self)
         _eval_policy(self)
         _tensorboard(self)
         _members(self, "dagger")
         _positive(self, "steps_per_round", "num_envs", "train_steps", "lr", "batch_size", "eval_episodes")
+        _sizes(self, "hidden")
         _non_negative(self, "episodes", "label_noise")
         if self.expert_budget is not None and self.expert_budget <= 0:
             raise UserError(f"--expert-budget must be positive, got {self.expert_budget}")
@@ -387,6 +444,7 @@ class RLHFConfig:
                   "rm_steps", "rm_lr", "rm_batch", "num_envs", "num_steps", "total_timesteps", "num_epochs",
                   "num_minibatches", "lr", "eval_episodes", "num_chunks")
         _positive(self, "iterations", "dpo_steps")
+        _sizes(self, "hidden", "rm_hidden")
         if self.method not in RLHF_METHODS:
             raise UserError(f"--method must be one of {', '.join(RLHF_METHODS)}, got '{self.method}'")
         if self.k < 2:
@@ -484,11 +542,11 @@ class TextRLHFConfig:
             raise UserError(f"--k {self.k}: a person ranks 2 to 9 answers per prompt (one digit each)")
         for width in ("d_model", "rm_d_model"):
             if getattr(self, width) % self.num_heads:
-                raise UserError(f"--{width.replace('_', '-')} {getattr(self, width)} must be a multiple of "
-                                f"--num-heads {self.num_heads}")
+                raise UserError(f"{option(self, width)} {getattr(self, width)} must be a multiple of "
+                                f"{option(self, 'num_heads')} {self.num_heads}")
         if self.rollout_prompts % self.num_minibatches:
-            raise UserError(f"--rollout-prompts {self.rollout_prompts} must be divisible by "
-                            f"num_minibatches ({self.num_minibatches})")
+            raise UserError(f"{option(self, 'rollout_prompts')} {self.rollout_prompts} must be divisible by "
+                            f"{option(self, 'num_minibatches')} ({self.num_minibatches})")
         if self.method == "dpo" and self.kl_coef <= 0:
             raise UserError("--kl-coef (DPO's β) must be positive with --method dpo")
         _non_negative(self, "kl_coef", "ptx_coef", "human_beta")
@@ -533,6 +591,7 @@ class CompoundingConfig:
         _eval_policy(self)
         _members(self, "compounding")
         _positive(self, "rounds", "train_steps", "batch_size", "lr", "eval_episodes")
+        _sizes(self, "hidden")
         if not self.horizons:
             object.__setattr__(self, "horizons", DEFAULT_HORIZONS.get(self.env, DEFAULT_HORIZONS[None]))
         if len(self.horizons) < 2 or min(self.horizons) < self.rounds:
@@ -577,9 +636,10 @@ class EvalConfig:
             raise UserError(f"--member must be non-negative, got {self.member}")
 
 
-def parse_vary(specs) -> tuple:
+def parse_vary(specs, flag: str = "--vary") -> tuple:
     """(("length", (0.25, 0.5, ...)), ...) from `--vary NAME=v1,v2,...` or `NAME=lo:hi:n` (n
-    values from lo to hi, ends included); already parsed pairs pass through."""
+    values from lo to hi, ends included); already parsed pairs pass through. `flag` is the
+    option the specs came from (--vary, --vary-eval), as the messages name it."""
     grid = []
     for spec in specs:
         if not isinstance(spec, str):
@@ -595,12 +655,12 @@ def parse_vary(specs) -> tuple:
             else:
                 values = tuple(float(v) for v in rhs.split(","))
         except ValueError:
-            raise UserError(f"--vary must be NAME=v1,v2,... or NAME=lo:hi:n with numbers, got '{spec}'") from None
+            raise UserError(f"{flag} must be NAME=v1,v2,... or NAME=lo:hi:n with numbers, got '{spec}'") from None
         if not name or not all(np.isfinite(values)):
-            raise UserError(f"--vary must be NAME=v1,v2,... or NAME=lo:hi:n with finite numbers, got '{spec}'")
+            raise UserError(f"{flag} must be NAME=v1,v2,... or NAME=lo:hi:n with finite numbers, got '{spec}'")
         grid.append((name, values))
     if len({name for name, _ in grid}) < len(grid):
-        raise UserError("--vary names a parameter twice; put all its values in one list")
+        raise UserError(f"{flag} names a parameter twice; put all its values in one list")
     return tuple(grid)
 
 
@@ -699,9 +759,9 @@ def build_config(cls, command: str, recipe: str | None = None, **flags):
     for name, value in values.items():  # counts beyond int32 only overflow (or hang) later
         for v in value if isinstance(value, tuple) else (value,):
             if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**31:
-                raise UserError(f"--{name.replace('_', '-')} must be below 2^31, got {v}")
+                raise UserError(f"{option(cls, name)} must be below 2^31, got {v}")
             if isinstance(v, float) and not math.isfinite(v):
-                raise UserError(f"--{name.replace('_', '-')} must be a finite number, got {v}")
+                raise UserError(f"{option(cls, name)} must be a finite number, got {v}")
     if "env" in values:
         values["env"] = resolve_env_id(values["env"])
     try:
@@ -719,6 +779,9 @@ def from_json(cls, data: dict):
     return cls(**{k: _coerce(cls, k, v) for k, v in data.items() if k in known})
 
 
+INT_LIST_EXAMPLES = {"hidden": "64,64", "horizons": "50,100,200", "demos": "1,2,5,10"}
+
+
 def parse_ints(text: str | None, what: str) -> tuple[int, ...] | None:
     """'64,64' -> (64, 64)."""
     if text is None:
@@ -726,7 +789,8 @@ def parse_ints(text: str | None, what: str) -> tuple[int, ...] | None:
     try:
         values = tuple(int(x) for x in text.split(","))
     except ValueError:
-        raise UserError(f"--{what} must be comma-separated integers like 64,64, got '{text}'") from None
+        example = INT_LIST_EXAMPLES.get(what, "1,2,3")
+        raise UserError(f"--{what} must be comma-separated integers like {example}, got '{text}'") from None
     if any(v <= 0 for v in values):
         raise UserError(f"--{what} sizes must be positive, got '{text}'")
     return values

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from il_cli import files
+from il_cli.envs import ALL_ENV_IDS, CONTINUOUS_ENV_IDS
 from il_cli.errors import UserError
 from il_cli.runs import DATA
 
@@ -50,18 +51,45 @@ def save_dataset(path, obs, actions, episode_returns, episode_lengths, header: d
     return header
 
 
+class Unreadable(ValueError):
+    """A file il will not read as an .npz of arrays: not an archive at all, or an archive of
+    pickled Python objects; its message says what it is instead."""
+
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # what np.load takes for an .npz (a zip archive)
+
+
 def open_npz(path):
-    """np.load of an .npz archive, never unpickling (allow_pickle=False); ValueError for
-    anything else (a bare .npy array, a pickle)."""
-    f = np.load(path, allow_pickle=False)
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        raise ValueError("not an .npz archive")
-    return f
+    """np.load of an .npz archive, never unpickling (allow_pickle=False); Unreadable for
+    anything else (an empty file, a bare .npy array, a pickle, text or other bytes), which
+    np.load would report as pickled data to load unsafely."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if not magic.startswith(ZIP_MAGIC):
+        if not magic:
+            raise Unreadable("it is empty, not an .npz archive")
+        if magic.startswith(b"\x93NUMPY"):
+            raise Unreadable("it is a single .npy array, not an .npz archive")
+        if magic[:1] == b"\x80" and magic[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+            raise Unreadable("it is a Python pickle, not an .npz archive; il never unpickles a file")
+        raise Unreadable("it is not an .npz archive")
+    return np.load(path, allow_pickle=False)
+
+
+def read_array(f, name: str) -> np.ndarray:
+    """f[name] of an open .npz; Unreadable if it holds pickled Python objects (np.load's
+    message would be to load it with allow_pickle, that is to run whatever it holds)."""
+    try:
+        return f[name]
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise Unreadable(f"its '{name}' array holds pickled Python objects, which il never unpickles") from None
+        raise
 
 
 def read_header(f) -> dict:
     """The JSON header an il .npz carries; ValueError unless it is a JSON object."""
-    raw = f["header"]
+    raw = read_array(f, "header")
     if raw.ndim != 1 or raw.dtype != np.uint8:
         raise ValueError("its header is not JSON text")
     header = json.loads(raw.tobytes().decode())
@@ -70,8 +98,63 @@ def read_header(f) -> dict:
     return header
 
 
+def rows(bad, what: str = "row") -> str:
+    """'rows 3, 17, 40 (and 12 more)': the indices where the boolean array `bad` is True."""
+    index = np.flatnonzero(bad)
+    shown = ", ".join(map(str, index[:3].tolist())) + (f" (and {len(index) - 3} more)" if len(index) > 3 else "")
+    return f"{what}{'s' * (len(index) > 1)} {shown}"
+
+
+def check_finite(path, name: str, a: np.ndarray):
+    """UserError naming the rows of `a` (a float array, rows first) with NaN or ±inf."""
+    if a.dtype.kind == "f" and a.size:
+        bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+        if bad.any():
+            raise UserError(f"{path}: {name} has NaN or infinite values in {rows(bad)}")
+
+
+def check_episode_lengths(path, lengths: np.ndarray, n: int, what: str = "episode"):
+    """UserError unless `lengths` are positive integers summing to the `n` rows (whole
+    episodes, one after another)."""
+    if lengths.ndim != 1 or lengths.dtype.kind not in "iu":
+        raise UserError(f"{path}: episode_lengths is {lengths.dtype} with shape {lengths.shape}, not one integer "
+                        f"per {what}")
+    bad = lengths <= 0
+    if bad.any():
+        raise UserError(f"{path}: episode_lengths must be positive, got "
+                        f"{', '.join(map(str, lengths[bad][:3].tolist()))} for {rows(bad, what)}")
+    total = sum(int(x) for x in lengths) if (lengths > n).any() else int(lengths.astype(np.int64).sum())
+    if total != n:
+        raise UserError(f"{path}: episode_lengths sum to {total}, but the arrays have {n} rows (a row per step, "
+                        f"the {what}s one after another)")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def check_header(path, header: dict, n: int, lengths: np.ndarray | None):
+    """UserError unless the header's figures (the summary reports them) agree with the arrays."""
+    for key in ("count", "episodes", "return_mean", "expert_return"):
+        if not _number(header.get(key)):
+            raise UserError(f"{path}: its header's '{key}' is {header.get(key)!r}, not a number")
+    if header["count"] != n:
+        raise UserError(f"{path}: its header counts {header['count']} transitions, but obs and actions have {n} rows")
+    if lengths is not None and header["episodes"] != len(lengths):
+        raise UserError(f"{path}: its header counts {header['episodes']} episodes, but episode_lengths has "
+                        f"{len(lengths)}")
+    source = header.get("source")
+    if source is not None and not isinstance(source, str):
+        raise UserError(f"{path}: its header's 'source' is {source!r}, not the expert's run directory")
+    std = header.get("expert_action_std")
+    if std is not None and not (isinstance(std, list) and std and all(_number(v) and v > 0 for v in std)):
+        raise UserError(f"{path}: its header's 'expert_action_std' is {std!r}, not a list of positive numbers")
+
+
 def load_dataset(path, env_id: str | None = None) -> Dataset:
-    """The dataset at `path`; UserError if missing, corrupt, or from another environment."""
+    """The dataset at `path`; UserError if missing, corrupt, or from another environment, or
+    if its arrays disagree: episode lengths that are not the rows', non-finite values,
+    discrete actions that are not integers, a header whose figures are not the arrays'."""
     path = Path(path)
     if not path.is_file():
         inside = sorted((path / DATA).glob("*.npz")) if path.is_dir() else []  # a collect run's
@@ -83,9 +166,11 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
             if header.get("kind") == "preferences":
                 raise UserError(f"{path} holds preferences, not demonstrations; give it to "
                                 f"`il prefs --prefs-file {path}`")
-            obs, actions = f["obs"], f["actions"]
-            lengths = f["episode_lengths"] if "episode_lengths" in f.files else None
+            obs, actions = read_array(f, "obs"), read_array(f, "actions")
+            lengths = read_array(f, "episode_lengths") if "episode_lengths" in f.files else None
             env = header["env_id"]
+    except Unreadable as exc:
+        raise UserError(f"{path} is not an il dataset: {exc}") from None
     except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not an il dataset ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
     if (obs.ndim < 2 or actions.ndim < 1 or obs.dtype.kind not in "fiub" or actions.dtype.kind not in "fiu"
@@ -98,6 +183,21 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
     if env_id is not None and env != env_id:
         raise UserError(f"dataset {path} was collected on {env}, not {env_id}; "
                         f"pass --env {env} or collect demos for {env_id}")
+    if not isinstance(env, str) or env not in ALL_ENV_IDS:
+        raise UserError(f"{path}: its header's env_id {env!r} is not an environment il knows")
+    if not len(obs):
+        raise UserError(f"{path} holds no transitions")
+    if lengths is not None:
+        check_episode_lengths(path, lengths, len(obs))
+    check_finite(path, "obs", obs)
+    check_finite(path, "actions", actions)
+    if env not in CONTINUOUS_ENV_IDS and actions.dtype.kind == "f":
+        whole = actions == np.round(actions)
+        detail = (f"{rows(~whole)} are not whole numbers" if not whole.all()
+                  else "convert them with actions.astype(np.int32)")
+        raise UserError(f"{path}: actions are {actions.dtype}, but {env}'s actions are discrete, stored as "
+                        f"integer indices; {detail}")
+    check_header(path, header, len(obs), lengths)
     return Dataset(header, obs, actions, lengths)
 
 
@@ -108,8 +208,15 @@ def check_fits(data: Dataset, path, spec):
     if data.obs.shape[1:] != tuple(spec.obs_shape) or data.actions.shape[1:] != action_shape:
         raise UserError(f"{path}: observations {data.obs.shape[1:]} and actions {data.actions.shape[1:]} do not fit "
                         f"{spec.env_id} (observations {tuple(spec.obs_shape)}, actions {action_shape})")
-    if spec.discrete and len(data.actions) and (data.actions.min() < 0 or data.actions.max() >= spec.action_dim):
-        raise UserError(f"{path}: actions must be in 0..{spec.action_dim - 1} for {spec.env_id}")
+    if spec.discrete:
+        bad = (data.actions < 0) | (data.actions >= spec.action_dim)
+        if bad.any():
+            raise UserError(f"{path}: actions must be in 0..{spec.action_dim - 1} for {spec.env_id}, got "
+                            f"{', '.join(map(str, data.actions[bad][:3].tolist()))} in {rows(bad)}")
+    std = data.header.get("expert_action_std")
+    if not spec.discrete and std is not None and len(std) != spec.action_dim:
+        raise UserError(f"{path}: its header's 'expert_action_std' has {len(std)} values, but {spec.env_id}'s "
+                        f"actions have {spec.action_dim}")
 
 
 # --- preference datasets ----------------------------------------------------------------
@@ -143,9 +250,12 @@ def save_preferences(path, prefs: Preferences) -> dict:
     return header
 
 
-def load_preferences(path, env_id: str, obs_shape: tuple, discrete: bool, action_dim: int) -> Preferences:
+def load_preferences(path, env_id: str, obs_shape: tuple, discrete: bool, action_dim: int,
+                     given: bool = False) -> Preferences:
     """The preference dataset at `path`, checked against the environment; UserError if it is
-    missing, not ours, from another environment, or has wrong shapes or dtypes."""
+    missing, not ours, from another environment, or has wrong shapes, dtypes or values. A
+    file the user `given` (--prefs-file) must also hold a pair put to the teacher (a
+    simulated teacher that skipped every pair is reported as it is)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"preference file {path} does not exist")
@@ -153,7 +263,9 @@ def load_preferences(path, env_id: str, obs_shape: tuple, discrete: bool, action
         with open_npz(path) as f:
             header = read_header(f)
             missing = [name for name in PREFERENCE_ARRAYS if name not in f.files]
-            arrays = {name: f[name] for name in PREFERENCE_ARRAYS if name in f.files}
+            arrays = {name: read_array(f, name) for name in PREFERENCE_ARRAYS if name in f.files}
+    except Unreadable as exc:
+        raise UserError(f"{path} is not an il preference file: {exc}") from None
     except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not an il preference file ({exc.__class__.__name__}: {exc})") from None
     if header.get("kind") != "preferences":
@@ -172,15 +284,26 @@ def load_preferences(path, env_id: str, obs_shape: tuple, discrete: bool, action
     for name, (shape, kind) in expected.items():
         a = arrays[name]
         if (shape is not None and a.shape != shape) or a.dtype.kind not in kind:
+            kinds = {"fiub": "numeric", "i": "integer", "f": "float", "b": "bool", "iu": "integer"}[kind]
             raise UserError(f"{path}: '{name}' has shape {a.shape} and dtype {a.dtype}; expected "
-                            f"{shape or '[streams]'} of dtype kind '{kind}' for {env_id}")
-    if int(arrays["episode_lengths"].sum()) != n or np.any(arrays["episode_lengths"] <= 0):
-        raise UserError(f"{path}: episode_lengths must be positive and sum to the {n} rows")
-    if not np.all((arrays["label"] >= 0) & (arrays["label"] <= 1)):
-        raise UserError(f"{path}: labels are probabilities P(a ≻ b) and must lie in [0, 1]")
-    if discrete and np.any((arrays["action_a"] < 0) | (arrays["action_a"] >= action_dim)
-                           | (arrays["action_b"] < 0) | (arrays["action_b"] >= action_dim)):
-        raise UserError(f"{path}: actions must be in 0..{action_dim - 1} for {env_id}")
+                            f"{shape or '[streams]'} of {kinds} dtype for {env_id}")
+    if not n:
+        raise UserError(f"{path} holds no preference pairs")
+    check_episode_lengths(path, arrays["episode_lengths"], n, "stream")
+    for name in ("obs", "action_a", "action_b"):
+        check_finite(path, name, arrays[name])
+    bad = ~((arrays["label"] >= 0) & (arrays["label"] <= 1))  # NaN too
+    if bad.any():
+        raise UserError(f"{path}: label holds probabilities P(a ≻ b), which lie in [0, 1]; got "
+                        f"{', '.join(map(str, arrays['label'][bad][:3].tolist()))} in {rows(bad)}")
+    for name in ("action_a", "action_b"):
+        bad = (arrays[name] < 0) | (arrays[name] >= action_dim) if discrete else np.zeros(n, bool)
+        if bad.any():
+            raise UserError(f"{path}: {name} must be in 0..{action_dim - 1} for {env_id}, got "
+                            f"{', '.join(map(str, arrays[name][bad][:3].tolist()))} in {rows(bad)}")
+    if given and not arrays["asked"].any():
+        raise UserError(f"{path}: no pair was put to the teacher (asked is false in every row), so there "
+                        f"is nothing to learn from")
     return Preferences(header, arrays["obs"].astype(np.float32),
                        *(arrays[k].astype(np.int32 if discrete else np.float32) for k in ("action_a", "action_b")),
                        arrays["label"].astype(np.float32), arrays["asked"],

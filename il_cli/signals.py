@@ -1,11 +1,16 @@
 """Ctrl-C and SIGTERM stop a run between chunks, never inside a checkpoint write. No JAX here.
 
 The handlers raise at once (KeyboardInterrupt for SIGINT, Terminated for SIGTERM), except
-inside `uninterrupted()`, where the signal is held and raised when the block ends.
+inside `uninterrupted()`, where the signal is held and raised when the block ends, and inside
+a garbage-collector callback or a __del__, where Python would print the exception and drop it
+(the Ctrl-C lost, the run going on): there the signal is sent again a moment later.
 """
 
 import contextlib
+import gc
+import os
 import signal
+import threading
 
 
 class Terminated(BaseException):
@@ -19,9 +24,22 @@ def _raise(signum):
     raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
 
 
+def _swallowed_in(frame) -> bool:
+    """Whether an exception raised in `frame` would be printed and dropped ("Exception ignored
+    in ..."): inside a garbage-collector callback (JAX registers one) or a __del__."""
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _handler(signum, frame):
     if _held["inside"]:
         _held["signal"] = signum
+    elif _swallowed_in(frame):  # raised here, the Ctrl-C would be lost: deliver it again shortly
+        threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
     else:
         _raise(signum)
 

@@ -1,5 +1,6 @@
 """Every user mistake: one line on stderr, exit code 2, no traceback, nothing lost."""
 
+import json
 import subprocess
 import sys
 import time
@@ -114,3 +115,65 @@ def test_a_run_of_the_wrong_env_or_command_is_refused_before_a_run_is_made(cartp
                       "is an il collect run; resume it with `il collect --resume")
     assert_user_error(il("bc", "--demos", tmp_runs / "demos", check=False), "is not a file (a directory; its dataset is")
     assert sorted(p.name for p in tmp_runs.iterdir()) == ["demos"], demos.stdout
+
+
+# A zero or negative size is refused the same way on every path into a config (flag, recipe,
+# sweep value, resumed config.json), before a run directory or an expert exists. (A zero-width
+# layer used to train and then fail to checkpoint: an Orbax traceback and a half-made run.)
+ZERO_SIZES = [
+    (("bc", "--hidden", "64,0"), "", "--hidden sizes must be positive, got '64,0'"),
+    (("bc", "--sweep", "hidden=0,64"), "", "--sweep hidden=0: --hidden sizes must be positive, got '0'"),
+    (("dagger", "--sweep", "hidden=64x-8,64"), "", "--sweep hidden=64x-8: --hidden sizes must be positive"),
+    (("expert", "--sweep", "num_envs=8,0"), "", "--sweep num_envs=0: --num-envs must be positive"),
+    (("bc",), "[bc]\nhidden = [0]\n", "--hidden sizes must be positive, got '0'"),
+    (("prefs",), "hidden = [64, -1]\n", "--hidden sizes must be positive, got '64,-1'"),
+    (("rlhf",), "[rlhf]\nrm_hidden = [0]\n", "rm_hidden sizes must be positive, got '0'"),
+    (("bc",), 'sweep = ["hidden=0"]\n', "--sweep hidden=0: --hidden sizes must be positive"),
+]
+
+
+@pytest.mark.parametrize("args,recipe,message", ZERO_SIZES,
+                         ids=["flag", "sweep", "sweep-negative", "sweep-count", "recipe", "recipe-top-level",
+                              "recipe-rm-hidden", "recipe-sweep"])
+def test_a_zero_or_negative_size_is_one_line_on_every_path(tmp_path, args, recipe, message):
+    env = {"IL_RUNS_DIR": str(tmp_path / "runs"), "IL_CACHE_DIR": str(tmp_path / "cache")}
+    if recipe:
+        (tmp_path / "r.toml").write_text(recipe)
+        args = (*args, "--recipe", tmp_path / "r.toml")
+    assert_user_error(il(*args, check=False, env=env), message)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()  # no run, no expert
+
+
+def test_a_resumed_config_with_a_zero_size_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"command": "bc", "env": "CartPole-v1",
+                                                 "config": {"hidden": [64, 0]}}))
+    assert_user_error(il("bc", "--resume", run, check=False), "--hidden sizes must be positive, got '64,0'")
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+
+@pytest.mark.parametrize("args,message,wrong", [
+    (("compounding", "--horizons", "50,x"), "--horizons must be comma-separated integers like 50,100,200", "64,64"),
+    (("compounding", "--demos", "1;2"), "--demos must be comma-separated integers like 1,2,5,10", "64,64"),
+    (("bc", "--vary-eval", "length=a,b"), "--vary-eval must be NAME=v1,v2,...", "--vary "),
+    (("bc", "--env", "-"), "unknown environment '-'", "did you mean"),
+    (("bc", "--sweep", "=1,2"), "--sweep : not an option", "did you mean"),
+], ids=["horizons-example", "demos-example", "vary-eval-name", "no-far-suggestion", "no-far-sweep-suggestion"])
+def test_a_message_names_this_option_and_only_close_matches(args, message, wrong):
+    proc = il(*args, check=False)
+    assert_user_error(proc, message)
+    assert wrong not in proc.stderr
+
+
+def test_a_key_that_has_no_option_is_named_as_the_recipe_key(tmp_path):
+    """num_epochs is set only by a recipe or a sweep: the message names the key, not an option
+    --num-epochs that `il rlhf` does not have."""
+    (tmp_path / "r.toml").write_text("[rlhf]\nnum_epochs = 0\nactivation = 'rleu'\n")
+    proc = il("rlhf", "--recipe", tmp_path / "r.toml", check=False)
+    assert_user_error(proc, "activation must be tanh or relu, got 'rleu' (did you mean relu?)")
+    assert "--activation" not in proc.stderr
+    (tmp_path / "r.toml").write_text("[rlhf]\nnum_epochs = 0\n")
+    proc = il("rlhf", "--recipe", tmp_path / "r.toml", check=False)
+    assert_user_error(proc, "num_epochs must be positive")
+    assert "--num-epochs" not in proc.stderr

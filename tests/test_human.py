@@ -158,13 +158,32 @@ def _plain_pickle(path):
     path.write_bytes(pickle.dumps(human.new_rankings(PROMPTS, ANSWERS)))
 
 
+def _text(path):
+    path.write_text("3142\n1234\n")
+
+
+def _status_out_of_range(path):
+    rankings = human.new_rankings(PROMPTS, ANSWERS)
+    rankings["status"][2] = 7
+    human.save_rankings(path, rankings)
+
+
+def _skipped_with_an_order(path):
+    rankings = human.new_rankings(PROMPTS, ANSWERS)
+    rankings["order"][0], rankings["status"][0] = [0, 1, 2, 3], human.SKIPPED
+    human.save_rankings(path, rankings)
+
+
 @pytest.mark.parametrize("make, complaint", [
-    (_pickled_array, "is not a rankings file (ValueError: Object arrays cannot be loaded"),
+    (_pickled_array, "is not a rankings file: its 'answers' array holds pickled Python objects, which il never"),
     (_truncated, "is not a rankings file (BadZipFile"),
     (_not_a_permutation, "the order of prompt 2 is [0, 0, 1, 2], not a permutation of 0..3"),
     (_other_answers, "holds rankings of other answers (its answers differ from these at prompt 1)"),
     (_other_prompts, "holds rankings of other answers (its prompts are (2, 2), these (3, 2))"),
-    (_plain_pickle, "is not a rankings file (ValueError"),
+    (_plain_pickle, "is not a rankings file: it is a Python pickle, not an .npz archive; il never unpickles"),
+    (_text, "is not a rankings file: it is not an .npz archive"),
+    (_status_out_of_range, "status of prompt 3 is 7, not 0 (not yet shown), 1 (ranked) or 2 (skipped)"),
+    (_skipped_with_an_order, "the order of prompt 1 is [0, 1, 2, 3], not all −1 (it is not ranked)"),
 ])
 def test_load_rankings_refuses_a_file_it_cannot_trust(tmp_path, make, complaint):
     path = tmp_path / "rankings.npz"
@@ -173,6 +192,24 @@ def test_load_rankings_refuses_a_file_it_cannot_trust(tmp_path, make, complaint)
         human.load_rankings(path, PROMPTS, ANSWERS)
     message = str(error.value)
     assert message.startswith(str(path)) and complaint in message and "\n" not in message, message
+    assert "allow_pickle" not in message  # never the advice to load it unsafely
+
+
+@pytest.mark.parametrize("args,complaint", [
+    (("--num-prompts", "5", "--k", "4"), "holds rankings of 3 prompts with 4 answers each, not --num-prompts 5 with --k 4"),
+    (("--num-prompts", "3", "--k", "4"), "holds 0 ranking(s); rank at least 2"),
+])
+def test_a_rankings_file_that_cannot_serve_is_refused_before_a_run_is_made(tmp_path, args, complaint):
+    """Checked before anything runs (pretraining took minutes before the file was read)."""
+    from conftest import il
+    from test_errors import assert_user_error
+
+    human.save_rankings(tmp_path / "r.npz", human.new_rankings(PROMPTS, ANSWERS))
+    env = {"IL_RUNS_DIR": str(tmp_path / "runs")}
+    proc = il("rlhf", "--task", "text", "--rankings", tmp_path / "r.npz", *args, "--pretrain-steps", "10",
+              "--sft-steps", "10", "--rm-steps", "10", "--updates", "1", check=False, env=env, timeout=300)
+    assert_user_error(proc, f"{tmp_path / 'r.npz'} {complaint}")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_more_answers_than_digits_is_a_user_error():

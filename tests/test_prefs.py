@@ -183,7 +183,23 @@ def test_bad_preference_files_are_refused(tmp_path, tmp_runs):
     refused(write_npz(tmp_path / "labels.npz", **{**arrays, "label": arrays["label"] * 3}), "[0, 1]")
     refused(write_npz(tmp_path / "actions.npz", **{**arrays, "action_a": arrays["action_a"] + 5}), "0..1")
     refused(write_npz(tmp_path / "lengths.npz", **{**arrays, "episode_lengths": np.array([7], np.int32)}),
-            "sum to the 300 rows")
+            "episode_lengths sum to 7, but the arrays have 300 rows")
+    # values that trained to wrong figures without a word (issue #24): named with their rows
+    obs = arrays["obs"].copy()
+    obs[[5, 17]] = np.nan
+    refused(write_npz(tmp_path / "nan.npz", **{**arrays, "obs": obs}), "obs has NaN or infinite values in rows 5, 17")
+    label = arrays["label"].copy()
+    label[3] = np.nan
+    refused(write_npz(tmp_path / "nan-label.npz", **{**arrays, "label": label}),
+            "label holds probabilities P(a ≻ b), which lie in [0, 1]; got nan in row 3")
+    refused(write_npz(tmp_path / "zero.npz", **{**arrays, "episode_lengths": np.array([300, 0], np.int32)}),
+            "episode_lengths must be positive, got 0 for stream 1")
+    with pytest.raises(UserError, match="no pair was put to the teacher"):
+        load_preferences(write_npz(tmp_path / "unasked.npz", **{**arrays, "asked": np.zeros(n, bool)}), *spec,
+                         given=True)
+    text = tmp_path / "text.npz"
+    text.write_text("obs,action_a,action_b,label\n")
+    refused(text, "is not an il preference file: it is not an .npz archive")
     del arrays["asked"]
     refused(write_npz(tmp_path / "lacks.npz", **arrays), "lacks the arrays asked")
     truncated = tmp_path / "truncated.npz"

@@ -337,6 +337,53 @@ def test_a_full_disk_while_training_is_one_line_and_keeps_the_config(tmp_path, c
     assert not (run_dir / "summary.json").exists()
 
 
+def test_ctrl_c_before_the_first_checkpoint_says_no_training_is_kept(tmp_path, cartpole_expert):
+    """Ctrl-C while the run starts (before its first chunk ends) has no checkpoint to keep: the
+    line says so, and that --resume starts the run again from step 0."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "il_cli", "bc", "--expert", cartpole_expert, "--episodes", "1",
+                             "--num-steps", "400000", "--eval-episodes", "2", "--run-dir", run_dir],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (run_dir / "config.json").exists(), proc, timeout=120)
+    proc.send_signal(signal.SIGINT)  # its first chunk is 50000 steps: far from done
+    _, err = proc.communicate(timeout=300)
+    # 130, or now and then a death by SIGINT after the line is printed (seen a few times in 30 tries,
+    # cause not found; a shell's $? is 130 either way)
+    assert proc.returncode in (130, -signal.SIGINT) and "Traceback" not in err, err
+    assert checkpoint_steps(run_dir) == []
+    assert err.strip() == (f"interrupted before the first checkpoint, so no training is kept; "
+                           f"`il bc --resume {run_dir}` starts the run again from step 0"), err
+    assert "checkpoint is kept" not in err
+
+
+def test_a_ctrl_c_in_a_garbage_collector_callback_is_not_lost():
+    """Python prints and drops an exception raised in a gc callback (JAX registers one, and a
+    run's start collects a lot): a Ctrl-C landing there was lost and the run went on."""
+    import gc
+
+    from il_cli import signals
+
+    fired = []
+
+    def callback(phase, info):
+        if phase == "start" and not fired:
+            fired.append(phase)
+            signal.raise_signal(signal.SIGINT)  # handled at the next instruction: in this callback
+            fired.append("after")
+
+    with pytest.raises(KeyboardInterrupt):
+        with signals.handled():
+            gc.callbacks.append(callback)
+            try:
+                gc.collect()
+                assert fired == ["start", "after"]  # the callback ran on: the signal did not stop it
+                deadline = time.time() + 5
+                while time.time() < deadline:  # delivered again a moment later, out here
+                    time.sleep(0.005)
+            finally:
+                gc.callbacks.remove(callback)
+
+
 # --- property-based: hostile input, in-process -----------------------------------------------
 
 # Bugs of the library these properties found that are still open: the strategies keep away
@@ -470,8 +517,11 @@ def check_demos_file(sample):
         code, err = invoke(["bc", "--demos", path, "--expert", Path(tmp) / "no-expert"])
         assert not PICKLE_MARKER.exists(), "a dataset was loaded with pickle"
         assert_one_error_line(code, err)
+        assert "allow_pickle" not in err and "unsafe" not in err, err  # never advice to unpickle
         if kind == "pickle":
             assert_one_error_line(code, err, "not an il dataset", "pickle")
+        if kind in ("bytes", "npy") and not data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            assert_one_error_line(code, err, "not an il dataset", "not an .npz archive")
 
 
 # Recipes: TOML from known and unknown keys with values of every TOML type.
@@ -657,6 +707,255 @@ def check_torn_metrics(rows: list[dict], cut: float):
     assert json.dumps(got) == json.dumps(expected)
 
 
+# Files that are il's own but for one flaw (found by a user: they trained and reported wrong
+# figures): a valid demonstrations, preferences or rankings file, then at most one mutation.
+# A mutated file is refused in one line naming the flawed array; the valid one passes every
+# check and reaches the guard, a --run-dir under a file (the last step before a run is made).
+
+DATA_ENVS = {"CartPole-v1": ((4,), True, 2), "Pendulum-v1": ((3,), False, 1)}
+GUARD = "cannot create the run directory"
+
+
+@st.composite
+def valid_demos(draw, env_id: str) -> dict:
+    obs_shape, discrete, dim = DATA_ENVS[env_id]
+    lengths = draw(st.lists(st.integers(1, 6), min_size=1, max_size=5))
+    n = sum(lengths)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    header = {"schema_version": 2, "env_id": env_id, "obs_shape": list(obs_shape),
+              "action": {"discrete": discrete, "dim": dim}, "source": "/nonexistent/il-expert",
+              "expert_return": 100.0, "count": n, "episodes": len(lengths), "return_mean": 90.0}
+    if not discrete:
+        header["expert_action_std"] = [0.5] * dim
+    return {"obs": rng.normal(size=(n, *obs_shape)).astype(np.float32),
+            "actions": (rng.integers(0, dim, n).astype(np.int32) if discrete
+                        else rng.uniform(-2, 2, (n, dim)).astype(np.float32)),
+            "episode_returns": rng.normal(size=len(lengths)).astype(np.float32),
+            "episode_lengths": np.array(lengths, np.int32), "header": header}
+
+
+@st.composite
+def valid_prefs(draw, env_id: str) -> dict:
+    obs_shape, discrete, dim = DATA_ENVS[env_id]
+    lengths = draw(st.lists(st.integers(1, 6), min_size=1, max_size=5))
+    n = sum(lengths)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    action = lambda: (rng.integers(0, dim, n).astype(np.int32) if discrete
+                      else rng.uniform(-2, 2, (n, dim)).astype(np.float32))
+    asked = rng.random(n) < 0.8
+    asked[rng.integers(n)] = True
+    return {"obs": rng.normal(size=(n, *obs_shape)).astype(np.float32), "action_a": action(), "action_b": action(),
+            "label": rng.choice(np.array([0, 0.5, 1], np.float32), n), "asked": asked,
+            "episode_lengths": np.array(lengths, np.int32),
+            "header": {"schema_version": 2, "kind": "preferences", "env_id": env_id, "pairs": n,
+                       "count": int(asked.sum())}}
+
+
+def _rows_of(draw, n: int) -> np.ndarray:
+    return np.array(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3, unique=True)))
+
+
+NON_FINITE = st.sampled_from([np.nan, np.inf, -np.inf])
+
+
+def _mutate_lengths(draw, arrays: dict, n: int):
+    lengths = arrays["episode_lengths"].astype(np.int64)
+    how = draw(st.sampled_from(["sum", "non-positive", "float", "2-d"]))
+    if how == "sum":
+        lengths[draw(st.integers(0, len(lengths) - 1))] += draw(st.integers(-10**6, 10**6).filter(bool))
+    elif how == "non-positive":
+        lengths[draw(st.integers(0, len(lengths) - 1))] = draw(st.integers(-2**62, 0))
+    arrays["episode_lengths"] = (lengths.astype(np.float64) if how == "float" else lengths[None] if how == "2-d"
+                                 else lengths)
+    return "episode_lengths"
+
+
+@st.composite
+def flawed_demos(draw) -> tuple[str, str, dict, str | None]:
+    """("demos", env id, the arrays, the name the refusal must say, or None for a valid file)."""
+    env_id = draw(st.sampled_from(sorted(DATA_ENVS)))
+    arrays = draw(valid_demos(env_id))
+    n, discrete = len(arrays["obs"]), DATA_ENVS[env_id][1]
+    flaws = ["none", "lengths", "obs", "actions", "header"] + (["float-actions", "range"] if discrete else [])
+    flaw = draw(st.sampled_from(flaws))
+    if flaw == "none":
+        return "demos", env_id, arrays, None
+    if flaw == "lengths":
+        return "demos", env_id, arrays, _mutate_lengths(draw, arrays, n)
+    if flaw in ("obs", "actions"):
+        a = arrays[flaw].astype(np.float32)
+        a.reshape(n, -1)[_rows_of(draw, n), 0] = draw(NON_FINITE)
+        arrays[flaw] = a
+        return "demos", env_id, arrays, f"{flaw} has NaN or infinite values in row"
+    if flaw == "float-actions":
+        arrays["actions"] = arrays["actions"] + draw(st.sampled_from([np.float32(0), np.float64(0), np.float32(0.5)]))
+        return "demos", env_id, arrays, "actions are float"
+    if flaw == "range":
+        a = arrays["actions"].copy()
+        a[_rows_of(draw, n)] = draw(st.integers(-2**31, -1) | st.integers(2, 2**31 - 1))
+        arrays["actions"] = a
+        return "demos", env_id, arrays, "actions must be in 0..1"
+    key = draw(st.sampled_from(["count", "episodes", "return_mean", "expert_return"]))
+    wrong = st.sampled_from([None, "many", True, [1]])  # not a number; a count must also be the arrays'
+    if key in ("count", "episodes"):
+        wrong |= st.integers(-5, 10**6).filter(lambda v: v != arrays["header"][key])
+    arrays["header"][key] = draw(wrong)
+    return "demos", env_id, arrays, "header"
+
+
+@st.composite
+def flawed_prefs(draw) -> tuple[str, str, dict, str | None]:
+    env_id = draw(st.sampled_from(sorted(DATA_ENVS)))
+    arrays = draw(valid_prefs(env_id))
+    n, discrete = len(arrays["obs"]), DATA_ENVS[env_id][1]
+    flaw = draw(st.sampled_from(["none", "lengths", "obs", "action_a", "label", "asked"]
+                                + (["range", "float-actions"] if discrete else [])))
+    if flaw == "none":
+        return "prefs", env_id, arrays, None
+    if flaw == "lengths":
+        return "prefs", env_id, arrays, _mutate_lengths(draw, arrays, n)
+    if flaw in ("obs", "action_a") and (flaw == "obs" or not discrete):
+        a = arrays[flaw].copy()
+        a.reshape(n, -1)[_rows_of(draw, n), 0] = draw(NON_FINITE)
+        arrays[flaw] = a
+        return "prefs", env_id, arrays, f"{flaw} has NaN or infinite values in row"
+    if flaw == "label":
+        label = arrays["label"].copy()
+        label[_rows_of(draw, n)] = draw(NON_FINITE | st.floats(1.0001, 1e30) | st.floats(-1e30, -1e-6))
+        arrays["label"] = label
+        return "prefs", env_id, arrays, "label"
+    if flaw == "asked":
+        arrays["asked"] = np.zeros(n, bool)
+        return "prefs", env_id, arrays, "asked"
+    name = draw(st.sampled_from(["action_a", "action_b"]))
+    if flaw == "range" or flaw == "action_a":
+        a = arrays[name].copy()
+        a[_rows_of(draw, n)] = draw(st.integers(-2**31, -1) | st.integers(2, 2**31 - 1))
+        arrays[name] = a
+        return "prefs", env_id, arrays, f"{name} must be in 0..1"
+    arrays[name] = arrays[name].astype(np.float32)
+    return "prefs", env_id, arrays, name
+
+
+@st.composite
+def flawed_rankings(draw) -> tuple[str, str, dict, str | None]:
+    from il_cli.text import human
+
+    p, k = draw(st.integers(2, 6)), draw(st.integers(2, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    r = human.new_rankings(rng.integers(0, 20, (p, 3)), rng.integers(0, 20, (p, k, 4)))
+    for i in range(p):
+        r["status"][i] = draw(st.sampled_from([human.RANKED, human.RANKED, human.SKIPPED, human.UNSEEN]))
+        if r["status"][i] == human.RANKED:
+            r["order"][i] = rng.permutation(k)
+    r["status"][:2], r["order"][:2] = human.RANKED, [rng.permutation(k), rng.permutation(k)]  # at least 2
+    flaw = draw(st.sampled_from(["none", "order", "status", "dtype", "shape", "unranked"]))
+    i = draw(st.integers(0, p - 1))
+    expected = {"none": None, "order": "the order of prompt", "status": "status of prompt", "dtype": "expected",
+                "shape": "prompts with", "unranked": "ranking(s); rank at least 2"}[flaw]
+    if flaw == "order":
+        r["status"][i] = draw(st.sampled_from([human.RANKED, human.SKIPPED, human.UNSEEN]))
+        r["order"][i] = draw(st.lists(st.integers(-1, k), min_size=k, max_size=k).filter(
+            lambda o: sorted(o) != list(range(k)) if r["status"][i] == human.RANKED else o != [-1] * k))
+    elif flaw == "status":
+        r["status"][i] = draw(st.integers(3, 127) | st.integers(-128, -1))
+    elif flaw == "dtype":
+        name = draw(st.sampled_from(sorted(human.ARRAYS)))
+        r[name] = r[name].astype(np.float32)
+    elif flaw == "unranked":
+        r["status"][:] = human.SKIPPED
+        r["order"][:] = -1
+        r["status"][i], r["order"][i] = human.RANKED, rng.permutation(k)
+    return "rankings", "text", {**r, "num_prompts": p + (flaw == "shape"), "k": k}, expected
+
+
+def check_flawed_file(sample):
+    """A flawed file is refused in one line naming the flaw, before a run is made; the valid
+    file passes every check (and meets the guard)."""
+    kind, env_id, arrays, expected = sample
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{kind}.npz"
+        write_flawed(kind, arrays, path)
+        (Path(tmp) / "file").write_text("")
+        guard = ["--run-dir", Path(tmp) / "file" / "run"]
+        argv = {"demos": ["bc", "--env", env_id, "--demos", path],
+                "prefs": ["prefs", "--env", env_id, "--prefs-file", path],
+                "rankings": ["rlhf", "--task", "text", "--rankings", path, "--num-prompts", arrays.get("num_prompts"),
+                             "--k", arrays.get("k")]}[kind]
+        code, err = invoke([*argv, *guard])
+        assert_one_error_line(code, err, expected or GUARD)
+        if expected:
+            assert GUARD not in err, err
+
+
+FLAWED_FILES = flawed_demos() | flawed_prefs() | flawed_rankings()
+
+
+# Sizes and counts: zero or negative, on every path into a config (a flag, a recipe key, a
+# --sweep value, a resumed config.json). Refused in one line naming the option or key, before
+# the run is made (the guard, a --run-dir under a file, is never reached).
+
+SIZE_COMMANDS = ("bc", "dagger", "prefs", "expert", "rlhf", "compounding", "rlhf-text")
+MAY_BE_ZERO = {"seed", "episodes", "prefs"}  # dagger's seed episodes, collect's --prefs: 0 is none
+NAMED_OTHERWISE = {"num_rounds": "--rounds", "demo_episodes": "--demos"}  # the option's name differs
+
+
+def size_fields(command: str) -> list[str]:
+    from il_cli.config import COMMANDS, TextRLHFConfig, fields_of
+
+    cls = TextRLHFConfig if command == "rlhf-text" else COMMANDS[command]
+    return sorted(name for name, f in fields_of(cls).items()
+                  if f.type in (int, int | None, tuple[int, ...]) and name not in MAY_BE_ZERO)
+
+
+@st.composite
+def bad_sizes(draw) -> dict:
+    from il_cli.config import COMMANDS, TextRLHFConfig, fields_of, option
+    from il_cli.sweep import shape_keys
+
+    command = draw(st.sampled_from(SIZE_COMMANDS))
+    cls = TextRLHFConfig if command == "rlhf-text" else COMMANDS[command]
+    name = draw(st.sampled_from(size_fields(command)))
+    bad = draw(st.integers(-2**31 + 1, 0) | st.sampled_from([0, -1]))
+    value = bad
+    if fields_of(cls)[name].type == tuple[int, ...]:
+        value = tuple(draw(st.permutations([bad, *draw(st.lists(st.integers(1, 64), max_size=2))])))
+    paths = ["recipe", "resume"] + (["flag"] if option(cls, name).startswith("--") else []) \
+        + (["sweep"] if name in shape_keys(command.removesuffix("-text"), fields_of(cls)) else [])
+    return {"command": command, "name": name, "value": value, "path": draw(st.sampled_from(paths))}
+
+
+def check_bad_size(case: dict):
+    command, name, value, path = case["command"], case["name"], case["value"], case["path"]
+    argv = ["rlhf", "--task", "text"] if command == "rlhf-text" else [command]
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "file").write_text("")
+        if path == "flag":
+            argv += [f"--{name.replace('_', '-')}={shown}"]
+        elif path == "sweep":
+            argv += ["--sweep", f"{name}={shown.replace(',', 'x')}"]
+        elif path == "recipe":
+            section = command.removesuffix("-text")
+            toml = json.dumps(list(value)) if isinstance(value, tuple) else str(value)
+            (tmp / "r.toml").write_text(f"[{section}]\n{name} = {toml}\n")
+            argv += ["--recipe", tmp / "r.toml"]
+        else:
+            run = tmp / "run"
+            run.mkdir()
+            config = {name: list(value) if isinstance(value, tuple) else value}
+            if command == "rlhf-text":
+                config["task"] = "text"
+            (run / "config.json").write_text(json.dumps({"command": argv[0], "env": "CartPole-v1", "config": config}))
+            argv = ["rlhf", "--resume", run] if command == "rlhf-text" else [argv[0], "--resume", run]
+        code, err = invoke([*argv, "--run-dir", tmp / "file" / "run"] if path != "resume" else argv)
+        assert_one_error_line(code, err)
+        names = (f"--{name.replace('_', '-')}", name, NAMED_OTHERWISE.get(name, name))
+        assert any(n in err for n in names), (case, err)
+        assert GUARD not in err, (case, err)
+
+
 @settings(max_examples=120, **PROPERTY)
 @given(demo_files())
 def test_any_demos_file_is_refused_in_one_line_and_never_unpickled(sample):
@@ -673,6 +972,18 @@ def test_any_recipe_with_an_invalid_flag_is_one_line(text):
 @given(option_argvs())
 def test_hostile_option_values_exit_2_without_a_traceback(argv):
     check_options(argv)
+
+
+@settings(max_examples=60, **PROPERTY)
+@given(FLAWED_FILES)
+def test_a_flawed_data_file_is_refused_naming_the_flaw_and_a_valid_one_passes(sample):
+    check_flawed_file(sample)
+
+
+@settings(max_examples=40, **PROPERTY)
+@given(bad_sizes())
+def test_a_zero_or_negative_size_on_any_path_is_refused_naming_it(case):
+    check_bad_size(case)
 
 
 @settings(max_examples=60, **PROPERTY)
@@ -795,9 +1106,102 @@ def test_a_dataset_that_does_not_fit_the_environment_is_one_line(cartpole_expert
 
     path = tmp_path / "wide.npz"
     save_dataset(path, np.zeros((10, 7), np.float32), np.zeros(10, np.int32), np.zeros(1), np.array([10]),
-                 {"env_id": "CartPole-v1"})
+                 {"env_id": "CartPole-v1", "expert_return": 500.0})
     assert_user_error(il("bc", "--demos", path, "--expert", cartpole_expert, check=False), "do not fit")
     assert not tmp_runs.exists() or not any(tmp_runs.iterdir())  # refused before a run was made
+
+
+# Files a user found accepted, which then trained and reported wrong figures (issue #24): each
+# is refused when loaded, naming the array and the rows, before a run is made.
+
+def _header_bytes(header: dict) -> np.ndarray:
+    return np.frombuffer(json.dumps(header).encode(), np.uint8)
+
+
+def write_flawed(kind: str, arrays: dict, path: Path):
+    if kind == "rankings":
+        np.savez(path, **{name: arrays[name] for name in ("prompts", "answers", "order", "status")})
+    else:
+        np.savez(path, **{**arrays, "header": _header_bytes(arrays["header"])})
+
+
+def _cartpole_demos() -> dict:
+    lengths = [6, 5, 4]
+    rng = np.random.default_rng(0)
+    return {"obs": rng.normal(size=(15, 4)).astype(np.float32), "actions": rng.integers(0, 2, 15).astype(np.int32),
+            "episode_returns": np.array([6, 5, 4], np.float32), "episode_lengths": np.array(lengths, np.int32),
+            "header": {"schema_version": 2, "env_id": "CartPole-v1", "obs_shape": [4],
+                       "action": {"discrete": True, "dim": 2}, "source": "/nonexistent/il-expert",
+                       "expert_return": 500.0, "count": 15, "episodes": 3, "return_mean": 5.0}}
+
+
+def _nan_rows(a, rows, value=np.nan):
+    a = a.copy()
+    a[rows] = value
+    return a
+
+
+FLAWED_CARTPOLE_DEMOS = {
+    "lengths-do-not-sum": ({"episode_lengths": np.array([3, 4], np.int32)},
+                           "episode_lengths sum to 7, but the arrays have 15 rows"),
+    "a-zero-length": ({"episode_lengths": np.array([15, 0, 0], np.int32)},
+                      "episode_lengths must be positive, got 0, 0 for episodes 1, 2"),
+    "nan-obs": (lambda d: {"obs": _nan_rows(d["obs"], [3, 9])}, "obs has NaN or infinite values in rows 3, 9"),
+    "inf-obs": (lambda d: {"obs": _nan_rows(d["obs"], [0, 1, 2, 5, 7], np.inf)},
+                "obs has NaN or infinite values in rows 0, 1, 2 (and 2 more)"),
+    "fractional-actions": (lambda d: {"actions": d["actions"].astype(np.float32) + np.float32(0.5)},
+                           "actions are float32, but CartPole-v1's actions are discrete, stored as integer indices; "
+                           "rows 0, 1, 2 (and 12 more) are not whole numbers"),
+    "whole-float-actions": (lambda d: {"actions": d["actions"].astype(np.float32)},
+                            "actions are float32, but CartPole-v1's actions are discrete, stored as integer indices; "
+                            "convert them with actions.astype(np.int32)"),
+    "nan-actions": (lambda d: {"actions": _nan_rows(d["actions"].astype(np.float32), [4])},
+                    "actions has NaN or infinite values in row 4"),
+    "out-of-range": (lambda d: {"actions": _nan_rows(_nan_rows(d["actions"], [4], 2), [8], -1)},
+                     "actions must be in 0..1 for CartPole-v1, got 2, -1 in rows 4, 8"),
+    "header-count": (lambda d: {"header": {**d["header"], "count": 20}},
+                     "its header counts 20 transitions, but obs and actions have 15 rows"),
+}
+
+
+@pytest.mark.parametrize("flaw", sorted(FLAWED_CARTPOLE_DEMOS))
+def test_fixed_bug_a_dataset_whose_arrays_disagree_trained(tmp_path, flaw):
+    change, message = FLAWED_CARTPOLE_DEMOS[flaw]
+    demos = _cartpole_demos()
+    demos.update(change(demos) if callable(change) else change)
+    write_flawed("demos", demos, tmp_path / "demos.npz")
+    (tmp_path / "file").write_text("")
+    code, err = invoke(["bc", "--demos", tmp_path / "demos.npz", "--run-dir", tmp_path / "file" / "run"])
+    assert_one_error_line(code, err, f"{tmp_path / 'demos.npz'}: {message}")
+
+
+def test_fixed_bug_a_dataset_whose_lengths_do_not_add_up_left_a_run(tmp_path, tmp_runs, cartpole_expert):
+    """As a user saw it: one line, exit 2, no run directory (it trained, held out "1 episode, 7
+    transitions" and reported a return)."""
+    demos = {**_cartpole_demos(), "episode_lengths": np.array([3, 4], np.int32)}
+    write_flawed("demos", demos, tmp_path / "demos.npz")
+    proc = il("bc", "--demos", tmp_path / "demos.npz", "--expert", cartpole_expert, "--num-steps", "50",
+              "--eval-episodes", "2", check=False)
+    assert_user_error(proc, "episode_lengths sum to 7, but the arrays have 15 rows")
+    assert not tmp_runs.exists() or not any(tmp_runs.iterdir())
+
+
+@pytest.mark.parametrize("content", [b"hello, this is text\n", bytes(range(256)) * 2],
+                         ids=["text", "random-bytes"])
+@pytest.mark.parametrize("option", ["bc --demos", "prefs --prefs-file", "rlhf --task text --rankings"])
+def test_fixed_bug_a_file_that_is_not_an_archive_was_called_a_pickle(tmp_path, content, option):
+    """np.load called these "pickled (object) data" and suggested loading them unsafely."""
+    path = tmp_path / "file.npz"
+    path.write_bytes(content)
+    code, err = invoke([*option.split(), path])
+    assert_one_error_line(code, err, f"{path} is not a", "not an .npz archive")
+    assert "pickle" not in err and "allow_pickle" not in err
+
+
+def test_fixed_bug_a_sweep_over_a_zero_size_was_a_traceback(tmp_path):
+    (tmp_path / "file").write_text("")
+    code, err = invoke(["bc", "--sweep", "hidden=0,64", "--run-dir", tmp_path / "file" / "run"])
+    assert_one_error_line(code, err, "--sweep hidden=0: --hidden sizes must be positive, got '0'")
 
 
 # --- bugs the properties found: fixed ones stay as regression tests; an open one is xfail (strict

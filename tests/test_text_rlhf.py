@@ -130,7 +130,7 @@ def test_text_dpo_end_to_end(tmp_runs):
     (("--task", "text", "--rankings", "missing.npz"), "no such file"),
     (("--task", "text", "--k", "1"), "--k must be at least 2"),
     (("--task", "text", "--human", "--rankings", "r.npz", "--k", "12"), "a person ranks 2 to 9"),
-    (("--task", "text", "--d-model", "30"), "multiple of --num-heads"),
+    (("--task", "text", "--d-model", "30"), "--d-model 30 must be a multiple of num_heads 4"),  # no --num-heads
     (("--task", "text", "--num-layers", "0"), "--num-layers must be positive"),
     (("--updates", "5",), "only with --task text"),
     (("--task", "speech",), "--task must be control or text"),

@@ -35,10 +35,12 @@ EvalPolicy = Annotated[Optional[str], typer.Option("--eval-policy", help="Evalua
 
 @contextlib.contextmanager
 def user_errors(ui: UI):
-    """User mistakes: one line, exit 2. Ctrl-C: say how to resume, exit 130; SIGTERM, 143.
+    """User mistakes: one line, exit 2. Ctrl-C: say what is kept and how to resume, exit 130;
+    SIGTERM, 143.
 
-    Yields a dict; a command that has created its run sets "run" to it (its pending
-    checkpoint is finished before exiting) and "resume" to the command line that continues it."""
+    Yields a dict; a command that has created its run sets "root" and "run" to it ("run" to a
+    sweep program's run while it trains: its pending checkpoint is finished before exiting) and
+    "resume" to the command line that continues it."""
     ctx = {}
     try:
         with signals.handled():
@@ -50,15 +52,33 @@ def user_errors(ui: UI):
     except OSError as exc:  # a full disk, a read-only or vanished directory: not a bug of ours
         ui.console.file.flush()
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}; the last checkpoint is kept", file=sys.stderr)
+        kept = "; the last checkpoint is kept" if _kept(ctx) else ""
+        print(f"error: {exc.strerror or exc}{where}{kept}", file=sys.stderr)
         raise typer.Exit(2) from None
     except (KeyboardInterrupt, signals.Terminated) as exc:
         if "run" in ctx:  # let a checkpoint being written finish, so the last one is whole
             ctx["run"].close()
         how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
-        where = f"; continue with `{ctx['resume']}`" if "resume" in ctx else ""
-        print(f"{how}: the last checkpoint is kept{where}", file=sys.stderr)
+        if _kept(ctx):
+            where = f"; continue with `{ctx['resume']}`" if "resume" in ctx else ""
+            print(f"{how}: the last checkpoint is kept{where}", file=sys.stderr)
+        elif "resume" in ctx:  # the run directory holds its settings, and nothing trained yet
+            print(f"{how} before the first checkpoint, so no training is kept; `{ctx['resume']}` starts the run "
+                  f"again from step 0", file=sys.stderr)
+        else:
+            print(f"{how}: nothing was saved; run the command again", file=sys.stderr)
         raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 143) from None
+
+
+def _kept(ctx: dict) -> bool:
+    """Whether the run being made (ctx["root"], the one --resume continues) has kept work:
+    a checkpoint, or in a sweep over programs a program's checkpoint or summary."""
+    run = ctx.get("root")
+    if run is None:
+        return False
+    runs = [run.path, *sorted((run.path / "cells").glob("*"))]
+    return any(p.name.isdigit() for r in runs if (r / "checkpoints").is_dir() for p in (r / "checkpoints").iterdir()) \
+        or any((r / "summary.json").is_file() for r in runs)
 
 
 def open_resumed(path, command: str):
@@ -129,19 +149,29 @@ def open_or_start(ui: UI, ctx: dict, command: str, cls, resume, make_config, run
         if getattr(cfg, "vary_eval", ()):
             from il_cli.jobs.vary import check_grid
 
-            check_grid(cfg.env, cfg.vary_eval)
+            check_grid(cfg.env, cfg.vary_eval, "--vary-eval")
         if getattr(cfg, "prefs_file", None):
             from il_cli.data import load_preferences
 
-            load_preferences(cfg.prefs_file, spec.env_id, spec.obs_shape, spec.discrete, spec.action_dim)
+            load_preferences(cfg.prefs_file, spec.env_id, spec.obs_shape, spec.discrete, spec.action_dim, given=True)
+        if getattr(cfg, "rankings", None) and Path(cfg.rankings).exists():  # a person's, to rank or reuse
+            from il_cli.text.human import check_rankings
+
+            check_rankings(cfg.rankings, cfg.num_prompts, cfg.k, cfg.human)
         create = lambda: Run.create(runs_root(), command, cfg.env, name, config_lib.to_json(cfg),
                                     {"task": cfg.task} if spec is None else spec.to_json(),
                                     members(cfg.seed, getattr(cfg, "seeds", 1), grid),
                                     run_dir=str(run_dir) if run_dir else None, programs=programs(grid))
-        run = create() if distributed is None else shared_run(create)
+        if distributed is None:
+            with signals.uninterrupted():  # a Ctrl-C while the run is made is answered with its --resume
+                run = ctx["run"] = ctx["root"] = create()
+                if resumable:
+                    ctx["resume"] = f"il {command} --resume {run.path}"
+        else:
+            run = shared_run(create)
     elif distributed is not None and resume and run.summary is None:
         run = shared_run(lambda: (run.lock(), run)[1])
-    ctx["run"] = run
+    ctx["run"] = ctx["root"] = run
     if resumable:
         ctx["resume"] = f"il {command} --resume {run.path}"
     ui.header(command, cfg.env, run.path, device_description())

@@ -39,17 +39,18 @@ def numeric_fields(env_id: str, env_params) -> dict:
             and isinstance(getattr(env_params, f.name), (int, float, np.floating, np.integer))}
 
 
-def check_grid(env_id: str, vary: tuple) -> dict:
-    """The defaults of the varied fields; UserError naming the valid ones for any other."""
+def check_grid(env_id: str, vary: tuple, flag: str = "--vary") -> dict:
+    """The defaults of the varied fields; UserError naming the valid ones for any other (and
+    `flag`, the option the grid came from: --vary or --vary-eval)."""
     _, env_params, _ = make_env(env_id)
     valid = numeric_fields(env_id, env_params)
     for name, _ in vary:
         if name in DERIVED_FIELDS.get(env_id, ()):
-            raise UserError(f"--vary: {name} is derived from other parameters of {env_id} and recomputed from "
+            raise UserError(f"{flag}: {name} is derived from other parameters of {env_id} and recomputed from "
                             f"them; vary {', '.join(valid)} instead")
         if name not in valid:
             listing = ", ".join(f"{k}={v:g}" for k, v in valid.items())
-            raise UserError(f"--vary: {env_id} has no numeric parameter '{name}'{suggest(name, list(valid))}; "
+            raise UserError(f"{flag}: {env_id} has no numeric parameter '{name}'{suggest(name, list(valid))}; "
                             f"its parameters (defaults): {listing}")
     return {name: valid[name] for name, _ in vary}
 

@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from il_cli import files, signals
-from il_cli.data import open_npz
+from il_cli.data import Unreadable, open_npz, read_array
 from il_cli.errors import UserError
 
 UNSEEN, RANKED, SKIPPED = 0, 1, 2
@@ -61,7 +61,9 @@ def load_rankings(path, prompts=None, answers=None) -> dict:
             if set(f.files) != set(ARRAYS):
                 raise UserError(f"{path} is not a rankings file: it holds {', '.join(sorted(f.files)) or 'nothing'}, "
                                 f"not {', '.join(ARRAYS)}")
-            r = {name: f[name] for name in ARRAYS}
+            r = {name: read_array(f, name) for name in ARRAYS}
+    except Unreadable as exc:
+        raise UserError(f"{path} is not a rankings file: {exc}") from None
     except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile, zlib.error) as exc:
         reason = " ".join(str(exc).split())
         raise UserError(f"{path} is not a rankings file ({exc.__class__.__name__}: {reason})") from None
@@ -97,6 +99,23 @@ def load_rankings(path, prompts=None, answers=None) -> dict:
         raise UserError(f"{path} holds rankings of other answers (its {name} {detail}); "
                         f"give --rankings a new file to rank these")
     return r
+
+
+def check_rankings(path, num_prompts: int, k: int, will_rank: bool):
+    """Before a run is made: the rankings file at `path` is valid, of `num_prompts` prompts
+    with `k` answers each, and holds at least 2 rankings unless a person is about to rank
+    (`will_rank`). Whether they are this run's prompts and answers is known only once the
+    run has made them (load_rankings with them)."""
+    path = Path(path)
+    rankings = load_rankings(path)
+    p, file_k = rankings["answers"].shape[:2]
+    if (p, file_k) != (num_prompts, k):
+        raise UserError(f"{path} holds rankings of {p} prompts with {file_k} answers each, not --num-prompts "
+                        f"{num_prompts} with --k {k}; give --rankings a new file to rank these")
+    index, _ = ranked(rankings)
+    if not will_rank and len(index) < 2:
+        raise UserError(f"{path} holds {len(index)} ranking(s); rank at least 2 (run again with --human "
+                        f"--rankings {path} to go on where you stopped)")
 
 
 def ranked(rankings: dict) -> tuple[np.ndarray, np.ndarray]:
