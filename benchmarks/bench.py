@@ -16,9 +16,9 @@ import numpy as np
 
 from il_cli import networks, rollout
 from il_cli.algos.bc import make_bc
+from il_cli.demos import collect_demos
 from il_cli.envs import make_env, resolve_env_id
-from il_cli.jobs.collect import collect_demos
-from il_cli.jobs.expert import get_expert
+from il_cli.experts import get_expert
 from il_cli.loop import device_description, setup_jax
 from il_cli.ui import UI
 

@@ -4,12 +4,12 @@
     python benchmarks/crash.py --points 20 --commands bc --examples 0
     python benchmarks/crash.py --known-bugs         # let the properties draw the inputs of known bugs too
 
-Per command (tests/test_reliability.py's KILLABLE): one uninterrupted run, then --points runs
+Per command (tests/reliability.py's KILLABLE): one uninterrupted run, then --points runs
 killed with SIGKILL at moments drawn from random.Random(f"{command}:{seed}:{point}") and
 resumed to the end (odd points kill the resumed process once more); each is compared with the
 uninterrupted run: final parameters bit for bit, the summary's evaluation, the logged training
 figures, no step logged twice. Then the property checks of the same module, --examples in all.
-Prints a table (and writes --out as JSON). Uses the test module's helpers, so the benchmark and
+Prints a table (and writes --out as JSON). Uses tests/reliability.py's checks, so the benchmark and
 the tests check the same things.
 """
 
@@ -25,8 +25,8 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
 
-import test_reliability as rel  # noqa: E402  (sets IL_RUNS_DIR, IL_CACHE_DIR to a private session dir)
-from conftest import il, il_json  # noqa: E402
+import reliability as rel  # noqa: E402  (with helpers: IL_RUNS_DIR, IL_CACHE_DIR in a private session dir)
+from helpers import il, il_json  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -64,7 +64,7 @@ def counted(check, count: list):
 
 
 def property_checks(examples: int, source_run: Path) -> list[dict]:
-    """The test module's properties, `examples` in all (shares as in the default test run)."""
+    """The properties of tests/reliability.py, `examples` in all (shares as in the default test run)."""
     cases = [("demos file", rel.demo_files(), rel.check_demos_file, 0.2),
              ("flawed data file", rel.FLAWED_FILES, rel.check_flawed_file, 0.2),
              ("recipe", rel.recipes(), rel.check_recipe, 0.2),
@@ -98,7 +98,7 @@ def main():
     parser.add_argument("--examples", type=int, default=1000, help="property examples in all (0: none)")
     parser.add_argument("--expert", help="a CartPole expert run (default: train one, ~20 s)")
     parser.add_argument("--known-bugs", action="store_true",
-                        help="also draw the inputs of the known bugs (tests/test_reliability.py KNOWN_BUGS)")
+                        help="also draw the inputs of the known bugs (tests/reliability.py KNOWN_BUGS)")
     parser.add_argument("--out", help="write the results as JSON here")
     opts = parser.parse_args()
     killable = dict(rel.KILLABLE)

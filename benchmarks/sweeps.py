@@ -16,7 +16,7 @@ import time
 from bench import bc_throughput
 
 from il_cli.envs import resolve_env_id
-from il_cli.jobs.expert import get_expert
+from il_cli.experts import get_expert
 from il_cli.loop import device_description, setup_jax
 from il_cli.ui import UI
 

@@ -90,8 +90,8 @@ def defer_gymnax_renderers():
 def make_env(env_id: str):
     """(env, env_params, EnvSpec) for an id of ENV_IDS (gymnax) or OWN_ENV_IDS; the spec's
     `max_steps` is the default params' time limit."""
-    import numpy as np
     import gymnax
+    import numpy as np
     from gymnax.environments import spaces
 
     if env_id == "Rail-v0":

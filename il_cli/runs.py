@@ -25,23 +25,6 @@ from il_cli.errors import UserError
 
 CONFIG, METRICS, SUMMARY, LOCK, DATA = "config.json", "metrics.jsonl", "summary.json", ".lock", "data"
 
-# Where each command's checkpoint keeps the policy's parameters (`il eval` reads any run).
-POLICY_PATHS = {"expert": ["params", "actor"], "bc": ["params"], "dagger": ["learner", "params"],
-                "prefs": ["params"], "rlhf": ["ppo", "params", "actor"], "rlhf-dpo": ["dpo", "params"],
-                "rlhf-text": ["ppo", "params", "policy"]}
-# The policies of a run's earlier stages, by stage name (`il eval --stage`).
-STAGE_PATHS = {"rlhf": {"sft": ["sft"]}}
-
-
-def policy_path(command: str, config: dict) -> list | None:
-    """Where the checkpoint of a `command` run with `config` keeps its final policy."""
-    if command == "rlhf" and config.get("method") == "dpo":
-        return POLICY_PATHS["rlhf-dpo"]
-    if command == "rlhf" and config.get("task") == "text":
-        return POLICY_PATHS["rlhf-text"]
-    return POLICY_PATHS.get(command)
-
-
 class Run:
     def __init__(self, path):
         self.path = Path(path)
@@ -54,10 +37,12 @@ class Run:
 
     @classmethod
     def create(cls, root, command: str, env_id: str, name: str | None, config: dict,
-               spec: dict, members: list[dict], run_dir: str | None = None, programs=()) -> "Run":
+               spec: dict, members: list[dict], run_dir: str | None = None, programs=(),
+               policy_path: list | None = None) -> "Run":
         """A new run directory; `members` (il_cli.sweep.members) are the runs it holds on a
         leading axis of every checkpointed array, or with `programs` (il_cli.sweep.programs)
-        in the runs of its cells/."""
+        in the runs of its cells/; `policy_path`, where its checkpoint keeps the final policy
+        (il_cli.registry)."""
         if run_dir:
             path = Path(run_dir)
             if (path / CONFIG).exists():
@@ -78,7 +63,7 @@ class Run:
         if (path / CONFIG).exists():  # another process made it between the check and the lock
             run.close()
             raise UserError(f"{path} already holds a run; use --resume {path} to continue it")
-        run._write(CONFIG, {"command": command, "env": env_id, "policy_path": policy_path(command, config),
+        run._write(CONFIG, {"command": command, "env": env_id, "policy_path": policy_path,
                             "spec": spec, "config": config, "members": members,
                             **({"programs": list(programs)} if programs else {})})
         return run
@@ -350,9 +335,9 @@ def started(run: Run) -> float:
 def filter_runs(runs: list[Run], command: str | None = None, env: str | None = None,
                 since: str | None = None) -> list[Run]:
     """The runs of `command`, on `env` (an id or alias), started since `since`."""
-    from il_cli.config import COMMANDS
     from il_cli.envs import resolve_env_id
     from il_cli.errors import suggest
+    from il_cli.registry import COMMANDS
 
     if command is not None and command not in COMMANDS:
         raise UserError(f"--command must be one of {', '.join(COMMANDS)}, got '{command}'"

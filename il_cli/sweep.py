@@ -17,32 +17,18 @@ import math
 import numpy as np
 
 from il_cli.errors import UserError, suggest
-
-# The float hyperparameters each command traces (and so can sweep).
-SWEEPABLE = {
-    "bc": ("lr",),
-    "dagger": ("lr", "label_noise", "beta", "beta_decay"),
-    "prefs": ("lr", "temperature", "teacher_beta", "mistake_rate", "teacher_threshold", "teacher_skip_score"),
-    "rlhf": ("kl_coef", "kl_target", "ptx_coef", "lr", "human_beta", "human_error", "demo_noise", "rm_lr", "sft_lr",
-             "clip_eps", "ent_coef", "gamma", "gae_lambda"),
-    "rlhf-text": ("kl_coef", "ptx_coef", "lr", "human_beta", "human_error", "demo_noise", "rm_lr", "sft_lr",
-                  "pretrain_lr", "clip_eps", "vf_coef", "gae_lambda"),
-    "compounding": ("lr",),  # its own grid (horizons × demonstrations) is the program
-    "expert": ("lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
-               "reward_scale"),
-}
-
+from il_cli.options import fields_of, traced
 
 NOT_SHAPES = ("seed", "seeds", "num_chunks")
 
 
-def shape_keys(command: str, fields: dict) -> tuple:
-    """The counts and shapes `command` sweeps one program per value: its config's fields of
-    type int or tuple[int, ...] (il compounding's program is its own grid: none)."""
-    if command == "compounding":
+def shape_keys(cls) -> tuple:
+    """The counts and shapes a config class `cls` sweeps one program per value: its fields of
+    type int or tuple[int, ...] (none where the command's program is its own grid)."""
+    if not cls.program_sweeps:
         return ()
-    return tuple(sorted(name for name, f in fields.items() if name not in NOT_SHAPES
-                        and f.type in (int, int | None, tuple[int, ...])))
+    return tuple(sorted(name for name, f in fields_of(cls).items() if name not in NOT_SHAPES
+                        and f.metadata.get("cli", True) and f.type in (int, int | None, tuple[int, ...])))
 
 
 def show(value) -> str:
@@ -72,17 +58,17 @@ def _shape_value(key: str, kind, text: str):
         raise UserError(f"--sweep {key}: each value must be {example}, got '{text}'") from None
 
 
-def parse_sweep(specs: list[str] | None, command: str, fields: dict) -> tuple:
+def parse_sweep(specs: list[str] | None, cls) -> tuple:
     """(("hidden", ((64, 64), (256, 256))), ("lr", (1e-3, 3e-4)), ...) from `--sweep key=v1,v2`
-    options, shape keys first (they vary slowest); UserError otherwise."""
+    options for the config class `cls`, shape keys first (they vary slowest); UserError
+    otherwise. Its traced fields (il_cli.options) sweep in one program."""
     grid = []
-    shapes = shape_keys(command, fields)
+    fields, shapes, sweepable = fields_of(cls), shape_keys(cls), traced(cls)
     for option in specs or ():
         key, sep, values = option.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not values:
             raise UserError(f"--sweep takes key=v1,v2,... (like lr=1e-3,3e-4), got '{option}'")
-        sweepable = SWEEPABLE.get(command, ())
         if key in shapes:
             parsed = tuple(_shape_value(key, fields[key].type, v.strip()) for v in values.split(","))
         elif key in sweepable:
@@ -92,9 +78,8 @@ def parse_sweep(specs: list[str] | None, command: str, fields: dict) -> tuple:
                 raise UserError(f"--sweep {key}: values must be numbers, got '{values}'") from None
         else:
             kind = "a choice, not a number" if key in fields else "not an option"
-            shown = f"il {command.replace('-text', ' --task text')}"
             also = f"; and, one program per value, {', '.join(shapes)}" if shapes else ""
-            raise UserError(f"--sweep {key}: {kind}{suggest(key, (*sweepable, *shapes))}; {shown} sweeps "
+            raise UserError(f"--sweep {key}: {kind}{suggest(key, (*sweepable, *shapes))}; il {cls.command} sweeps "
                             f"{', '.join(sweepable) or 'nothing'} in one program{also} (use --seeds for seeds)")
         grid.append((key, parsed))
     return tuple(sorted(grid, key=lambda item: item[0] not in shapes))

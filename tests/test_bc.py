@@ -6,8 +6,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-
-from conftest import il, il_json
+from helpers import il, il_json
 
 
 def test_bc_cartpole_reaches_expert_and_eval_reproduces(cartpole_expert, tmp_runs):
@@ -93,18 +92,18 @@ def test_eval_renders_a_gif(cartpole_expert, tmp_path):
 
 
 def test_held_out_set_is_whole_episodes():
-    from il_cli.jobs.bc import split_holdout
+    from il_cli.holdout import split_rows
 
     lengths = np.array([3, 5, 2, 4, 6])
     episode_of_row = np.repeat(np.arange(5), lengths)
-    train, held, n = split_holdout(lengths, 0.4, jax.random.PRNGKey(0))
+    train, held, n = split_rows(lengths, 0.4, jax.random.PRNGKey(0))
     assert n == 2 and len(train) + len(held) == 20 and not set(train) & set(held)
     held_episodes = set(episode_of_row[held])
     assert len(held_episodes) == 2 and not held_episodes & set(episode_of_row[train])
     assert len(held) == sum(lengths[e] for e in held_episodes)  # every row of each held episode
-    assert split_holdout(lengths, 0.01, jax.random.PRNGKey(0))[2] == 1  # at least one episode
-    assert split_holdout(np.array([7]), 0.5, jax.random.PRNGKey(0))[1] is None  # one episode: none
-    assert split_holdout(lengths, 0.0, jax.random.PRNGKey(0))[1] is None
+    assert split_rows(lengths, 0.01, jax.random.PRNGKey(0))[2] == 1  # at least one episode
+    assert split_rows(np.array([7]), 0.5, jax.random.PRNGKey(0))[1] is None  # one episode: none
+    assert split_rows(lengths, 0.0, jax.random.PRNGKey(0))[1] is None
 
 
 def test_bc_with_nothing_to_hold_out_says_so(cartpole_expert, tmp_runs):

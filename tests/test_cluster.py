@@ -11,9 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import il, il_json
-from test_errors import assert_user_error
+from helpers import assert_user_error, il, il_here, il_json
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "recipes" / "cluster"
 
@@ -115,7 +113,7 @@ def test_plot_draws_one_band_per_cell_and_runs_group_pools_seed_blocks(cartpole_
     lines = curves(Run(first["run_dir"]), "return", "step")
     assert [line["seeds"] for line in lines] == [2, 2] and len(lines[0]["x"]) == 8
     assert all((line["low"] <= line["mean"]).all() and (line["mean"] <= line["high"]).all() for line in lines)
-    assert_user_error(il("plot", first["run_dir"], "--metric", "retrun", check=False), "did you mean return")
+    assert_user_error(il_here("plot", first["run_dir"], "--metric", "retrun"), "did you mean return")
 
     shutil.copytree(first["run_dir"], tmp_runs / "the-first-run-again")  # seeds 0 and 1 once more
     groups = json.loads(il("runs", tmp_runs, "--group", "--json").stdout)["groups"]

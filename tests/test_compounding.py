@@ -4,10 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_user_error, il_here, il_json
 
-from conftest import il, il_json
 from il_cli.jobs.compounding import bound_rows, power_fit, slope_with_ci
-from test_errors import assert_user_error
 
 
 def test_power_fit_recovers_the_exponent_and_keeps_every_point():
@@ -65,6 +64,6 @@ def test_compounding_on_rail_end_to_end(tmp_runs):
 
 
 def test_bad_compounding_options():
-    assert_user_error(il("compounding", "--horizons", "50", check=False), "at least two horizons")
-    assert_user_error(il("compounding", "--demos", "0", check=False), "--demos sizes must be positive")
-    assert_user_error(il("compounding", "--horizons", "2,64", check=False), "at least two horizons of at least")
+    assert_user_error(il_here("compounding", "--horizons", "50"), "at least two horizons")
+    assert_user_error(il_here("compounding", "--demos", "0"), "--demos sizes must be positive")
+    assert_user_error(il_here("compounding", "--horizons", "2,64"), "at least two horizons of at least")

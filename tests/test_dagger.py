@@ -7,13 +7,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_user_error, il_here, il_json
 
-from conftest import il, il_json
 from il_cli.algos.dagger import corrupt_labels, hyper_of, mix_actions
 from il_cli.envs import make_env
 from il_cli.errors import UserError
 from il_cli.schedules import beta_schedule
-from test_errors import assert_user_error
 
 
 def test_linear_schedule():
@@ -47,10 +46,10 @@ def test_bad_schedules(schedule, rounds, message):
 
 
 def test_bad_schedule_on_the_command_line():
-    assert_user_error(il("dagger", "--beta-schedule", "1,0.5", "--rounds", "3", check=False),
+    assert_user_error(il_here("dagger", "--beta-schedule", "1,0.5", "--rounds", "3"),
                       "2 values", "--rounds is 3")
-    assert_user_error(il("dagger", "--beta-schedule", "1,2", check=False), "[0, 1]")
-    assert_user_error(il("dagger", "--steps-per-round", "100", "--num-envs", "8", check=False),
+    assert_user_error(il_here("dagger", "--beta-schedule", "1,2"), "[0, 1]")
+    assert_user_error(il_here("dagger", "--steps-per-round", "100", "--num-envs", "8"),
                       "multiple of --num-envs")
 
 
@@ -89,6 +88,7 @@ def test_dagger_cartpole_linear_reaches_expert_and_eval_reproduces(cartpole_expe
     assert d["tv_learner_states"] < 0.1 and d["tv_expert_states"] < 0.1
     assert summary["expert"]["paired"] and summary["expert"]["episodes"] == 100
     from pathlib import Path
+
     from il_cli.runs import Run
 
     rows = Run(Path(summary["run_dir"])).metrics()
@@ -126,7 +126,7 @@ def tiny_dagger(cartpole_expert):
     from il_cli import networks
     from il_cli.algos.dagger import make_dagger
     from il_cli.config import DAggerConfig
-    from il_cli.jobs.common import load_policy
+    from il_cli.evaluation import load_policy
     from il_cli.runs import Run
 
     spec, expert, expert_params = load_policy(Run(cartpole_expert))
@@ -188,7 +188,7 @@ def test_retrain_from_scratch_forgets_the_previous_learner(tiny_dagger):
 
 def test_dagger_continuous_buffer_holds_executed_expert_actions(tmp_runs):
     """Pendulum, D seeded with demos: every label in D is the expert's clipped mode action."""
-    from il_cli.jobs.common import load_policy
+    from il_cli.evaluation import load_policy
     from il_cli.rollout import expert_action
     from il_cli.runs import Run
 

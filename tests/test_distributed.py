@@ -10,8 +10,8 @@ import sys
 import jax
 import numpy as np
 import pytest
+from helpers import il
 
-from conftest import il
 from il_cli.runs import Run
 
 

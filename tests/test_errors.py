@@ -7,46 +7,35 @@ import time
 
 import numpy as np
 import pytest
-
-from conftest import il
-
-
-def assert_user_error(proc, *fragments):
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
+from helpers import assert_user_error, il, il_here
 
 
 def test_unknown_env():
-    assert_user_error(il("bc", "--env", "CartPol", check=False), "unknown environment", "CartPole")
+    assert_user_error(il_here("bc", "--env", "CartPol"), "unknown environment", "CartPole")
 
 
 def test_negative_episodes():
-    assert_user_error(il("bc", "--episodes", "-3", check=False), "--episodes must be positive")
-    assert_user_error(il("collect", "--episodes", "0", check=False), "--episodes must be positive")
+    assert_user_error(il_here("bc", "--episodes", "-3"), "--episodes must be positive")
+    assert_user_error(il_here("collect", "--episodes", "0"), "--episodes must be positive")
 
 
 def test_missing_run_dir(tmp_path):
-    assert_user_error(il("eval", tmp_path / "nope", check=False), "does not exist")
-    assert_user_error(il("bc", "--resume", tmp_path / "nope", check=False), "does not exist")
+    assert_user_error(il_here("eval", tmp_path / "nope"), "does not exist")
+    assert_user_error(il_here("bc", "--resume", tmp_path / "nope"), "does not exist")
 
 
 def test_corrupt_run_dir(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
-    assert_user_error(il("eval", tmp_path, check=False), "corrupt")
+    assert_user_error(il_here("eval", tmp_path), "corrupt")
 
 
 def test_recipe_with_unknown_key(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text('env = "CartPole"\n[bc]\nnum_stepz = 3\n')
-    assert_user_error(il("bc", "--recipe", recipe, check=False), "num_stepz", "num_steps")
+    assert_user_error(il_here("bc", "--recipe", recipe), "num_stepz", "num_steps")
     recipe.write_text('envv = "CartPole"\n')
-    assert_user_error(il("bc", "--recipe", recipe, check=False), "envv")
-    assert_user_error(il("bc", "--recipe", "cartpol", check=False), "cartpole")
+    assert_user_error(il_here("bc", "--recipe", recipe), "envv")
+    assert_user_error(il_here("bc", "--recipe", "cartpol"), "cartpole")
 
 
 def test_dataset_from_another_env(tmp_path):
@@ -55,14 +44,14 @@ def test_dataset_from_another_env(tmp_path):
     path = tmp_path / "pendulum.npz"
     save_dataset(path, np.zeros((4, 3), np.float32), np.zeros((4, 1), np.float32), np.zeros(1),
                  np.array([4]), {"env_id": "Pendulum-v1"})
-    assert_user_error(il("bc", "--env", "CartPole", "--demos", path, check=False),
+    assert_user_error(il_here("bc", "--env", "CartPole", "--demos", path),
                       "Pendulum-v1", "CartPole-v1")
     (tmp_path / "junk.npz").write_text("junk")
-    assert_user_error(il("bc", "--demos", tmp_path / "junk.npz", check=False), "not an il dataset")
+    assert_user_error(il_here("bc", "--demos", tmp_path / "junk.npz"), "not an il dataset")
 
 
 def test_bad_hidden_sizes():
-    assert_user_error(il("bc", "--hidden", "64,x", check=False), "--hidden")
+    assert_user_error(il_here("bc", "--hidden", "64,x"), "--hidden")
 
 
 JAX_FREE = """
@@ -93,9 +82,9 @@ def test_help_and_user_errors_never_import_jax(args, code):
 def test_refused_options_leave_no_run_and_train_nothing(tmp_path):
     """Checks that need only the options come before a run directory or an expert exists."""
     env = {"IL_RUNS_DIR": str(tmp_path / "runs"), "IL_CACHE_DIR": str(tmp_path / "cache")}
-    assert_user_error(il("dagger", "--env", "CartPole", "--label-noise", "1.5", check=False, env=env),
+    assert_user_error(il_here("dagger", "--env", "CartPole", "--label-noise", "1.5", env=env),
                       "--label-noise", "[0, 1]")
-    assert_user_error(il("bc", "--eval-policy", "greedy", check=False, env=env), "mode")
+    assert_user_error(il_here("bc", "--eval-policy", "greedy", env=env), "mode")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
     # continuous actions: label noise is a Gaussian scale, any non-negative value is valid
     from il_cli.config import DAggerConfig
@@ -106,14 +95,14 @@ def test_refused_options_leave_no_run_and_train_nothing(tmp_path):
 def test_a_run_of_the_wrong_env_or_command_is_refused_before_a_run_is_made(cartpole_expert, tmp_runs):
     proc = il("bc", "--env", "Pendulum", "--expert", cartpole_expert, check=False)
     assert_user_error(proc, "ran on CartPole-v1, not Pendulum-v1")
-    assert_user_error(il("dagger", "--expert", tmp_runs, check=False), "does not exist")
+    assert_user_error(il_here("dagger", "--expert", tmp_runs), "does not exist")
     assert not tmp_runs.exists() or not any(tmp_runs.iterdir())
     demos = il("collect", "--expert", cartpole_expert, "--episodes", "1", "--run-dir", tmp_runs / "demos")
-    assert_user_error(il("bc", "--expert", tmp_runs / "demos", check=False), "is an il collect run, not a run of il expert")
-    assert_user_error(il("rlhf", "--sft", tmp_runs / "demos", check=False), "not a run of il bc")
-    assert_user_error(il("rlhf", "--task", "text", "--resume", tmp_runs / "demos", check=False),
+    assert_user_error(il_here("bc", "--expert", tmp_runs / "demos"), "is an il collect run, not a run of il expert")
+    assert_user_error(il_here("rlhf", "--sft", tmp_runs / "demos"), "not a run of il bc")
+    assert_user_error(il_here("rlhf", "--task", "text", "--resume", tmp_runs / "demos"),
                       "is an il collect run; resume it with `il collect --resume")
-    assert_user_error(il("bc", "--demos", tmp_runs / "demos", check=False), "is not a file (a directory; its dataset is")
+    assert_user_error(il_here("bc", "--demos", tmp_runs / "demos"), "is not a file (a directory; its dataset is")
     assert sorted(p.name for p in tmp_runs.iterdir()) == ["demos"], demos.stdout
 
 
@@ -127,7 +116,7 @@ ZERO_SIZES = [
     (("expert", "--sweep", "num_envs=8,0"), "", "--sweep num_envs=0: --num-envs must be positive"),
     (("bc",), "[bc]\nhidden = [0]\n", "--hidden sizes must be positive, got '0'"),
     (("prefs",), "hidden = [64, -1]\n", "--hidden sizes must be positive, got '64,-1'"),
-    (("rlhf",), "[rlhf]\nrm_hidden = [0]\n", "rm_hidden sizes must be positive, got '0'"),
+    (("rlhf",), "[rlhf]\nrm_hidden = [0]\n", "--rm-hidden sizes must be positive, got '0'"),
     (("bc",), 'sweep = ["hidden=0"]\n', "--sweep hidden=0: --hidden sizes must be positive"),
 ]
 
@@ -140,7 +129,7 @@ def test_a_zero_or_negative_size_is_one_line_on_every_path(tmp_path, args, recip
     if recipe:
         (tmp_path / "r.toml").write_text(recipe)
         args = (*args, "--recipe", tmp_path / "r.toml")
-    assert_user_error(il(*args, check=False, env=env), message)
+    assert_user_error(il_here(*args, env=env), message)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()  # no run, no expert
 
 
@@ -149,7 +138,7 @@ def test_a_resumed_config_with_a_zero_size_is_one_line(tmp_path):
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"command": "bc", "env": "CartPole-v1",
                                                  "config": {"hidden": [64, 0]}}))
-    assert_user_error(il("bc", "--resume", run, check=False), "--hidden sizes must be positive, got '64,0'")
+    assert_user_error(il_here("bc", "--resume", run), "--hidden sizes must be positive, got '64,0'")
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]
 
 
@@ -166,14 +155,11 @@ def test_a_message_names_this_option_and_only_close_matches(args, message, wrong
     assert wrong not in proc.stderr
 
 
-def test_a_key_that_has_no_option_is_named_as_the_recipe_key(tmp_path):
-    """num_epochs is set only by a recipe or a sweep: the message names the key, not an option
-    --num-epochs that `il rlhf` does not have."""
+def test_a_recipe_key_is_named_by_its_option(tmp_path):
+    """Every config field has an option: a recipe's bad value is reported by the option that
+    sets it, so the user can find it in --help."""
     (tmp_path / "r.toml").write_text("[rlhf]\nnum_epochs = 0\nactivation = 'rleu'\n")
     proc = il("rlhf", "--recipe", tmp_path / "r.toml", check=False)
-    assert_user_error(proc, "activation must be tanh or relu, got 'rleu' (did you mean relu?)")
-    assert "--activation" not in proc.stderr
+    assert_user_error(proc, "--activation must be one of tanh, relu, got 'rleu' (did you mean relu?)")
     (tmp_path / "r.toml").write_text("[rlhf]\nnum_epochs = 0\n")
-    proc = il("rlhf", "--recipe", tmp_path / "r.toml", check=False)
-    assert_user_error(proc, "num_epochs must be positive")
-    assert "--num-epochs" not in proc.stderr
+    assert_user_error(il_here("rlhf", "--recipe", tmp_path / "r.toml"), "--num-epochs must be positive")

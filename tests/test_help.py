@@ -1,39 +1,31 @@
-"""`il COMMAND --help` tells the truth: every default it shows is the value the command uses."""
+"""`il COMMAND --help` tells the truth: every config field has an option, every default it
+shows is the value the command uses, and help text survives rich's markup."""
 
 import dataclasses
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
 from il_cli.cli import app
-from il_cli.config import COMMANDS, TextRLHFConfig
-
-# Options whose config field has another name.
-FIELD = {("dagger", "rounds"): "num_rounds", ("compounding", "demos"): "demo_episodes"}
-NOT_CONFIG = {"recipe", "run_dir", "name", "resume", "json", "distributed", "coordinator", "num_processes",
-              "process_id", "task"}
+from il_cli.options import flag_of
+from il_cli.registry import COMMANDS
 
 
-def shown_defaults():
-    """(command, option, the default --help shows or None, the config classes the option sets)."""
+def options():
+    """(command, config class, field, the click option of its flag or None)."""
     group = typer.main.get_command(app)
-    for command, click_command in group.commands.items():
-        if command not in COMMANDS:
-            continue
-        for param in click_command.params:
-            if param.name in NOT_CONFIG:
-                continue
-            text = command == "rlhf" and param.name != "env"  # --task text runs on its own task
-            classes = [COMMANDS[command]] + ([TextRLHFConfig] if text else [])
-            shown = param.show_default if isinstance(param.show_default, str) else None
-            if shown is None and param.default not in (None, False) and param.show_default:
-                shown = str(param.default)
-            yield command, param.name, shown, classes
+    for name, command in COMMANDS.items():
+        by_flag = {decl: p for p in group.commands[name].params for decl in getattr(p, "opts", [])}
+        for cls in command.configs.values():
+            for f in dataclasses.fields(cls):
+                if f.metadata.get("cli", True):
+                    yield name, cls, f, by_flag.get(flag_of(f).split("/")[0])
 
 
 def parse(text: str, like):
     if isinstance(like, bool):
-        return text in ("yes", "true", "True")
+        return text == "yes"
     if isinstance(like, tuple):
         return tuple(int(v) for v in text.split(","))
     if isinstance(like, (int, float)):
@@ -41,19 +33,26 @@ def parse(text: str, like):
     return text
 
 
-@pytest.mark.parametrize("command,option,shown,classes", list(shown_defaults()),
-                         ids=lambda x: x if isinstance(x, str) else "")
-def test_help_shows_the_default_that_runs(command, option, shown, classes):
-    field = FIELD.get((command, option), option)
-    holders = [cls for cls in classes if field in {f.name for f in dataclasses.fields(cls)}]
-    assert holders, f"il {command} --{option} sets no config field"
-    defaults = [next(f for f in dataclasses.fields(cls) if f.name == field).default for cls in holders]
-    if all(d is None or d == () or d is False for d in defaults):  # described in words, or a flag that is off
+@pytest.mark.parametrize("command,cls,field,option", list(options()),
+                         ids=lambda x: x if isinstance(x, str) else getattr(x, "name", ""))
+def test_every_field_has_an_option_that_shows_the_default_that_runs(command, cls, field, option):
+    assert option is not None, f"il {command} has no option for {cls.__name__}.{field.name}"
+    if field.default in (None, ()) or field.default is False:  # nothing to show, or described in words
         return
-    assert shown is not None, f"il {command} --help shows no default for --{option} (it is {defaults})"
-    parts = dict(p.rsplit(" ", 1) if p.startswith("text ") else ("", p) for p in shown.split("; "))
-    for cls, default in zip(holders, defaults):
-        text = parts.get("text", parts[""]) if cls is TextRLHFConfig else parts.get("", None)
-        assert text is not None, f"il {command} --help shows no default of --{option} for {cls.__name__}"
-        assert parse(text.strip(), default) == pytest.approx(default) if isinstance(default, float) else \
-            parse(text.strip(), default) == default, f"il {command} --{option}: --help says {text}, {cls.__name__} uses {default}"
+    shown = option.show_default
+    assert isinstance(shown, str), f"il {command} --help shows no default for {flag_of(field)}"
+    parts = dict(p.split(" ", 1) if p.startswith("text ") else ("", p) for p in shown.split("; "))
+    text = parts.get("text", parts[""]) if getattr(cls, "command", "").endswith("text") else parts[""]
+    value = parse(text, field.default)
+    assert value == (pytest.approx(field.default) if isinstance(field.default, float) else field.default), \
+        f"il {command} {flag_of(field)}: --help says {text}, {cls.__name__} uses {field.default}"
+
+
+def test_help_text_survives_rich_markup():
+    out = CliRunner().invoke(app, ["bc", "--help"], env={"COLUMNS": "200"}).output
+    assert "pip install -e '.[tb]'" in out
+
+
+def test_runs_command_lists_every_command():
+    out = CliRunner().invoke(app, ["runs", "--help"], env={"COLUMNS": "200"}).output
+    assert all(name in out for name in COMMANDS)

@@ -201,8 +201,7 @@ def test_load_rankings_refuses_a_file_it_cannot_trust(tmp_path, make, complaint)
 ])
 def test_a_rankings_file_that_cannot_serve_is_refused_before_a_run_is_made(tmp_path, args, complaint):
     """Checked before anything runs (pretraining took minutes before the file was read)."""
-    from conftest import il
-    from test_errors import assert_user_error
+    from helpers import assert_user_error, il
 
     human.save_rankings(tmp_path / "r.npz", human.new_rankings(PROMPTS, ANSWERS))
     env = {"IL_RUNS_DIR": str(tmp_path / "runs")}

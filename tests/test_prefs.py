@@ -6,13 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_user_error, il_here, il_json
 
-from conftest import il, il_json
-from il_cli.algos.prefs import (expert_score, make_policy, preference_logit, preference_loss, sample_pairs,
-                                teach)
+from il_cli.algos.prefs import expert_score, make_policy, preference_logit, preference_loss, sample_pairs, teach
 from il_cli.data import load_preferences
 from il_cli.envs import EnvSpec
-from test_errors import assert_user_error
 
 DISCRETE = EnvSpec("Test", (2,), True, 3)
 CONTINUOUS = EnvSpec("Test", (2,), False, 1, (-2.0,), (2.0,), 200)
@@ -210,8 +208,8 @@ def test_bad_preference_files_are_refused(tmp_path, tmp_runs):
     save_dataset(demos, np.zeros((3, 4), np.float32), np.zeros(3, np.int32), [1.0], [3], {"env_id": "CartPole-v1"})
     refused(demos, "holds demonstrations")
     # on the command line: one line, exit 2, no run directory
-    assert_user_error(il("prefs", "--prefs-file", pickled, check=False), "not an il preference file")
-    assert_user_error(il("bc", "--demos", good, check=False), "holds preferences")
+    assert_user_error(il_here("prefs", "--prefs-file", pickled), "not an il preference file")
+    assert_user_error(il_here("bc", "--demos", good), "holds preferences")
     assert not tmp_runs.exists() or not any(tmp_runs.iterdir())
 
 
@@ -223,4 +221,4 @@ def test_bad_preference_files_are_refused(tmp_path, tmp_runs):
     (("--sweep", "teacher=oracle,noisy"), "il prefs sweeps lr, temperature, teacher_beta"),
 ])
 def test_bad_options(args, message):
-    assert_user_error(il("prefs", *args, check=False), message)
+    assert_user_error(il_here("prefs", *args), message)

@@ -4,8 +4,8 @@ parameter, the exact expert, and `il bc` on it end to end."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+from helpers import il_json
 
-from conftest import il_json
 from il_cli import networks, rollout
 from il_cli.envs import make_env, resolve_env_id
 from il_cli.rail import EnvState, Rail, correct_action, expert_params

@@ -9,8 +9,8 @@ import time
 import jax
 import numpy as np
 import pytest
+from helpers import final_params, il
 
-from conftest import il
 from il_cli.runs import Run
 
 
@@ -27,15 +27,6 @@ def interrupt_after_first_checkpoint(args, run_dir, timeout=120, watch="checkpoi
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=timeout)
     return proc.returncode, err
-
-
-def final_params(run_dir):
-    run = Run(run_dir)
-    tree = run.restore_raw()
-    run.close()
-    for part in run.meta["policy_path"]:
-        tree = tree[part]
-    return tree
 
 
 @pytest.mark.parametrize("args", [

@@ -8,15 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_user_error, il, il_here, il_json
 
-from conftest import il, il_json
 from il_cli import networks
 from il_cli.algos.ppo import Transition, ppo_loss
-from il_cli.algos.rlhf import (KL_GAIN, RLHFObjective, dpo_rewards, kl_exact, kway_loss, rank,
-                               ranking_accuracy)
+from il_cli.algos.rlhf import KL_GAIN, RLHFObjective, dpo_rewards, kl_exact, kway_loss, rank, ranking_accuracy
 from il_cli.envs import EnvSpec
 from il_cli.runs import Run
-from test_errors import assert_user_error
 
 DISCRETE = EnvSpec("Test", (3,), True, 2)
 TINY = ("rlhf", "--demo-episodes", "2", "--demo-noise", "0.5", "--sft-steps", "300", "--num-prompts", "128",
@@ -123,7 +121,7 @@ def test_adaptive_kl_controller():
 def test_the_dpo_kl_probe_has_its_own_keys():
     """The KL a DPO run logs is measured on responses drawn with evaluation keys of its own,
     never with a key of DPO's training stream (whose step t draws fold_in(key, t))."""
-    from il_cli.jobs.common import eval_key, root_key
+    from il_cli.evaluation import eval_key, root_key
     from il_cli.jobs.rlhf import kl_probe_keys
 
     dpo_key = jax.random.split(jax.random.split(root_key(0), 3)[0], 3)[2]  # as il_cli.jobs.rlhf.run_rlhf draws it
@@ -178,11 +176,11 @@ def test_dpo_on_the_same_rankings_iterated_with_the_pretraining_data_given(cartp
 
 
 def test_bad_rlhf_options(tmp_path):
-    assert_user_error(il("rlhf", "--k", "1", check=False), "--k must be at least 2")
-    assert_user_error(il("rlhf", "--kl-coef", "-1", check=False), "--kl-coef must be non-negative")
-    assert_user_error(il("rlhf", "--sweep", "method=ppo,dpo", check=False), "il rlhf sweeps kl_coef")
-    assert_user_error(il("rlhf", "--sft", tmp_path, check=False), "not a run directory")
-    assert_user_error(il("rlhf", "--method", "ddpo", check=False), "--method must be one of ppo, dpo")
-    assert_user_error(il("rlhf", "--iterations", "3", check=False), "--iterations 3 must divide the 64 PPO updates")
-    assert_user_error(il("rlhf", "--pretrain-data", tmp_path / "no.npz", check=False), "does not exist")
-    assert_user_error(il("eval", tmp_path, "--stage", "sft", check=False), "not a run directory")
+    assert_user_error(il_here("rlhf", "--k", "1"), "--k must be at least 2")
+    assert_user_error(il_here("rlhf", "--kl-coef", "-1"), "--kl-coef must be non-negative")
+    assert_user_error(il_here("rlhf", "--sweep", "method=ppo,dpo"), "--sweep method: a choice, not a number", "kl_coef")
+    assert_user_error(il_here("rlhf", "--sft", tmp_path), "not a run directory")
+    assert_user_error(il_here("rlhf", "--method", "ddpo"), "--method must be one of ppo, dpo")
+    assert_user_error(il_here("rlhf", "--iterations", "3"), "--iterations 3 must divide the 64 PPO updates")
+    assert_user_error(il_here("rlhf", "--pretrain-data", tmp_path / "no.npz"), "does not exist")
+    assert_user_error(il_here("eval", tmp_path, "--stage", "sft"), "not a run directory")

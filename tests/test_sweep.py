@@ -5,12 +5,11 @@ import json
 import jax
 import numpy as np
 import pytest
+from helpers import assert_user_error, il, il_here, il_json
 
-from conftest import il, il_json
+from il_cli.config import BCConfig, DAggerConfig
 from il_cli.errors import UserError
-from il_cli.config import BCConfig, fields_of
 from il_cli.sweep import aggregate, bootstrap_ci, iqm, members, parse_sweep, programs, spec
-from test_errors import assert_user_error
 
 TINY = {
     "bc": ("bc", "--episodes", "2", "--num-steps", "200", "--eval-episodes", "6"),
@@ -22,7 +21,7 @@ TINY = {
 
 
 def test_members_are_grid_cells_times_seeds():
-    grid = parse_sweep(["lr=1e-3,3e-4", "label_noise=0,0.1"], "dagger", {})
+    grid = parse_sweep(["lr=1e-3,3e-4", "label_noise=0,0.1"], DAggerConfig)
     assert grid == (("lr", (1e-3, 3e-4)), ("label_noise", (0.0, 0.1)))
     ms = members(5, 3, grid)
     assert len(ms) == 12 and [m["member"] for m in ms] == list(range(12))
@@ -31,13 +30,13 @@ def test_members_are_grid_cells_times_seeds():
 
 
 def test_shape_keys_vary_slowest_and_name_their_programs():
-    grid = parse_sweep(["lr=1e-3,3e-4", "hidden=8,16x16", "num_steps=100"], "bc", fields_of(BCConfig))
+    grid = parse_sweep(["lr=1e-3,3e-4", "hidden=8,16x16", "num_steps=100"], BCConfig)
     assert grid == (("hidden", ((8,), (16, 16))), ("num_steps", (100,)), ("lr", (1e-3, 3e-4)))
     assert [p["dir"] for p in programs(grid)] == ["cells/hidden=8,num_steps=100", "cells/hidden=16x16,num_steps=100"]
     assert programs(grid[2:]) == []  # floats only: one program, the run itself
     ms = members(0, 2, grid)  # each program's members are a contiguous block
     assert [m["hyper"]["hidden"] for m in ms] == [(8,)] * 4 + [(16, 16)] * 4
-    assert parse_sweep([spec(*item) for item in grid], "bc", fields_of(BCConfig)) == grid  # config.json round trip
+    assert parse_sweep([spec(*item) for item in grid], BCConfig) == grid  # config.json round trip
 
 
 @pytest.mark.parametrize("spec_,message", [
@@ -45,18 +44,18 @@ def test_shape_keys_vary_slowest_and_name_their_programs():
     ("eval_policy=mode,sample", "a choice"), ("lr=fast", "must be numbers"), ("lr", "key=v1,v2")])
 def test_bad_sweeps(spec_, message):
     with pytest.raises(UserError, match=message):
-        parse_sweep([spec_], "bc", fields_of(BCConfig))
+        parse_sweep([spec_], BCConfig)
 
 
 def test_bad_sweep_on_the_command_line():
-    assert_user_error(il("bc", "--sweep", "eval_policy=mode,sample", check=False), "il bc sweeps lr")
-    assert_user_error(il("compounding", "--sweep", "hidden=8,16", check=False), "il compounding sweeps lr")
-    assert_user_error(il("bc", "--sweep", "hidden=8,16", "--vary-eval", "gravity=9,10", check=False),
+    assert_user_error(il_here("bc", "--sweep", "eval_policy=mode,sample"), "il bc sweeps lr")
+    assert_user_error(il_here("compounding", "--sweep", "hidden=8,16"), "il compounding sweeps lr")
+    assert_user_error(il_here("bc", "--sweep", "hidden=8,16", "--vary-eval", "gravity=9,10"),
                       "each program's run")
-    assert_user_error(il("bc", "--sweep", "batch_size=0,8", check=False), "--batch-size must be positive")
-    assert_user_error(il("dagger", "--sweep", "label_noise=0,2", check=False), "[0, 1]")
-    assert_user_error(il("bc", "--sweep", "lr=1e-3", "--sweep", "lr=2e-3", check=False), "twice")
-    assert_user_error(il("bc", "--seeds", "0", check=False), "--seeds must be positive")
+    assert_user_error(il_here("bc", "--sweep", "batch_size=0,8"), "--batch-size must be positive")
+    assert_user_error(il_here("dagger", "--sweep", "label_noise=0,2"), "[0, 1]")
+    assert_user_error(il_here("bc", "--sweep", "lr=1e-3", "--sweep", "lr=2e-3"), "twice")
+    assert_user_error(il_here("bc", "--seeds", "0"), "--seeds must be positive")
 
 
 def test_iqm_and_bootstrap_ci_by_hand():
@@ -70,7 +69,7 @@ def test_iqm_and_bootstrap_ci_by_hand():
 
 @pytest.mark.parametrize("command", ["bc", "dagger", "expert", "prefs"])
 def test_member_k_is_the_run_with_seed_s_plus_k(command, cartpole_expert, tmp_runs):
-    from il_cli.jobs.common import load_policy
+    from il_cli.evaluation import load_policy
     from il_cli.runs import Run
 
     args = TINY[command] + (() if command == "expert" else ("--expert", cartpole_expert))
@@ -103,7 +102,7 @@ def test_sweep_run_directory_and_eval(cartpole_expert, tmp_runs):
     again = il_json("eval", summary["run_dir"])
     assert [m["eval"] for m in again["members"]] == [m["eval"] for m in summary["members"]]
     assert il_json("eval", summary["run_dir"], "--member", "2")["eval"] == summary["members"][2]["eval"]
-    assert_user_error(il("eval", summary["run_dir"], "--member", "4", check=False), "members 0 to 3")
+    assert_user_error(il_here("eval", summary["run_dir"], "--member", "4"), "members 0 to 3")
 
 
 def test_a_float_sweep_compiles_the_programs_of_one_run(cartpole_expert, tmp_runs):
@@ -128,7 +127,7 @@ def test_four_devices_give_the_members_of_one_device(cartpole_expert, tmp_runs):
         assert a["eval"] == b["eval"]
         assert a["dagger"]["train_loss"] == pytest.approx(b["dagger"]["train_loss"], rel=1e-5)
     flags = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    assert_user_error(il(*TINY["bc"], "--seeds", "3", check=False, env=flags), "divide evenly over 4 devices")
+    assert_user_error(il(*TINY["bc"], "--seeds", "3", env=flags, check=False), "divide evenly over 4 devices")
 
 
 def test_a_shape_sweep_runs_a_program_per_value_in_one_run(cartpole_expert, tmp_runs, tmp_path):
@@ -136,8 +135,9 @@ def test_a_shape_sweep_runs_a_program_per_value_in_one_run(cartpole_expert, tmp_
     float sweep and seeds vmapped inside each. Ctrl-C in the second, then --resume: member 7
     (in the resumed program) equals the single run with its seed and cell; il eval, il plot
     and il runs --group read the parent."""
-    from il_cli.runs import Run
     from test_resume import interrupt_after_first_checkpoint
+
+    from il_cli.runs import Run
 
     run_dir = tmp_runs / "grid"
     args = (*TINY["bc"], "--num-steps", "1600", "--expert", cartpole_expert, "--seeds", "2",
@@ -166,6 +166,6 @@ def test_a_shape_sweep_runs_a_program_per_value_in_one_run(cartpole_expert, tmp_
     assert len(cells["hidden=16x16, lr=0.003"]["runs"]) == 2  # the single run with that config is pooled in
     assert il("plot", run_dir, "--out", tmp_path / "p.png").returncode == 0
     assert (tmp_path / "p.png").stat().st_size > 10_000
-    assert_user_error(il("eval", run_dir, "--member", "8", check=False), "members 0 to 7")
+    assert_user_error(il_here("eval", run_dir, "--member", "8"), "members 0 to 7")
     with pytest.raises(UserError, match="one program per value, each a run of its own"):
         Run(run_dir).restore_raw()  # what --expert, --sft and --vary read

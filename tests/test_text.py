@@ -9,8 +9,20 @@ import pytest
 
 from il_cli.text import model, task
 from il_cli.text.model import Transformer, answer_mask, sample
-from il_cli.text.task import (ANSWER_LEN, BOS, EOS, PAD, PROMPT_LEN, SEP, SEQ_LEN, TASKS, VOCAB, VOCAB_SIZE, decode,
-                              encode)
+from il_cli.text.task import (
+    ANSWER_LEN,
+    BOS,
+    EOS,
+    PAD,
+    PROMPT_LEN,
+    SEP,
+    SEQ_LEN,
+    TASKS,
+    VOCAB,
+    VOCAB_SIZE,
+    decode,
+    encode,
+)
 
 # the library's functions are traced inside their caller's jit; here each is jitted alone
 make_prompts = jax.jit(task.make_prompts, static_argnums=1)

@@ -10,16 +10,33 @@ import jax.numpy as jnp
 import numpy as np
 import pexpect
 import pytest
+from helpers import il
 
-from conftest import il
 from il_cli.algos.rlhf import kway_loss
-from il_cli.algos.text_rlhf import (answer_log_probs, answer_logits, lm_loss, make_text_reward,
-                                    scaled_head, sequence_log_likelihood, text_dpo_score)
+from il_cli.algos.text_rlhf import (
+    answer_log_probs,
+    answer_logits,
+    lm_loss,
+    make_text_reward,
+    scaled_head,
+    sequence_log_likelihood,
+    text_dpo_score,
+)
 from il_cli.runs import Run
 from il_cli.text import human
 from il_cli.text.model import Transformer, token_log_probs
-from il_cli.text.task import (BOS, PROMPT_LEN, SEQ_LEN, answer_mask, corpus, is_held_out, make_prompts, noisy_answers,
-                              reference_answers, train_prompts)
+from il_cli.text.task import (
+    BOS,
+    PROMPT_LEN,
+    SEQ_LEN,
+    answer_mask,
+    corpus,
+    is_held_out,
+    make_prompts,
+    noisy_answers,
+    reference_answers,
+    train_prompts,
+)
 
 # test_resume's slow rlhf-text case runs this config with --seeds 2, as the end-to-end test does
 TINY = ("--task", "text", "--pretrain-steps", "100", "--sft-steps", "50", "--rm-steps", "50", "--num-prompts", "32",
@@ -130,7 +147,7 @@ def test_text_dpo_end_to_end(tmp_runs):
     (("--task", "text", "--rankings", "missing.npz"), "no such file"),
     (("--task", "text", "--k", "1"), "--k must be at least 2"),
     (("--task", "text", "--human", "--rankings", "r.npz", "--k", "12"), "a person ranks 2 to 9"),
-    (("--task", "text", "--d-model", "30"), "--d-model 30 must be a multiple of num_heads 4"),  # no --num-heads
+    (("--task", "text", "--d-model", "30"), "--d-model 30 must be a multiple of --num-heads 4"),
     (("--task", "text", "--num-layers", "0"), "--num-layers must be positive"),
     (("--updates", "5",), "only with --task text"),
     (("--task", "speech",), "--task must be control or text"),

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_user_error, il, il_here, il_json
 
-from conftest import il, il_json
 from il_cli.runs import Run
-from test_errors import assert_user_error
 
 TINY_BC = ("bc", "--episodes", "2", "--num-steps", "200", "--eval-episodes", "6")
 
@@ -109,5 +108,5 @@ def test_runs_filters_sorts_and_compares(cartpole_expert, tmp_runs):
     assert compared["differences"] == ["lr", "num_steps"]
     assert compared["fields"]["lr"] == [1e-4, 1e-3]
     assert "2 of" in il("runs", "--compare", a["run_dir"], b["run_dir"]).stdout
-    assert_user_error(il("runs", "--sort", "best", check=False), "--sort must be time, return or wall")
-    assert_user_error(il("runs", "--since", "yesterday", check=False), "--since takes")
+    assert_user_error(il_here("runs", "--sort", "best"), "--sort must be time, return or wall")
+    assert_user_error(il_here("runs", "--since", "yesterday"), "--since takes")

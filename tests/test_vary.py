@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_user_error, il_here, il_json
 
-from conftest import il, il_json
 from il_cli.envs import make_env
 from il_cli.jobs.vary import DERIVED, grid_points
-from test_errors import assert_user_error
 
 
 def test_cartpole_derived_fields_follow_the_varied_ones():
@@ -40,11 +39,11 @@ def test_vary_over_runs_and_members_equals_plain_eval_at_the_training_value(cart
 
 
 def test_bad_vary(cartpole_expert):
-    assert_user_error(il("eval", cartpole_expert, "--vary", "lenght=1,2", check=False),
+    assert_user_error(il_here("eval", cartpole_expert, "--vary", "lenght=1,2"),
                       "no numeric parameter 'lenght'", "did you mean length", "masspole=0.1")
-    assert_user_error(il("eval", cartpole_expert, "--vary", "total_mass=1,2", check=False), "derived")
-    assert_user_error(il("eval", cartpole_expert, "--vary", "length=a,b", check=False), "NAME=lo:hi:n")
-    assert_user_error(il("eval", cartpole_expert, cartpole_expert, check=False), "--vary")
+    assert_user_error(il_here("eval", cartpole_expert, "--vary", "total_mass=1,2"), "derived")
+    assert_user_error(il_here("eval", cartpole_expert, "--vary", "length=a,b"), "NAME=lo:hi:n")
+    assert_user_error(il_here("eval", cartpole_expert, cartpole_expert), "--vary")
 
 
 @pytest.mark.slow  # run_vary is covered above; this adds the thin call after training
@@ -54,4 +53,4 @@ def test_bc_vary_eval_at_the_end_of_training(cartpole_expert, tmp_runs):
     grid = summary["vary_eval"]["grid"]
     assert [p["point"] for p in grid] == [{"length": 0.5}, {"length": 0.7}]
     assert grid[0]["mean"] == summary["eval"]["return_mean"] and Path(summary["vary_eval"]["plot"]).is_file()
-    assert_user_error(il("dagger", "--vary-eval", "lenth=1", check=False), "did you mean length")
+    assert_user_error(il_here("dagger", "--vary-eval", "lenth=1"), "did you mean length")

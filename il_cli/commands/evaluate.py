@@ -4,10 +4,9 @@ import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 
-from il_cli.commands.common import Json, eval_rows, sweep_rows, user_errors
+from il_cli.commands.common import Json, user_errors
 from il_cli.config import EvalConfig
 from il_cli.errors import UserError
 from il_cli.ui import UI
@@ -46,6 +45,8 @@ def eval_(
 
             setup_jax()
             summary = run_vary([cfg.run, *cfg.others], cfg.vary, cfg.episodes, cfg.seed, cfg.eval_policy, cfg.out, ui)
+            from il_cli.results import vary_table
+
             ui.grid(f"return (mean [95% CI] over {summary['episodes']} episodes × members, the same keys; "
                     f"* the training value)", *vary_table(summary))
             ui.print(f"plot: {summary['plot']}\ntable: {summary['json']}")
@@ -56,29 +57,7 @@ def eval_(
 
         setup_jax()
         summary = run_eval(cfg, ui)
-        if "members" in summary:
-            rows = sweep_rows(summary)
-        elif "gold" in summary["eval"]:
-            ev = summary["eval"]
-            rows = [("gold score, held-out prompts", f"{ev['gold']:.3f} sampled, {ev['gold_greedy']:.3f} greedy "
-                                                     f"({ev['exact']:.0%} exactly right)"),
-                    ("KL(π ‖ π_SFT) per answer, exact", ev["kl"]),
-                    ("corpus log-likelihood per token", ev["corpus_log_likelihood"]), ("seed", summary["seed"])]
-        else:
-            rows = eval_rows(summary) + [("seed", summary["seed"])]
-        if "gif" in summary:
-            rows.append(("gif", summary["gif"]))
-        ui.results(f"eval of a {summary['evaluated']} run", rows, summary["run_dir"])
+        from il_cli.results import eval_report_rows
+
+        ui.results(f"eval of a {summary['evaluated']} run", eval_report_rows(summary), summary["run_dir"])
         ui.emit_json(summary)
-
-
-def vary_table(summary: dict) -> tuple[list[str], list[list]]:
-    """(columns, rows): a row per grid point (the training value marked *), a column per run."""
-    defaults = summary["defaults"]
-    columns = [", ".join(summary["vary"])] + [f"{r['command']} {Path(r['run']).name}" for r in summary["results"]]
-    rows = []
-    for g, point in enumerate(summary["results"][0]["grid"]):
-        label = ", ".join(f"{k}={v:g}" + ("*" if np.isclose(v, defaults[k]) else "") for k, v in point["point"].items())
-        rows.append([label] + [f"{r['grid'][g]['mean']:.1f} [{r['grid'][g]['ci95'][0]:.1f}, {r['grid'][g]['ci95'][1]:.1f}]"
-                               for r in summary["results"]])
-    return columns, rows

@@ -7,13 +7,14 @@ import typer
 from rich.table import Table
 
 from il_cli.commands.common import Json, user_errors
+from il_cli.registry import COMMANDS
 from il_cli.ui import UI
 
 
 def runs(
     root: Annotated[Optional[Path], typer.Argument(help="Directory holding runs.", show_default="runs")] = None,
     group: Annotated[bool, typer.Option("--group", help="One row per sweep cell, pooling the seeds of runs that differ only in seed (each seed once): IQM and 95% CI of the return.")] = False,
-    command: Annotated[Optional[str], typer.Option("--command", help="Only runs of this command (bc, dagger, prefs, expert, collect).")] = None,
+    command: Annotated[Optional[str], typer.Option("--command", help=f"Only runs of this command ({', '.join(COMMANDS)}).")] = None,
     env: Annotated[Optional[str], typer.Option("--env", "-e", help="Only runs on this environment (id or alias).")] = None,
     since: Annotated[Optional[str], typer.Option(help="Only runs started since a date (2026-11-26, 2026-11-26T14:00) or within a span (30m, 6h, 2d).")] = None,
     sort: Annotated[Optional[str], typer.Option(help="Order: time (oldest first), return (best first), wall (fastest first).", show_default="time")] = None,

@@ -12,30 +12,16 @@ from il_cli import networks
 from il_cli.algos.bc import make_bc, make_bc_metrics
 from il_cli.config import BCConfig, member_configs
 from il_cli.data import load_dataset
+from il_cli.demos import padded, run_demos
 from il_cli.envs import make_env
-from il_cli.jobs.collect import run_demos
-from il_cli.jobs.common import (NO_HOLDOUT, eval_key, evaluate, evaluate_against_expert, fit_members, root_key, run_summary,
-                                stack, throughput)
-from il_cli.jobs.expert import get_expert
+from il_cli.evaluation import eval_key, evaluate, evaluate_against_expert, root_key, stack
+from il_cli.experts import get_expert
+from il_cli.holdout import NO_HOLDOUT, split_rows
 from il_cli.loop import host, jit_members, shard_members
 from il_cli.plots import write_curves
 from il_cli.runs import Run, open_policy_run
-
-
-def split_holdout(episode_lengths, frac: float, key):
-    """(train rows, held-out rows, held-out episodes): a fraction `frac` of whole episodes
-    held out (at least one when there are two or more and frac > 0). With nothing to hold
-    out, the held-out rows are None."""
-    if episode_lengths is None:  # a schema 1 dataset: no episode boundaries
-        return None, None, 0
-    num_episodes = len(episode_lengths)
-    n_hold = min(num_episodes - 1, max(1, round(num_episodes * frac))) if frac > 0 else 0
-    episode_of_row = np.repeat(np.arange(num_episodes), episode_lengths)
-    if n_hold <= 0:
-        return np.arange(len(episode_of_row)), None, 0
-    held = np.asarray(jax.random.permutation(key, num_episodes))[:n_hold]
-    is_held = np.isin(episode_of_row, held)
-    return np.flatnonzero(~is_held), np.flatnonzero(is_held), n_hold
+from il_cli.summaries import run_summary, throughput
+from il_cli.supervised import fit_members
 
 
 def pairing_expert(cfg: BCConfig, header: dict) -> Run | None:
@@ -65,19 +51,13 @@ def member_data(cfg: BCConfig, run: Run, ui, member: int | None) -> MemberData:
     path = run_demos(run, cfg.env, cfg.demos, cfg.episodes, lambda: get_expert(cfg.env, cfg.expert, ui),
                      collect_key, member)
     header, obs, actions, lengths = load_dataset(path, cfg.env)
-    train_rows, held_rows, held_episodes = split_holdout(lengths, cfg.holdout_frac, split_key)
+    train_rows, held_rows, held_episodes = split_rows(lengths, cfg.holdout_frac, split_key)
     if train_rows is None:
         train_rows = np.arange(len(obs))
     if held_rows is None:
         return MemberData(header, (obs[train_rows], actions[train_rows]), None, NO_HOLDOUT)
     return MemberData(header, (obs[train_rows], actions[train_rows]), (obs[held_rows], actions[held_rows]),
                       {"episodes": held_episodes, "transitions": int(len(held_rows))})
-
-
-def padded(arrays: list[np.ndarray]) -> np.ndarray:
-    """Members' arrays of different lengths, zero-padded to the longest, stacked."""
-    n = max(len(a) for a in arrays)
-    return np.stack([np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), a.dtype)]) for a in arrays])
 
 
 def run_bc(cfg: BCConfig, run: Run, ui) -> dict:

@@ -19,10 +19,11 @@ from il_cli.algos.bc import make_bc
 from il_cli.algos.dagger import hyper_of, make_dagger
 from il_cli.config import CompoundingConfig, DAggerConfig, member_configs
 from il_cli.envs import make_env
-from il_cli.jobs.common import base_summary, load_expert, root_key, stack
-from il_cli.jobs.expert import get_expert
+from il_cli.evaluation import load_expert, root_key, stack
+from il_cli.experts import get_expert
 from il_cli.loop import host, jit_members, replicate, shard_members
 from il_cli.runs import Run
+from il_cli.summaries import base_summary
 
 ALGOS = ("bc", "dagger")
 

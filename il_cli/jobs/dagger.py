@@ -9,15 +9,14 @@ from il_cli import networks
 from il_cli.algos.dagger import hyper_of, make_dagger
 from il_cli.config import DAggerConfig, member_configs
 from il_cli.data import load_dataset
+from il_cli.demos import padded, run_demos
 from il_cli.envs import make_env
-from il_cli.jobs.bc import padded
-from il_cli.jobs.collect import run_demos
-from il_cli.jobs.common import (eval_key, evaluate, evaluate_against_expert, load_expert, root_key,
-                                run_summary, stack)
-from il_cli.jobs.expert import get_expert
+from il_cli.evaluation import eval_key, evaluate, evaluate_against_expert, load_expert, root_key, stack
+from il_cli.experts import get_expert
 from il_cli.loop import host, jit_members, replicate, run_chunks, shard_members
 from il_cli.plots import write_curves
 from il_cli.runs import Run
+from il_cli.summaries import run_summary
 
 
 def seed_demos(cfg: DAggerConfig, run: Run, expert: Run, spec, collect_key, member: int | None):

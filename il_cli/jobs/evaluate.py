@@ -12,9 +12,10 @@ from il_cli import networks
 from il_cli.config import EvalConfig
 from il_cli.envs import make_env
 from il_cli.errors import UserError
-from il_cli.jobs.common import check_member, eval_key, evaluate, load_policy, run_summary, stack
+from il_cli.evaluation import check_member, eval_key, evaluate, load_policy, stack
 from il_cli.loop import device_description
 from il_cli.runs import Run
+from il_cli.summaries import run_summary
 
 
 def run_eval(cfg: EvalConfig, ui) -> dict:
@@ -61,9 +62,9 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
 
 
 def programs_eval(cfg: EvalConfig, run: Run, started: float, ui) -> dict:
-    """A sweep over a count or shape (il_cli.jobs.programs): each program's run evaluated, its
+    """A sweep over a count or shape (il_cli.programs): each program's run evaluated, its
     members numbered as the parent's (`cfg.member` is the parent's numbering)."""
-    from il_cli.jobs.programs import member_blocks
+    from il_cli.programs import member_blocks
 
     members = run.members
     check_member(cfg.run, cfg.member, len(members))
@@ -94,7 +95,7 @@ def programs_eval(cfg: EvalConfig, run: Run, started: float, ui) -> dict:
 def text_eval(cfg: EvalConfig, run: Run, started: float, ui) -> dict:
     """An `il rlhf --task text` run: its held-out prompts' gold score, KL to π_SFT and corpus
     log-likelihood, on the run's own keys (episodes, seeds and GIFs are the control tasks')."""
-    from il_cli.jobs.text_rlhf import evaluate_run
+    from il_cli.text.rlhf import evaluate_run
 
     given = [name for name, value in (("--episodes", cfg.episodes), ("--seed", cfg.seed),
                                       ("--eval-policy", cfg.eval_policy), ("--gif", cfg.gif)) if value is not None]

@@ -1,6 +1,5 @@
 """`il prefs`: learning from state-action preferences (eq. 24.11), π ∝ exp(Q/α)."""
 
-import math
 import shutil
 import time
 
@@ -9,47 +8,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from il_cli import networks
-from il_cli.algos.prefs import make_generate, make_policy, make_prefs, make_prefs_metrics, stream_lengths
-from il_cli.config import TEACHER_HYPER, PrefsConfig, member_configs
+from il_cli.algos.prefs import make_policy, make_prefs, make_prefs_metrics
+from il_cli.config import PrefsConfig, member_configs
 from il_cli.data import Preferences, load_preferences, save_preferences
+from il_cli.demos import generate_preferences, padded
 from il_cli.envs import make_env
-from il_cli.jobs.bc import padded, split_holdout
-from il_cli.jobs.common import (NO_HOLDOUT, eval_key, evaluate, evaluate_against_expert, fit_members, load_expert, root_key,
-                                run_summary, stack, throughput)
-from il_cli.jobs.expert import get_expert
+from il_cli.evaluation import eval_key, evaluate, evaluate_against_expert, load_expert, root_key, stack
+from il_cli.experts import get_expert
+from il_cli.holdout import NO_HOLDOUT, split_rows
 from il_cli.loop import host, jit_members, shard_members
 from il_cli.plots import write_curves
 from il_cli.runs import Run
-
-
-MIN_STREAMS = 10
-
-
-def teacher_of(cfg) -> dict:
-    return {"name": cfg.teacher, **{k: getattr(cfg, k) for k in TEACHER_HYPER}}
-
-
-def generate_preferences(cfgs: list, expert_run: Run, num_prefs: int, keys) -> list[Preferences]:
-    """One preference dataset per config in `cfgs` (its teacher and state source), from one
-    vmapped program: environment streams of T = min(the env's time limit, ⌈num_prefs/10⌉)
-    steps (so at least 10 streams, of which whole ones are held out), cut to `num_prefs` rows."""
-    spec, expert, expert_params = load_expert(str(expert_run.path))
-    env, env_params, _ = make_env(spec.env_id)
-    horizon = min(spec.max_steps, math.ceil(num_prefs / MIN_STREAMS))
-    streams = math.ceil(num_prefs / horizon)
-    cfg = cfgs[0]
-    generate = make_generate(env, env_params, spec, expert, streams, horizon, cfg.state_source, cfg.teacher)
-    hyper = {k: jnp.array([getattr(c, k) for c in cfgs], jnp.float32) for k in TEACHER_HYPER}
-    out = jax.device_get(jax.jit(jax.vmap(generate, in_axes=(0, None, 0)))(keys, expert_params, hyper))
-    lengths = stream_lengths(num_prefs, horizon)
-    header = {"env_id": spec.env_id, "obs_shape": list(spec.obs_shape),
-              "action": {"discrete": spec.discrete, "dim": spec.action_dim}, "source": str(expert_run.path),
-              "expert_return": expert_run.member_summary()["eval"]["return_mean"],
-              "state_source": cfg.state_source}
-    return [Preferences({**header, "teacher": teacher_of(c)},
-                        *(np.asarray(out[name][k][:num_prefs]) for name in
-                          ("obs", "action_a", "action_b", "label", "asked")), lengths)
-            for k, c in enumerate(cfgs)]
+from il_cli.summaries import run_summary, throughput
+from il_cli.supervised import fit_members
 
 
 def run_preferences(cfg: PrefsConfig, member_cfgs: list, run: Run, spec, expert_run: Run) -> list[Preferences]:
@@ -76,7 +47,7 @@ def run_preferences(cfg: PrefsConfig, member_cfgs: list, run: Run, spec, expert_
 
 def split(prefs: Preferences, frac: float, key):
     """(train rows, held-out rows or None, held-out block) over whole environment streams."""
-    train_rows, held_rows, held_streams = split_holdout(prefs.episode_lengths, frac, key)
+    train_rows, held_rows, held_streams = split_rows(prefs.episode_lengths, frac, key)
     if held_rows is None:
         return train_rows, None, NO_HOLDOUT
     return train_rows, held_rows, {"streams": held_streams, "pairs": int(len(held_rows))}

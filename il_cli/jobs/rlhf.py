@@ -1,4 +1,5 @@
-"""`il rlhf`: SFT → rankings → a reward model and PPO-ptx against it, or DPO on the rankings."""
+"""`il rlhf`: SFT → rankings → a reward model and PPO-ptx against it, or DPO on the rankings; one
+driver for both tasks (a control task here, text in il_cli.text.rlhf)."""
 
 import time
 
@@ -9,17 +10,27 @@ import numpy as np
 from il_cli import networks, rollout
 from il_cli.algos.bc import make_bc
 from il_cli.algos.ppo import hyper_of, make_ppo
-from il_cli.algos.rlhf import (RLHFObjective, dpo_rewards, held_out_figures, kl_exact,
-                               make_ranking_fit, make_responses, make_reward_model, rank)
-from il_cli.config import RLHFConfig, member_configs
+from il_cli.algos.rlhf import (
+    RLHFObjective,
+    dpo_rewards,
+    held_out_figures,
+    kl_exact,
+    make_ranking_fit,
+    make_responses,
+    make_reward_model,
+    rank,
+)
+from il_cli.config import TEXT_TASK, RLHFConfig, member_configs
 from il_cli.data import load_dataset
 from il_cli.envs import make_env
-from il_cli.jobs.common import (NO_HOLDOUT, eval_key, evaluate, load_expert, load_policy, root_key, run_summary, stack,
-                                throughput)
-from il_cli.jobs.expert import get_expert
+from il_cli.evaluation import eval_key, evaluate, load_expert, load_policy, root_key, stack
+from il_cli.experts import get_expert
+from il_cli.holdout import NO_HOLDOUT, holdout_count
 from il_cli.loop import Timed, chunk_length, host, jit_members, replicate, run_chunks, shard_members
 from il_cli.plots import plot_rlhf, write_curves
 from il_cli.runs import Run, open_policy_run
+from il_cli.summaries import run_summary, throughput
+from il_cli.text.rlhf import TextTask
 
 PREPARE_HYPER = ("demo_noise", "sft_lr", "human_beta", "human_error", "rm_lr", "kl_coef", "lr")
 KL_PROMPTS = 32  # prompts whose K responses measure a DPO policy's KL to π_SFT on its own states
@@ -57,8 +68,8 @@ def make_stages(cfg: RLHFConfig, env, env_params, spec, expert, actor, model):
     responses = jax.vmap(make_responses(env, env_params, spec, actor, cfg.k, cfg.segment_length), in_axes=(None, 0))
     _, rm_rewards = make_reward_model(spec, model)
     rm_init, rm_chunk = make_ranking_fit(rm_rewards, cfg.rm_batch)
-    P, n_hold = cfg.num_prompts, held_out_prompts(cfg)
-    n_train = P - n_hold if n_hold < P else P
+    P, n_hold = cfg.num_prompts, holdout_count(cfg.num_prompts, cfg.holdout_frac)
+    n_train = P - n_hold
 
     def sft_stage(key, expert_params, hyper):
         demo_key, sft_key = jax.random.split(key)
@@ -76,7 +87,7 @@ def make_stages(cfg: RLHFConfig, env, env_params, spec, expert, actor, model):
         orders = jax.vmap(rank, in_axes=(0, 0, None, None))(jax.random.split(rank_key, P), resp.gold,
                                                               hyper["human_beta"], hyper["human_error"])
         perm = jax.random.permutation(split_key, P)
-        train, held = perm[n_hold:] if n_hold < P else perm, perm[:n_hold] if n_hold else perm
+        train, held = perm[n_hold:], perm[:n_hold] if n_hold else perm
         *buffer, size = labels
         new = (resp.obs[train], resp.actions[train], resp.alive[train], orders[train])
         buffer = [jax.lax.dynamic_update_slice_in_dim(b, x, size, 0) for b, x in zip(buffer, new)]
@@ -98,13 +109,9 @@ def make_stages(cfg: RLHFConfig, env, env_params, spec, expert, actor, model):
     return sft_stage, label_stage, fit_reward, held_figures
 
 
-def held_out_prompts(cfg: RLHFConfig) -> int:
-    return max(1, round(cfg.num_prompts * cfg.holdout_frac)) if cfg.holdout_frac > 0 else 0
-
-
 def empty_labels(cfg: RLHFConfig, spec, num_members: int):
     """A buffer for every training ranking of the run (iterations × training prompts), per member."""
-    n = cfg.iterations * (cfg.num_prompts - held_out_prompts(cfg) or cfg.num_prompts)
+    n = cfg.iterations * (cfg.num_prompts - holdout_count(cfg.num_prompts, cfg.holdout_frac))
     K, L = cfg.k, cfg.segment_length
     action = () if spec.discrete else (spec.action_dim,)
     return (jnp.zeros((num_members, n, K, L, *spec.obs_shape)),
@@ -121,187 +128,217 @@ def pretrain_data(cfg: RLHFConfig, num_members: int):
                         (obs, actions, jnp.int32(obs.shape[0])))
 
 
-def run_rlhf(cfg: RLHFConfig, run: Run, ui) -> dict:
+def run_rlhf(cfg, run: Run, ui) -> dict:
+    """`il rlhf`, both tasks: the task's stages 1–2 (ControlTask, or il_cli.text.rlhf's
+    TextTask), then stage 3 (PPO against r_θ with the KL penalty and the ptx term, or DPO) in
+    chunks, every member in one vmapped program, resumable; then the summary, curves.png and
+    rlhf.png (the gold gain and the proxy against √KL)."""
     started = time.time()
-    member_cfgs = member_configs(cfg)
-    M = len(member_cfgs)
-    env, env_params, spec = make_env(cfg.env)
-    _, expert, expert_params = load_expert(str(get_expert(cfg.env, cfg.expert, ui).path))
-    actor = networks.make_actor(spec, cfg.hidden, cfg.activation)
-    if cfg.sft:  # its architecture is cfg's (il_cli.commands.rlhf.sft_architecture)
-        _, _, sft_params = load_policy(open_policy_run(cfg.sft, cfg.env, ("bc",)))
-        sft_params = stack([sft_params] * M)
-    model = networks.make_state_action(spec, cfg.rm_hidden)
-    ppo_cfg = cfg.ppo()
-    dpo = cfg.method == "dpo"
+    task = TextTask(cfg, run, ui) if getattr(cfg, "task", None) == TEXT_TASK else ControlTask(cfg, run, ui)
+    state, start = run.continue_from_checkpoint(task.state)
+    with ui.progress(cfg.steps, "DPO step" if task.dpo else "update") as progress:
+        state, _ = run_chunks(state, task.train, total=cfg.steps, chunk=task.chunk, start=start, run=run,
+                              progress=progress, members=run.members,
+                              summarize=lambda step, out, state: [logged(r) for r in task.log(step, *out, state)])
+    run.wait()
+    blocks = task.blocks(state)
+    summary = run_summary("rlhf", cfg.env, cfg.seed, run, started, blocks, run.members)
+    summary["curves"] = str(write_curves(run, summary))
+    summary["plot"] = str(plot_rlhf(run, task.sft_gold))
+    run.write_summary(summary)
+    return summary
 
-    # stage 1 and the first rankings, then the reward model (recomputed on --resume: deterministic)
-    ui.print(f"stages 1–2: {'SFT from ' + cfg.sft if cfg.sft else 'noisy demonstrations and SFT'}, "
-             f"{cfg.num_prompts} prompts × {cfg.k} responses ranked"
-             + ("" if dpo else ", reward model") + (f", {cfg.iterations} iterations" if cfg.iterations > 1 else ""))
-    t0 = time.perf_counter()
-    sft_stage, label_stage, fit_reward, held_figures = make_stages(cfg, env, env_params, spec, expert, actor, model)
-    label_stage = jit_members(jax.vmap(label_stage))
-    fit_reward = jit_members(jax.vmap(fit_reward))
-    keys = [jax.random.split(jax.random.split(root_key(m.seed), 3)[0], 3) for m in member_cfgs]
-    sft_keys, label_keys, rm_keys = (shard_members(stack([k[i] for k in keys])) for i in range(3))
-    hyper = shard_members({k: jnp.array([getattr(m, k) for m in member_cfgs], jnp.float32) for k in PREPARE_HYPER})
-    trained_sft, pretrain, prepared = jax.block_until_ready(jit_members(jax.vmap(
-        sft_stage, in_axes=(0, None, 0)))(sft_keys, replicate(expert_params), hyper))
-    sft_params = shard_members(sft_params if cfg.sft else trained_sft)
-    if cfg.pretrain_data:
-        pretrain = shard_members(pretrain_data(cfg, M))
-    labels, held, label_figures = label_stage(label_keys, sft_params, shard_members(empty_labels(cfg, spec, M)), hyper)
-    sft_held = held  # the held-out rankings of π_SFT's responses (iteration 1), which the summary describes
-    state = {"sft": sft_params, "labels": labels, "held": held, "figures": label_figures}
-    per_iteration = cfg.steps // cfg.iterations
-    chunk = chunk_length(per_iteration, max(1, cfg.num_chunks // cfg.iterations))
-    if dpo:
-        score = dpo_rewards(spec, actor)
-        dpo_init, dpo_chunk = make_ranking_fit(score, cfg.rm_batch)
-        state["dpo"] = jit_members(jax.vmap(dpo_init))(sft_params, rm_keys, hyper["lr"])
-        implicit = jit_members(jax.vmap(lambda p, s, h, b: held_figures(score(p, *h[:3], s, b), h)))
-        kl_probe = make_kl_probe(cfg, env, env_params, spec, actor)
-        program = Timed(jit_members(jax.vmap(lambda s, data, sft, beta: dpo_chunk(s, data, chunk, sft, beta))))
 
-        def policy(state):
-            return state["dpo"].params
+def logged(figures: dict) -> dict:
+    """A task's figures after a chunk as a metrics row, the same names in both tasks: the gold
+    return (or score) of π_RL, the exact KL to π_SFT and its square root (rlhf.png's axis), the
+    scorer's accuracy on the held-out rankings (`ranking_accuracy`) and on the pairs the gold
+    score orders (`gold_pair_accuracy`), and the task's own figures."""
+    figures = dict(figures)
+    gold, kl = figures.pop("gold"), figures.pop("kl")
+    return {"gold_return": gold, "return": gold, "kl": kl, "sqrt_kl": float(np.sqrt(max(kl, 0.0))), **figures}
 
-        def step_of(state):
-            return int(host(state["dpo"].step)[0])
-    else:
-        init_params, _ = make_reward_model(spec, model)
-        rm_params = jit_members(jax.vmap(init_params))(jax.vmap(lambda k: jax.random.fold_in(k, 1))(rm_keys))
-        state["rm"], state["rm_scale"], rm_figures = fit_reward(rm_keys, rm_params, labels, held, hyper)
-        state["figures"] = {**label_figures, **rm_figures}
-        objective = RLHFObjective(spec, actor, model, cfg.batch_size)
-        _, ppo_init, ppo_chunk = make_ppo(ppo_cfg, env, env_params, spec, objective)
-        ppo_hyper = shard_members({**stack([{**hyper_of(m.ppo()), "kl_coef": jnp.float32(m.kl_coef),
-                                             "kl_target": jnp.float32(m.kl_target),
-                                             "ptx_coef": jnp.float32(m.ptx_coef)} for m in member_cfgs]),
-                                   "sft": sft_params, "pretrain": pretrain})
-        init_keys = shard_members(stack([jax.random.split(root_key(m.seed), 3)[1] for m in member_cfgs]))
-        ppo = jit_members(jax.vmap(ppo_init))(init_keys, ppo_hyper)
-        state["ppo"] = ppo.replace(params={**ppo.params, "actor": sft_params})
-        program = Timed(jit_members(jax.vmap(lambda s, h: ppo_chunk(s, h, chunk))))
 
-        def policy(state):
-            return state["ppo"].params["actor"]
+class ControlTask:
+    """Stages 1–2 of every member on a control task (noisy demonstrations and SFT, K responses
+    per prompt ranked, r_θ) and the pieces of stage 3 the driver runs: `state`, `chunk`,
+    `train`, `log`, `blocks`, `sft_gold`."""
 
-        def step_of(state):
-            return int(host(state["ppo"].update)[0])
-    first = host(state["figures"])  # of the rankings of π_SFT's responses
-    prepare_s = time.perf_counter() - t0
+    kl_unit = "nats per step: the exact KL(π_RL(·|s) ‖ π_SFT(·|s)), mean over the policy's own states"
 
-    # stage 3: PPO from π_SFT against r_θ with the KL penalty and the ptx term, or DPO
-    state, start = run.continue_from_checkpoint(state)
-    eval_keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
-    sft_evals = evaluate(cfg.env, actor, sft_params, eval_keys, cfg.eval_episodes, cfg.eval_policy)
-    steps_per_update = ppo_cfg.num_envs * ppo_cfg.num_steps
+    def __init__(self, cfg: RLHFConfig, run: Run, ui):
+        self.cfg, self.run = cfg, run
+        self.member_cfgs = member_cfgs = member_configs(cfg)
+        M = len(member_cfgs)
+        self.env, self.env_params, self.spec = env, env_params, spec = make_env(cfg.env)
+        _, expert, expert_params = load_expert(str(get_expert(cfg.env, cfg.expert, ui).path))
+        self.actor = actor = networks.make_actor(spec, cfg.hidden, cfg.activation)
+        if cfg.sft:  # its architecture is cfg's (il_cli.launch.sft_architecture)
+            _, _, sft_params = load_policy(open_policy_run(cfg.sft, cfg.env, ("bc",)))
+            sft_params = stack([sft_params] * M)
+        model = networks.make_state_action(spec, cfg.rm_hidden)
+        self.ppo_cfg = ppo_cfg = cfg.ppo()
+        self.dpo = dpo = cfg.method == "dpo"
 
-    def relabel(state, step):
+        # stage 1 and the first rankings, then the reward model (recomputed on --resume: deterministic)
+        ui.print(f"stages 1–2: {'SFT from ' + cfg.sft if cfg.sft else 'noisy demonstrations and SFT'}, "
+                 f"{cfg.num_prompts} prompts × {cfg.k} responses ranked"
+                 + ("" if dpo else ", reward model") + (f", {cfg.iterations} iterations" if cfg.iterations > 1 else ""))
+        t0 = time.perf_counter()
+        sft_stage, label_stage, fit_reward, held_figures = make_stages(cfg, env, env_params, spec, expert, actor, model)
+        self.label_stage = label_stage = jit_members(jax.vmap(label_stage))
+        self.fit_reward = fit_reward = jit_members(jax.vmap(fit_reward))
+        keys = [jax.random.split(jax.random.split(root_key(m.seed), 3)[0], 3) for m in member_cfgs]
+        sft_keys, self.label_keys, self.rm_keys = (shard_members(stack([k[i] for k in keys])) for i in range(3))
+        rm_keys = self.rm_keys
+        self.hyper = hyper = shard_members({k: jnp.array([getattr(m, k) for m in member_cfgs], jnp.float32)
+                                            for k in PREPARE_HYPER})
+        trained_sft, pretrain, self.prepared = jax.block_until_ready(jit_members(jax.vmap(
+            sft_stage, in_axes=(0, None, 0)))(sft_keys, replicate(expert_params), hyper))
+        self.sft_params = sft_params = shard_members(sft_params if cfg.sft else trained_sft)
+        if cfg.pretrain_data:
+            pretrain = shard_members(pretrain_data(cfg, M))
+        labels, held, label_figures = label_stage(self.label_keys, sft_params,
+                                                  shard_members(empty_labels(cfg, spec, M)), hyper)
+        self.sft_held = held  # the held-out rankings of π_SFT's responses (iteration 1), which the summary describes
+        self.state = state = {"sft": sft_params, "labels": labels, "held": held, "figures": label_figures}
+        self.per_iteration = cfg.steps // cfg.iterations
+        self.chunk = chunk = chunk_length(self.per_iteration, max(1, cfg.num_chunks // cfg.iterations))
+        if dpo:
+            score = dpo_rewards(spec, actor)
+            dpo_init, dpo_chunk = make_ranking_fit(score, cfg.rm_batch)
+            state["dpo"] = jit_members(jax.vmap(dpo_init))(sft_params, rm_keys, hyper["lr"])
+            self.implicit = jit_members(jax.vmap(lambda p, s, h, b: held_figures(score(p, *h[:3], s, b), h)))
+            self.kl_probe = make_kl_probe(cfg, env, env_params, spec, actor)
+            self.program = Timed(jit_members(jax.vmap(lambda s, data, sft, beta: dpo_chunk(s, data, chunk, sft, beta))))
+        else:
+            init_params, _ = make_reward_model(spec, model)
+            rm_params = jit_members(jax.vmap(init_params))(jax.vmap(lambda k: jax.random.fold_in(k, 1))(rm_keys))
+            state["rm"], state["rm_scale"], rm_figures = fit_reward(rm_keys, rm_params, labels, held, hyper)
+            state["figures"] = {**label_figures, **rm_figures}
+            objective = RLHFObjective(spec, actor, model, cfg.batch_size)
+            _, ppo_init, ppo_chunk = make_ppo(ppo_cfg, env, env_params, spec, objective)
+            self.ppo_hyper = shard_members({**stack([{**hyper_of(m.ppo()), "kl_coef": jnp.float32(m.kl_coef),
+                                                      "kl_target": jnp.float32(m.kl_target),
+                                                      "ptx_coef": jnp.float32(m.ptx_coef)} for m in member_cfgs]),
+                                            "sft": sft_params, "pretrain": pretrain})
+            init_keys = shard_members(stack([jax.random.split(root_key(m.seed), 3)[1] for m in member_cfgs]))
+            ppo = jit_members(jax.vmap(ppo_init))(init_keys, self.ppo_hyper)
+            state["ppo"] = ppo.replace(params={**ppo.params, "actor": sft_params})
+            self.program = Timed(jit_members(jax.vmap(lambda s, h: ppo_chunk(s, h, chunk))))
+        self.first = host(state["figures"])  # of the rankings of π_SFT's responses
+        self.prepare_s = time.perf_counter() - t0
+        self.eval_keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
+        self.sft_evals = self.evaluate(sft_params)
+        self.sft_gold = [e["return_mean"] for e in self.sft_evals]
+        self.steps_per_update = ppo_cfg.num_envs * ppo_cfg.num_steps
+
+    def evaluate(self, params) -> list[dict]:
+        cfg = self.cfg
+        return evaluate(cfg.env, self.actor, params, self.eval_keys, cfg.eval_episodes, cfg.eval_policy)
+
+    def policy(self, state):
+        return state["dpo"].params if self.dpo else state["ppo"].params["actor"]
+
+    def step_of(self, state) -> int:
+        return int(host(state["dpo"].step if self.dpo else state["ppo"].update)[0])
+
+    def relabel(self, state, step):
         """--iterations: rank the current policy's responses, refit r_θ to every ranking so far."""
-        i = step // per_iteration
-        labels, held, figures = label_stage(jax.vmap(jax.random.fold_in, in_axes=(0, None))(label_keys, i),
-                                            policy(state), state["labels"], hyper)
+        i = step // self.per_iteration
+        fold = lambda keys: jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, i)
+        labels, held, figures = self.label_stage(fold(self.label_keys), self.policy(state), state["labels"],
+                                                 self.hyper)
         state = {**state, "labels": labels, "held": held}
-        if not dpo:
-            rm, scale, rm_figures = fit_reward(jax.vmap(jax.random.fold_in, in_axes=(0, None))(rm_keys, i),
-                                               state["rm"], labels, held, hyper)
+        if not self.dpo:
+            rm, scale, rm_figures = self.fit_reward(fold(self.rm_keys), state["rm"], labels, held, self.hyper)
             state.update(rm=rm, rm_scale=scale)
             figures = {**figures, **rm_figures}
         return {**state, "figures": figures}
 
-    def train(state):
-        step = step_of(state)
-        if step and step % per_iteration == 0:
-            state = jax.block_until_ready(relabel(state, step))
-        if dpo:
-            args = (state["dpo"], state["labels"], state["sft"], hyper["kl_coef"])
+    def train(self, state):
+        step = self.step_of(state)
+        if step and step % self.per_iteration == 0:
+            state = jax.block_until_ready(self.relabel(state, step))
+        if self.dpo:
+            args = (state["dpo"], state["labels"], state["sft"], self.hyper["kl_coef"])
         else:
-            args = (state["ppo"], {**ppo_hyper, "rm": state["rm"], "rm_scale": state["rm_scale"]})
-        (out, metrics), seconds = program(*args)
-        return {**state, "dpo" if dpo else "ppo": out}, (metrics, seconds)
+            args = (state["ppo"], {**self.ppo_hyper, "rm": state["rm"], "rm_scale": state["rm_scale"]})
+        (out, metrics), seconds = self.program(*args)
+        return {**state, "dpo" if self.dpo else "ppo": out}, (metrics, seconds)
 
-    def summarize(step, out, state):
-        metrics, train_s = out
-        evals = evaluate(cfg.env, actor, policy(state), eval_keys, cfg.eval_episodes, cfg.eval_policy)
+    def log(self, step, metrics, train_s, state) -> list[dict]:
+        """Each member's figures after a chunk (`logged` makes them a metrics row)."""
+        M, chunk, per_update = len(self.member_cfgs), self.chunk, self.steps_per_update
+        evals = self.evaluate(self.policy(state))
         figures = host(state["figures"])
-        if dpo:
-            figures = {**figures, **host(implicit(policy(state), state["sft"], state["held"],
-                                                            hyper["kl_coef"]))}
-            kl = host(kl_probe(policy(state), state["sft"], kl_probe_keys(eval_keys, step)))
+        if self.dpo:
+            figures = {**figures, **host(self.implicit(self.policy(state), state["sft"], state["held"],
+                                                       self.hyper["kl_coef"]))}
+            kl = host(self.kl_probe(self.policy(state), state["sft"], kl_probe_keys(self.eval_keys, step)))
         rows = []
         for k in range(M):
             m = jax.tree.map(lambda x: np.asarray(x[k]), metrics)
-            row = {"gold_return": evals[k]["return_mean"], "return": evals[k]["return_mean"],
-                   "gold_pair_accuracy": pair_accuracy(figures, k),
+            row = {"gold": evals[k]["return_mean"], "gold_pair_accuracy": pair_accuracy(figures, k),
                    "ranking_accuracy": float(figures["ranking_accuracy"][k])}
-            if dpo:
-                row.update(kl=float(kl[k]), sqrt_kl=float(np.sqrt(max(kl[k], 0.0))), loss=float(np.mean(m)),
-                           steps_per_s=M * chunk / train_s)
+            if self.dpo:
+                row.update(kl=float(kl[k]), loss=float(np.mean(m)), steps_per_s=M * chunk / train_s)
             else:
                 row.update(proxy_reward=float(m["proxy_reward"][-1]), kl=float(m["kl"][-1]),
-                           sqrt_kl=float(np.sqrt(max(m["kl"][-1], 0.0))), kl_coef=float(m["kl_coef"][-1]),
-                           ptx_log_likelihood=float(m["ptx_log_likelihood"][-1]),
+                           kl_coef=float(m["kl_coef"][-1]), ptx_log_likelihood=float(m["ptx_log_likelihood"][-1]),
                            entropy=float(m["entropy"][-1]), loss=float(np.mean(m["loss"])),
-                           env_steps=step * steps_per_update, steps_per_s=M * chunk * steps_per_update / train_s)
+                           env_steps=step * per_update, steps_per_s=M * chunk * per_update / train_s)
             rows.append(row)
         return rows
 
-    with ui.progress(cfg.steps, "DPO step" if dpo else "update") as progress:
-        state, _ = run_chunks(state, train, total=cfg.steps, chunk=chunk, start=start, run=run,
-                              progress=progress, summarize=summarize, members=run.members)
-    run.wait()
-
-    evals = evaluate(cfg.env, actor, policy(state), eval_keys, cfg.eval_episodes, cfg.eval_policy)
-    prepared, last = host(prepared), host(state["figures"])
-    if dpo:  # the final policy's implicit reward, on π_SFT's held-out rankings and on the last iteration's
-        final = lambda held: host(implicit(policy(state), state["sft"], held, hyper["kl_coef"]))
-        first = {**first, **final(sft_held)}
-        last = {**last, **final(state["held"])}
-    scorer = "the final policy's implicit reward β log(π/π_SFT)" if dpo else "r_θ fitted to iteration 1's rankings"
-    held_prompts = held_out_prompts(cfg)
-    where = "held-out prompts" if held_prompts else "training prompts (none held out)"
-    blocks = []
-    for k, m in enumerate(member_cfgs):
-        rows = run.metrics(member=k)
-        prep = {name: float(v[k]) for name, v in prepared.items()}
-        ranked = lambda figures: {**{name: float(figures[name][k]) for name in (
-            "ranking_accuracy", "decided_pairs", "response_gold")}, "gold_pair_accuracy": pair_accuracy(figures, k)}
-        rl = {"method": cfg.method, "kl": rows[-1]["kl"], "kl_unit": KL_UNIT, "kl_coef": m.kl_coef, "steps": cfg.steps,
-              "iterations": cfg.iterations, "compile_s": program.compile_s, "prepare_s": prepare_s,
-              "steps_per_s": throughput([{"samples_per_s": r["steps_per_s"]} for r in rows])}
-        if not dpo:
-            rl.update(proxy_reward=rows[-1]["proxy_reward"], ptx_log_likelihood=rows[-1]["ptx_log_likelihood"],
-                      final_kl_coef=rows[-1]["kl_coef"], kl_target=m.kl_target, ptx_coef=m.ptx_coef,
-                      pretrain_data=cfg.pretrain_data, updates=ppo_cfg.num_updates,
-                      env_steps=ppo_cfg.num_updates * steps_per_update)
-        blocks.append({
-            "eval": evals[k],
-            "sft": {"eval": sft_evals[k], "run": cfg.sft, "demo_noise": m.demo_noise,
-                    "demo_episodes": None if cfg.sft else cfg.demo_episodes,
-                    "demo_transitions": None if cfg.sft else int(prep["demo_transitions"]),
-                    "demo_return": None if cfg.sft else prep["demo_return"]},
-            "reward_model": {**ranked(first), "model": "implicit" if dpo else "r_θ",
-                             "measured_on": f"{scorer}, on π_SFT's responses to the {where}",
-                             "holdout": {"prompts": held_prompts} if held_prompts else NO_HOLDOUT,
-                             **({} if dpo else {"train_loss": float(first["rm_train_loss"][k])}),
-                             "rankings": cfg.iterations * cfg.num_prompts, "k": cfg.k,
-                             "labels": cfg.iterations * cfg.num_prompts * cfg.k * (cfg.k - 1) // 2,
-                             "held_out_prompts": held_prompts, "segment_length": cfg.segment_length,
-                             **({"last_iteration": {
-                                 **ranked(last), "measured_on": f"{'the final policy' if dpo else 'r_θ fitted to every ranking'}"
-                                 f", on iteration {cfg.iterations}'s responses (of the policy after {cfg.iterations - 1}"
-                                 f" iterations) to the {where}"}} if cfg.iterations > 1 else {})},
-            "rl": rl,
-            "gold_gain": evals[k]["return_mean"] - sft_evals[k]["return_mean"],
-        })
-    summary = run_summary("rlhf", cfg.env, cfg.seed, run, started, blocks, run.members)
-    summary["curves"] = str(write_curves(run, summary))
-    summary["plot"] = str(plot_rlhf(run, [b["sft"]["eval"]["return_mean"] for b in blocks]))
-    run.write_summary(summary)
-    return summary
+    def blocks(self, state) -> list[dict]:
+        cfg, dpo, ppo_cfg = self.cfg, self.dpo, self.ppo_cfg
+        evals = self.evaluate(self.policy(state))
+        prepared, first, last = host(self.prepared), self.first, host(state["figures"])
+        if dpo:  # the final policy's implicit reward, on π_SFT's held-out rankings and on the last iteration's
+            final = lambda held: host(self.implicit(self.policy(state), state["sft"], held, self.hyper["kl_coef"]))
+            first = {**first, **final(self.sft_held)}
+            last = {**last, **final(state["held"])}
+        scorer = "the final policy's implicit reward β log(π/π_SFT)" if dpo else "r_θ fitted to iteration 1's rankings"
+        held_prompts = holdout_count(cfg.num_prompts, cfg.holdout_frac)
+        where = "held-out prompts" if held_prompts else "training prompts (none held out)"
+        blocks = []
+        for k, m in enumerate(self.member_cfgs):
+            rows = self.run.metrics(member=k)
+            prep = {name: float(v[k]) for name, v in prepared.items()}
+            ranked = lambda figures: {**{name: float(figures[name][k]) for name in (
+                "ranking_accuracy", "decided_pairs", "response_gold")}, "gold_pair_accuracy": pair_accuracy(figures, k)}
+            rl = {"method": cfg.method, "kl": rows[-1]["kl"], "kl_unit": self.kl_unit, "kl_coef": m.kl_coef,
+                  "steps": cfg.steps, "iterations": cfg.iterations, "compile_s": self.program.compile_s,
+                  "prepare_s": self.prepare_s,
+                  "steps_per_s": throughput([{"samples_per_s": r["steps_per_s"]} for r in rows])}
+            if not dpo:
+                rl.update(proxy_reward=rows[-1]["proxy_reward"], ptx_log_likelihood=rows[-1]["ptx_log_likelihood"],
+                          final_kl_coef=rows[-1]["kl_coef"], kl_target=m.kl_target, ptx_coef=m.ptx_coef,
+                          pretrain_data=cfg.pretrain_data, updates=ppo_cfg.num_updates,
+                          env_steps=ppo_cfg.num_updates * self.steps_per_update)
+            blocks.append({
+                "eval": evals[k],
+                "sft": {"eval": self.sft_evals[k], "run": cfg.sft, "demo_noise": m.demo_noise,
+                        "demo_episodes": None if cfg.sft else cfg.demo_episodes,
+                        "demo_transitions": None if cfg.sft else int(prep["demo_transitions"]),
+                        "demo_return": None if cfg.sft else prep["demo_return"]},
+                "reward_model": {**ranked(first), "model": "implicit" if dpo else "r_θ",
+                                 "measured_on": f"{scorer}, on π_SFT's responses to the {where}",
+                                 "holdout": {"prompts": held_prompts} if held_prompts else NO_HOLDOUT,
+                                 **({} if dpo else {"train_loss": float(first["rm_train_loss"][k])}),
+                                 "rankings": cfg.iterations * cfg.num_prompts, "k": cfg.k,
+                                 "labels": cfg.iterations * cfg.num_prompts * cfg.k * (cfg.k - 1) // 2,
+                                 "held_out_prompts": held_prompts, "segment_length": cfg.segment_length,
+                                 **({"last_iteration": {
+                                     **ranked(last),
+                                     "measured_on": f"{'the final policy' if dpo else 'r_θ fitted to every ranking'}"
+                                     f", on iteration {cfg.iterations}'s responses (of the policy after "
+                                     f"{cfg.iterations - 1} iterations) to the {where}"}} if cfg.iterations > 1 else {})},
+                "rl": rl,
+                "gold_gain": evals[k]["return_mean"] - self.sft_evals[k]["return_mean"],
+            })
+        return blocks
 
 
 def pair_accuracy(figures, k: int) -> float | None:

@@ -18,9 +18,10 @@ import numpy as np
 from il_cli import files, rollout
 from il_cli.envs import make_env
 from il_cli.errors import UserError, suggest
-from il_cli.jobs.common import base_summary, eval_key, load_policy
+from il_cli.evaluation import eval_key, load_policy
 from il_cli.loop import device_description, jit_members
 from il_cli.runs import Run
+from il_cli.summaries import base_summary
 
 # Fields gymnax stores precomputed from others, recomputed from them at every grid point (and
 # so not varied themselves). Of gymnax's classic-control envs only CartPole has such fields.

@@ -8,17 +8,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from il_cli import PROCESS_START, config as config_lib
+from il_cli import PROCESS_START
+from il_cli import config as config_lib
 from il_cli.algos.ppo import hyper_of, make_ppo
 from il_cli.config import PPOConfig, member_configs
 from il_cli.envs import make_env
 from il_cli.errors import UserError
-from il_cli.jobs.common import eval_key, evaluate, root_key, run_summary, stack
+from il_cli.evaluation import eval_key, evaluate, root_key, stack
 from il_cli.loop import chunk_length, device_description, host, jit_members, run_chunks, shard_members
 from il_cli.paths import cache_dir
 from il_cli.plots import write_curves
 from il_cli.rail import expert_params
+from il_cli.registry import COMMANDS
 from il_cli.runs import Run, open_policy_run
+from il_cli.summaries import run_summary
 from il_cli.sweep import members
 from il_cli.ui import UI
 
@@ -155,7 +158,8 @@ def _train_cached_expert(env_id: str, cached, ui: UI) -> Run:
     tmp = cached.with_name(f".{env_id}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     run = Run.create(tmp.parent, "expert", env_id, None, config_lib.to_json(cfg),
-                     make_env(env_id)[2].to_json(), members(cfg.seed, 1, ()), run_dir=str(tmp))
+                     make_env(env_id)[2].to_json(), members(cfg.seed, 1, ()), run_dir=str(tmp),
+                     policy_path=COMMANDS["expert"].policy_path({}))
     summary = train_expert(cfg, run, ui)
     run.close()
     if cached.exists():

@@ -1,0 +1,107 @@
+"""What every test (and benchmarks/crash.py) shares: a private cache and runs directory for
+the session, the `il` command line in a subprocess or in this process, and the checks of a
+user error. Importing it sets up the session's directories."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="il-tests-"))
+os.environ.setdefault("IL_CACHE_DIR", str(SESSION_DIR / "cache"))
+os.environ["IL_RUNS_DIR"] = str(SESSION_DIR / "runs")
+os.environ["IL_PLAIN_PROGRESS"] = "1"
+os.environ["XLA_FLAGS"] = " ".join(  # as il_cli.loop.setup_jax does, for in-process tests
+    [os.environ.get("XLA_FLAGS", ""), "--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]).strip()
+
+
+def il(*args, check=True, timeout=600, env=None):
+    """Run the `il` command line in a subprocess; returns the CompletedProcess. `env` adds
+    to (or overrides) the environment variables."""
+    proc = subprocess.run([sys.executable, "-m", "il_cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"il {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def il_json(*args) -> dict:
+    proc = il(*args, "--json")
+    return json.loads(proc.stdout)
+
+
+def invoke(argv: list[str]):
+    """Run `il ARGV` in this process; (exit code, stderr). Fails on an escaped exception or a
+    traceback in the output."""
+    from typer.testing import CliRunner
+
+    from il_cli.cli import app
+
+    if not logging.root.handlers:  # (outside pytest) else a library's first logging call binds the root
+        logging.basicConfig(stream=sys.__stderr__)  # handler to this call's captured stderr, closed after it
+    result = CliRunner().invoke(app, [str(a) for a in argv])
+    _last_stdout[0] = result.stdout
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"il {' '.join(map(str, argv))} raised {result.exception!r}")
+    assert "Traceback" not in result.output, result.output
+    return result.exit_code, result.stderr
+
+
+def assert_one_error_line(code, stderr, *fragments):
+    assert code == 2, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    for fragment in fragments:
+        assert fragment.lower() in lines[0].lower(), lines[0]
+
+
+def assert_user_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def final_params(run_dir):
+    """The final policy's parameters in a run's last checkpoint."""
+    from il_cli.runs import Run
+
+    run = Run(run_dir)
+    tree = run.restore_raw()
+    run.close()
+    for part in run.meta["policy_path"]:
+        tree = tree[part]
+    return tree
+
+
+class Result:
+    """What `il_here` ran: the exit code and what went to stdout and stderr."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def il_here(*args, env=None) -> Result:
+    """`il ARGS` run in this process, without a Python start-up (for what is answered before
+    training: user errors, help); fails on an exception that escapes or a traceback printed.
+    `env` sets environment variables for the call."""
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update({k: str(v) for k, v in (env or {}).items()})
+    try:
+        code, stderr = invoke(list(args))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return Result(code, _last_stdout[0], stderr)
+
+
+_last_stdout = [""]
