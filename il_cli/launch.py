@@ -10,7 +10,7 @@ from pathlib import Path
 
 from il_cli import config as config_lib
 from il_cli import signals
-from il_cli.errors import UserError
+from il_cli.errors import UserError, suggest
 from il_cli.options import fields_of, flag_of
 from il_cli.registry import Command
 
@@ -43,6 +43,10 @@ def choose_config(command: Command, flags: dict, resume):
             task = saved
     cls = command.config(task)
     own = {name for name, f in fields_of(cls).items() if f.metadata.get("cli", True)}
+    known = set().union(*(fields_of(c) for c in command.configs.values()))
+    unknown = sorted(name for name in flags if name not in known)
+    if unknown:  # only from Python: the command line has no such option to give
+        raise UserError(f"il {command.name} has no option {unknown[0]}{suggest(unknown[0], own)}")
     others = sorted(name for name, value in flags.items() if value is not None and name not in own)
     if others:
         given = ", ".join(flag_of(next(c for c in command.configs.values() if name in fields_of(c)), name)
@@ -63,26 +67,34 @@ def sft_architecture(path) -> dict:
     return {"hidden": tuple(config["hidden"]), "activation": config.get("activation", "tanh")}
 
 
-def check_inputs(cfg):
-    """Everything a new run reads from outside, checked before JAX starts or a run is made:
-    datasets (their shapes against the environment), the expert, an --sft run, a --vary-eval
-    grid, a preference file, a person's rankings."""
-    from il_cli.data import check_fits, load_dataset
-    from il_cli.envs import make_env
+def check_inputs(cfg) -> dict:
+    """What a new run reads from outside that needs no JAX, checked before JAX starts: its
+    datasets (returned by path), the expert, a person's rankings."""
+    from il_cli.data import load_dataset
     from il_cli.runs import open_policy_run
 
     datasets = {path: load_dataset(path, cfg.env) for path in (getattr(cfg, "demos", None),
                                                                getattr(cfg, "pretrain_data", None)) if path}
     if getattr(cfg, "expert", None):
         open_policy_run(cfg.expert, cfg.env)
-    if getattr(cfg, "task", None) == config_lib.TEXT_TASK:
-        if cfg.rankings and Path(cfg.rankings).exists():  # a person's, to rank or reuse
-            from il_cli.text.human import check_rankings
+    if getattr(cfg, "rankings", None) and Path(cfg.rankings).exists():  # a person's, to rank or reuse
+        from il_cli.text.human import check_rankings
 
-            check_rankings(cfg.rankings, cfg.num_prompts, cfg.k, cfg.human)
+        check_rankings(cfg.rankings, cfg.num_prompts, cfg.k, cfg.human)
+    return datasets
+
+
+def check_against_env(cfg, datasets: dict):
+    """The checks that need the environment (so JAX, after `--distributed` has joined): the
+    datasets' shapes, a --vary-eval grid, a preference file. Returns the env spec (None for
+    the text task, which has no environment)."""
+    from il_cli.data import check_fits
+    from il_cli.envs import make_env
+
+    if getattr(cfg, "task", None) == config_lib.TEXT_TASK:
         return None
     spec = make_env(cfg.env)[2]
-    for path, data in datasets.items():  # read before JAX started; their shapes need the env
+    for path, data in datasets.items():
         check_fits(data, path, spec)
     if getattr(cfg, "vary_eval", ()):
         from il_cli.jobs.vary import check_grid
@@ -126,7 +138,7 @@ def open_or_start(command: Command, flags: dict, ui, ctx: dict, *, recipe=None, 
                                 f"{architecture['hidden']}: π_RL starts from π_SFT, so it has its architecture")
             flags = {**flags, **architecture}
         cfg = config_lib.build_config(cls, command.name, recipe, **flags)
-        spec = check_inputs(cfg)
+        datasets = check_inputs(cfg)
     from il_cli.loop import device_description, setup_jax, shared_run
     from il_cli.paths import runs_root
 
@@ -146,6 +158,7 @@ def open_or_start(command: Command, flags: dict, ui, ctx: dict, *, recipe=None, 
                         f"choose --seeds so that seeds × grid cells is a multiple of {jax.device_count()}")
     resume_line = f"il {command.name} --resume {{}}" if command.resumable else None
     if not resume:
+        spec = check_against_env(cfg, datasets)
         create = lambda: Run.create(runs_root(), command.name, cfg.env, name, config_lib.to_json(cfg),
                                     {"task": cfg.task} if spec is None else spec.to_json(),
                                     members(cfg.seed, getattr(cfg, "seeds", 1), grid),
@@ -210,10 +223,11 @@ def run(command: str, *, recipe: str | None = None, resume: str | None = None, r
 
     ui = UI(quiet=quiet)
     ctx = {}
+    entry = registry.get(command)
+    flags = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
     with signals.handled():
         try:
-            summary, _ = run_command(registry.get(command), options, ui, ctx, recipe=recipe, resume=resume,
-                                     run_dir=run_dir, name=name)
+            summary, _ = run_command(entry, flags, ui, ctx, recipe=recipe, resume=resume, run_dir=run_dir, name=name)
         except BaseException:
             if "run" in ctx:  # a checkpoint being written is finished, the run unlocked
                 ctx["run"].close()

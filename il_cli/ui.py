@@ -88,8 +88,23 @@ class Progress:
             self._bar.update(self._task, completed=completed, figures=text)
         elif time.monotonic() - self._last >= 2.0 or completed >= self.total:
             self._last = time.monotonic()
-            self.console.print(f"{self.unit} {completed}/{self.total}  {text}", soft_wrap=True)
+            self.console.print(log_line(f"{self.unit} {completed}/{self.total}", figures), soft_wrap=True,
+                               markup=False)
 
     def __exit__(self, *exc):
         if self._bar is not None:
             self._bar.__exit__(*exc)
+
+
+LOG_LINE = 160  # the longest progress line written to a log (stdout not a terminal)
+
+
+def log_line(head: str, figures: dict) -> str:
+    """`head` and as many whole figures as fit in LOG_LINE characters, then …"""
+    line = head
+    for k, v in figures.items():
+        part = f"  {k} {_fmt(v)}"
+        if len(line) + len(part) > LOG_LINE - 2:
+            return line + "  …"
+        line += part
+    return line

@@ -28,6 +28,9 @@ def il(*args, check=True, timeout=600, env=None):
     return proc
 
 
+_last_stdout = [""]  # what the last `invoke` printed on stdout
+
+
 def il_json(*args) -> dict:
     proc = il(*args, "--json")
     return json.loads(proc.stdout)
@@ -104,4 +107,7 @@ def il_here(*args, env=None) -> Result:
     return Result(code, _last_stdout[0], stderr)
 
 
-_last_stdout = [""]
+
+# One tiny config per command, shared by the tests, so that each program compiles once per
+# session (the compilation cache in IL_CACHE_DIR serves the rest).
+TINY_BC = {"episodes": 2, "num_steps": 200, "eval_episodes": 6}

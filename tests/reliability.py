@@ -441,10 +441,9 @@ def numeric_options() -> dict[str, list[str]]:
         name = info.name or fn.__name__.rstrip("_")
         if name not in TRAINING_COMMANDS:
             continue
-        hints = typing.get_type_hints(fn, include_extras=True)
         options = []
-        for param in inspect.signature(fn).parameters:
-            hint = hints.get(param)
+        for param, info in inspect.signature(fn).parameters.items():
+            hint = info.annotation
             if typing.get_origin(hint) is not typing.Annotated:
                 continue
             base, *extras = typing.get_args(hint)

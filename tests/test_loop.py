@@ -40,3 +40,21 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     restored = run.restore_raw()
     assert restored["params"].tolist() == [2.0, 2.0, 2.0]
     run.close()
+
+
+def test_progress_lines_in_a_log_stay_short_and_whole():
+    """With stdout not a terminal, progress is plain lines under 160 characters, cut between
+    whole figures (RLHF logs a dozen of them)."""
+    import io
+
+    from rich.console import Console
+
+    from il_cli.ui import LOG_LINE, Progress
+
+    out = io.StringIO()
+    figures = {f"figure_{i}": 1000.0 + i / 3 for i in range(30)}
+    with Progress(Console(file=out, width=120), total=4, unit="update") as progress:
+        progress.update(4, figures)
+    line = out.getvalue().strip()
+    assert line.startswith("update 4/4  figure_0 1000") and line.endswith("  …")
+    assert len(line) <= LOG_LINE and "figure_29" not in line

@@ -218,7 +218,7 @@ def test_bad_preference_files_are_refused(tmp_path, tmp_runs):
     (("--temperature", "0"), "--temperature must be positive"), (("--mistake-rate", "1.5"), "[0, 1]"),
     (("--state-source", "learner"), "--state-source must be one of expert, uniform-mix"),
     (("--prefs-file", "x.npz", "--sweep", "teacher_beta=1,2"), "no simulated teacher"),
-    (("--sweep", "teacher=oracle,noisy"), "il prefs sweeps lr, temperature, teacher_beta"),
+    (("--sweep", "teacher=oracle,noisy"), "--sweep teacher: a choice, not a number"),
 ])
 def test_bad_options(args, message):
     assert_user_error(il_here("prefs", *args), message)

@@ -312,7 +312,7 @@ def test_reads_abandoned_by_a_failed_restore_print_nothing(capsys, caplog):
     import asyncio
     import gc
 
-    from il_cli.runs import _quiet_abandoned_reads
+    from il_cli.checkpoints import _quiet_abandoned_reads
 
     def unraisable_from(filename):
         scope = {}
