@@ -5,9 +5,11 @@ user error. Importing it sets up the session's directories."""
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="il-tests-"))
@@ -31,12 +33,21 @@ def il(*args, check=True, timeout=600, env=None):
 _last_stdout = [""]  # what the last `invoke` printed on stdout
 
 
+def last_stdout() -> str:
+    """What the last `invoke` printed on stdout."""
+    return _last_stdout[0]
+
+
 def il_json(*args) -> dict:
-    proc = il(*args, "--json")
-    return json.loads(proc.stdout)
+    """The summary of `il ARGS --json`, run in this process: no interpreter start-up and no
+    second import of JAX, and programs compiled by an earlier test are reused. (Use `il`
+    for what needs a process of its own: signals, kills, locks, XLA_FLAGS, compile counts.)"""
+    code, stderr = invoke([*args, "--json"])
+    assert code == 0, f"il {' '.join(map(str, args))} exited {code}:\n{stderr[-3000:]}"
+    return json.loads(_last_stdout[0])
 
 
-def invoke(argv: list[str]):
+def invoke(argv: list[str], input: str | None = None):
     """Run `il ARGV` in this process; (exit code, stderr). Fails on an escaped exception or a
     traceback in the output."""
     from typer.testing import CliRunner
@@ -45,7 +56,7 @@ def invoke(argv: list[str]):
 
     if not logging.root.handlers:  # (outside pytest) else a library's first logging call binds the root
         logging.basicConfig(stream=sys.__stderr__)  # handler to this call's captured stderr, closed after it
-    result = CliRunner().invoke(app, [str(a) for a in argv])
+    result = CliRunner().invoke(app, [str(a) for a in argv], input=input)
     _last_stdout[0] = result.stdout
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         f"il {' '.join(map(str, argv))} raised {result.exception!r}")
@@ -110,4 +121,25 @@ def il_here(*args, env=None) -> Result:
 
 # One tiny config per command, shared by the tests, so that each program compiles once per
 # session (the compilation cache in IL_CACHE_DIR serves the rest).
-TINY_BC = {"episodes": 2, "num_steps": 200, "eval_episodes": 6}
+TINY = {
+    "bc": ("bc", "--episodes", "2", "--num-steps", "200", "--eval-episodes", "6"),
+    "dagger": ("dagger", "--rounds", "2", "--steps-per-round", "400", "--train-steps", "50", "--eval-episodes", "6"),
+    "expert": ("expert", "--total-timesteps", "4096", "--eval-episodes", "6"),
+    "prefs": ("prefs", "--num-prefs", "600", "--num-steps", "200", "--eval-episodes", "6"),
+}
+TINY_BC = {"episodes": 2, "num_steps": 200, "eval_episodes": 6}  # TINY["bc"], as run()'s keywords
+
+
+def interrupt_after_first_checkpoint(args, run_dir, timeout=120, watch="checkpoints"):
+    """SIGINT to `il ARGS --run-dir RUN_DIR` once RUN_DIR/`watch` holds a checkpoint."""
+    proc = subprocess.Popen([sys.executable, "-m", "il_cli", *map(str, args), "--run-dir", str(run_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        ckpt = run_dir / watch
+        if ckpt.is_dir() and any(p.name.isdigit() for p in ckpt.iterdir()):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err

@@ -73,6 +73,7 @@ def test_eval_expert_run(cartpole_expert):
     assert summary["evaluated"] == "expert" and summary["eval"]["return_mean"] >= 475
 
 
+@pytest.mark.slow  # continuous actions also in the default run: test_dagger's Pendulum buffer, test_losses' TV
 def test_bc_pendulum_continuous_within_20_percent_of_expert(tmp_runs):
     summary = il_json("bc", "--env", "Pendulum", "--seed", "0")
     expert, learner = summary["expert"]["return_mean"], summary["eval"]["return_mean"]

@@ -48,10 +48,10 @@ def test_bound_check_counts_the_seeds_over_h2_eps():
 
 
 def test_compounding_on_rail_end_to_end(tmp_runs):
-    summary = il_json("compounding", "--env", "Rail", "--horizons", "8,16,32", "--demos", "2", "--seeds", "4",
+    summary = il_json("compounding", "--env", "Rail", "--horizons", "8,32", "--demos", "2", "--seeds", "4",
                       "--eval-episodes", "32", "--train-steps", "300")
     table = summary["table"]
-    assert [(r["algo"], r["horizon"]) for r in table] == [(a, h) for a in ("bc", "dagger") for h in (8, 16, 32)]
+    assert [(r["algo"], r["horizon"]) for r in table] == [(a, h) for a in ("bc", "dagger") for h in (8, 32)]
     for r in table:
         assert r["expert_return"] == r["horizon"]  # Rail's exact expert never leaves the rail
         assert r["labels"] <= 2 * r["horizon"]  # DAgger gets at most BC's budget of expert labels

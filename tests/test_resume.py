@@ -1,32 +1,13 @@
 """An interrupted run continued with --resume ends bit for bit where an uninterrupted one does."""
 
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import jax
 import numpy as np
 import pytest
-from helpers import final_params, il
+from helpers import final_params, il, il_json, interrupt_after_first_checkpoint
 
 from il_cli.runs import Run
-
-
-def interrupt_after_first_checkpoint(args, run_dir, timeout=120, watch="checkpoints"):
-    """SIGINT to `il ARGS --run-dir RUN_DIR` once RUN_DIR/`watch` holds a checkpoint."""
-    proc = subprocess.Popen([sys.executable, "-m", "il_cli", *map(str, args), "--run-dir", str(run_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        ckpt = run_dir / watch
-        if ckpt.is_dir() and any(p.name.isdigit() for p in ckpt.iterdir()):
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=timeout)
-    return proc.returncode, err
 
 
 @pytest.mark.parametrize("args", [
@@ -55,8 +36,8 @@ def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
     assert code == 130, err
     assert f"il {args[0]} --resume {tmp_path / 'interrupted'}" in err and "Traceback" not in err
     assert Run(tmp_path / "interrupted").summary is None
-    il(args[0], "--resume", tmp_path / "interrupted")
-    il(*args, "--run-dir", tmp_path / "straight")
+    il_json(args[0], "--resume", tmp_path / "interrupted")
+    il_json(*args, "--run-dir", tmp_path / "straight")
 
     a, b = final_params(tmp_path / "interrupted"), final_params(tmp_path / "straight")
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):

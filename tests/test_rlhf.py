@@ -148,6 +148,10 @@ def test_rlhf_improves_on_sft_and_a_huge_kl_coef_keeps_sft(cartpole_expert, tmp_
     assert Path(summary["plot"]).name == "rlhf.png" and Path(summary["plot"]).is_file()
     again = il_json("eval", summary["run_dir"], "--member", "1")
     assert again["eval"] == members[1]["eval"]
+    one = il_json(*TINY, "--expert", cartpole_expert, "--seed", "1", "--kl-coef", "0")  # member k: seed s+k
+    assert one["eval"] == members[1]["eval"]
+    for name, value in one["reward_model"].items():  # (float sums in another order: last bits)
+        assert members[1]["reward_model"][name] == (pytest.approx(value, rel=1e-5) if isinstance(value, float) else value)
     sft = il_json("eval", summary["run_dir"], "--member", "1", "--stage", "sft")
     assert sft["eval"] == members[1]["sft"]["eval"] and sft["evaluated"] == "rlhf (sft stage)"
 
@@ -156,7 +160,7 @@ def test_dpo_on_the_same_rankings_iterated_with_the_pretraining_data_given(cartp
     """--method dpo: no reward model, the policy fitted to two rounds of rankings; its implicit
     reward orders held-out responses as the true returns do, and the gold return rises."""
     summary = il_json(*TINY[:-4], "--expert", cartpole_expert, "--method", "dpo", "--kl-coef", "0.1",
-                      "--iterations", "2", "--dpo-steps", "1000", "--eval-episodes", "20")
+                      "--iterations", "2", "--dpo-steps", "400", "--eval-episodes", "20")
     rm, rl = summary["reward_model"], summary["rl"]
     assert rl["method"] == "dpo" and rm["model"] == "implicit" and rm["rankings"] == 2 * 128
     assert summary["gold_gain"] > 30 and rm["gold_pair_accuracy"] > 0.6 and 0 < rl["kl"] < 1

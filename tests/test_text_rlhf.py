@@ -4,13 +4,15 @@ terminal (pexpect)."""
 
 import json
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pexpect
 import pytest
-from helpers import il
+from helpers import assert_user_error, il, il_here, il_json, invoke
+from helpers import last_stdout as helpers_stdout
 
 from il_cli.algos.rlhf import kway_loss
 from il_cli.algos.text_rlhf import (
@@ -88,10 +90,10 @@ def test_held_out_prompts_never_occur_in_training_or_pretraining():
     train = {tuple(p) for p in np.asarray(train_prompts(jax.random.PRNGKey(7), 2048))}
     held = {tuple(p) for p in np.asarray(train_prompts(jax.random.PRNGKey(8), 512, held_out=True))}
     assert len(held) > 300 and not train & held  # (count prompts repeat: 4⁴ of them in all)
-    rows = np.asarray(corpus(jax.random.PRNGKey(9), 512, SEQ_LEN))
+    rows = np.asarray(corpus(jax.random.PRNGKey(9), 128, SEQ_LEN))
     in_corpus = np.array([row[t:t + PROMPT_LEN] for row in rows for t in np.flatnonzero(row == BOS)
                           if t + PROMPT_LEN <= len(row)])
-    assert len(in_corpus) > 200 and not np.any(is_held_out(jnp.asarray(in_corpus)))
+    assert len(in_corpus) > 50 and not np.any(is_held_out(jnp.asarray(in_corpus)))
 
 
 def test_the_value_function_starts_on_the_scale_of_the_rewards_it_predicts():
@@ -102,40 +104,48 @@ def test_the_value_function_starts_on_the_scale_of_the_rewards_it_predicts():
     np.testing.assert_allclose(rm.apply(scaled_head(params, 3.5), tokens), 3.5 * rm.apply(params, tokens), rtol=1e-5)
 
 
-def test_text_rlhf_end_to_end(tmp_runs):
-    summary = json.loads(il("rlhf", *TINY, "--seeds", "2", "--json").stdout)
-    assert len(summary["members"]) == 2
-    for m in summary["members"]:
-        assert m["rl"]["method"] == "ppo" and m["reward_model"]["ranker"] == "simulated"
-        assert m["sft"]["gold"] > m["pretrained"]["gold"]  # SFT on the writer's answers helps
-        assert m["gold_gain"] > 0 and m["rl"]["kl"] > 0  # two PPO updates already move π toward the gold score
-        assert m["reward_model"]["holdout"] == {"rankings": 3} and m["rl"]["kl_unit"].startswith("nats per answer")
-        assert len(m["examples"]) == 6 and {"prompt", "sft", "rlhf"} <= set(m["examples"][0])
-    single = json.loads(il("rlhf", *TINY, "--seed", "1", "--json").stdout)  # member 1 is the run --seed 1
+@pytest.fixture(scope="module")
+def single_text_run(tmp_path_factory) -> dict:
+    """The run --seed 1 of TINY, read by the end-to-end test; the DPO and --human tests (after
+    it, on the same worker: --dist loadfile) reuse its compiled programs."""
+    return il_json("rlhf", *TINY, "--seed", "1", "--run-dir", tmp_path_factory.mktemp("text") / "seed1")
+
+
+def test_text_rlhf_end_to_end(single_text_run):
+    run = single_text_run
+    assert run["rl"]["method"] == "ppo" and run["reward_model"]["ranker"] == "simulated"
+    assert run["sft"]["gold"] > run["pretrained"]["gold"]  # SFT on the writer's answers helps
+    assert run["gold_gain"] > 0 and run["rl"]["kl"] > 0  # two PPO updates already move π toward the gold score
+    assert run["reward_model"]["holdout"] == {"rankings": 3} and run["rl"]["kl_unit"].startswith("nats per answer")
+    assert len(run["examples"]) == 6 and {"prompt", "sft", "rlhf"} <= set(run["examples"][0])
+    rows = Run(run["run_dir"]).metrics()
+    assert [r["step"] for r in rows] == [1, 2]
+    assert {"gold_return", "kl", "proxy_reward", "corpus_log_likelihood", "ranking_accuracy",
+            "gold_pair_accuracy"} <= set(rows[-1])
+    assert (Path(run["run_dir"]) / "rlhf.png").stat().st_size > 0
+    assert il_json("eval", run["run_dir"])["eval"]["return_mean"] == run["eval"]["return_mean"]  # reproduced
+    sft = il_json("eval", run["run_dir"], "--stage", "sft")
+    assert sft["eval"]["gold"] == run["sft"]["gold"] and sft["eval"]["kl"] == 0
+
+
+@pytest.mark.slow  # a second program (vmapped members); control RLHF's member k is checked by default
+def test_text_member_k_is_the_run_with_seed_s_plus_k(tmp_runs, single_text_run):
+    summary = il_json("rlhf", *TINY, "--seeds", "2")
+    assert len(summary["members"]) == 2 and len(Run(summary["run_dir"]).metrics()) == 4
+    single = single_text_run  # member 1 is the run --seed 1
     assert single["examples"] == summary["members"][1]["examples"]
     for block in ("eval", "pretrained", "sft", "reward_model", "rl"):
         for name, value in single[block].items():
             if isinstance(value, float) and not name.endswith(("_s", "per_s")):
                 assert summary["members"][1][block][name] == pytest.approx(value, rel=1e-3, abs=1e-5), (block, name)
-    run = Run(summary["run_dir"])
-    rows = run.metrics(member=1)
-    assert [r["step"] for r in rows] == [1, 2] and len(run.metrics()) == 4
-    assert {"gold_return", "kl", "proxy_reward", "corpus_log_likelihood", "ranking_accuracy",
-            "gold_pair_accuracy"} <= set(rows[-1])
-    assert (run.path / "rlhf.png").stat().st_size > 0
-    evals = json.loads(il("eval", run.path, "--json").stdout)  # the run's own numbers, reproduced
-    assert [m["eval"]["return_mean"] for m in evals["members"]] == [m["eval"]["return_mean"] for m in summary["members"]]
-    sft = json.loads(il("eval", run.path, "--stage", "sft", "--member", "1", "--json").stdout)
-    assert sft["eval"]["gold"] == summary["members"][1]["sft"]["gold"] and sft["eval"]["kl"] == 0
 
 
-def test_text_dpo_end_to_end(tmp_runs):
-    summary = json.loads(il("rlhf", *TINY, "--method", "dpo", "--holdout-frac", "0", "--json").stdout)
+def test_text_dpo_end_to_end(tmp_runs, single_text_run):
+    summary = il_json("rlhf", *TINY, "--method", "dpo", "--seed", "1")  # the programs of the run --seed 1
     rm = summary["reward_model"]
     assert summary["rl"]["method"] == "dpo" and rm["model"] == "implicit"  # no r_θ: DPO fits π to the rankings
-    assert rm["holdout"] == "none — measured on training data" and rm["held_out_rankings"] == 0
-    assert rm["rankings"] == 32 and np.isfinite(rm["ranking_accuracy"])  # measured on the training rankings
-    assert "training prompts (none held out)" in rm["measured_on"]
+    assert rm["holdout"] == {"rankings": 3} and np.isfinite(rm["ranking_accuracy"])
+    assert "the final policy's implicit reward" in rm["measured_on"]
     rows = Run(summary["run_dir"]).metrics()
     assert {"ranking_accuracy", "gold_pair_accuracy", "kl"} <= set(rows[-1])
 
@@ -155,9 +165,7 @@ def test_text_dpo_end_to_end(tmp_runs):
     (("--task", "text", "--sweep", "d_model=32,4x4"), "whole number"),
 ])
 def test_text_errors_are_one_line(args, fragment, tmp_runs):
-    proc = il("rlhf", *args, check=False)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert fragment in proc.stderr
+    assert_user_error(il_here("rlhf", *args), fragment)
 
 
 def spawn(args, cwd):
@@ -166,41 +174,56 @@ def spawn(args, cwd):
     return child
 
 
+def test_a_person_ranks_and_the_pipeline_trains_on_their_rankings(tmp_path, tmp_runs, single_text_run):
+    """--human with the answers typed in: a malformed order re-asked, two rankings saved, q
+    stops ranking and the reward model and PPO train on the person's rankings (the terminal
+    itself, Ctrl-C and --resume: the slow pexpect test below and tests/test_human.py)."""
+    code, err = invoke(["rlhf", *TINY, "--seed", "1", "--human", "--rankings", tmp_path / "r.npz", "--json"],
+                       input="1124\n3124\n2 1 3 4\nq\n")
+    assert code == 0, err
+    assert "names answer 1 twice" in err
+    saved = human.load_rankings(tmp_path / "r.npz")
+    assert saved["order"][0].tolist() == [2, 0, 1, 3] and saved["status"][:3].tolist() == [1, 1, 0]
+    rm = json.loads(helpers_stdout())["reward_model"]
+    assert rm["ranker"] == "person" and rm["rankings"] + rm["held_out_rankings"] == 2
+
+
+@pytest.mark.slow  # the same through a real terminal, with Ctrl-C and --resume (two processes, a minute)
 @pytest.mark.filterwarnings("ignore:os.fork")  # pexpect's child execs `il` at once: no JAX thread is copied
 def test_a_person_ranks_in_the_terminal_and_resumes(tmp_path, tmp_runs):
     """--human through a pseudo-terminal: a malformed order re-asked, rankings saved after each
     answer, the labelling interrupted (Ctrl-C) and continued with --resume, then the pipeline
     trains on them."""
-    args = [*TINY, "--num-prompts", "4", "--k", "3", "--human", "--rankings", "r.npz", "--run-dir", "run"]
+    args = [*TINY, "--seed", "1", "--human", "--rankings", "r.npz", "--run-dir", "run"]  # TINY's programs
     child = spawn(args, tmp_path)
-    child.expect("prompt 1/4")
+    child.expect("prompt 1/32")
     child.expect(r"best first \(s skip, q stop\): ")
-    child.sendline("112")
+    child.sendline("1124")
     child.expect("names answer 1 twice")
-    child.sendline("312")
-    child.expect("prompt 2/4")
+    child.sendline("3124")
+    child.expect("prompt 2/32")
     saved = human.load_rankings(tmp_path / "r.npz")
-    assert saved["order"][0].tolist() == [2, 0, 1] and saved["status"].tolist() == [1, 0, 0, 0]
+    assert saved["order"][0].tolist() == [2, 0, 1, 3] and saved["status"][:4].tolist() == [1, 0, 0, 0]
     child.expect(r"best first \(s skip, q stop\): ")
     child.sendintr()  # Ctrl-C: the command stops, saying how to go on
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 130 and "Traceback" not in child.before
-    assert "ranked 1, skipped 0, left 3 of 4" in child.before and "il rlhf --resume" in child.before
+    assert "ranked 1, skipped 0, left 31 of 32" in child.before and "il rlhf --resume" in child.before
 
     child = spawn(["--resume", "run"], tmp_path)  # the saved config: --human, the same file
-    child.expect("prompt 2/4")
-    for order in ("s", "2 1 3", "1,3,2"):
+    child.expect("prompt 2/32")
+    for order in ("s", "2 1 3 4", "1,3,2,4", "q"):
         child.expect(r"best first \(s skip, q stop\): ")
         child.sendline(order)
     child.expect(pexpect.EOF, timeout=300)
     child.close()
     assert child.exitstatus == 0, child.before
-    assert "Traceback" not in child.before and "prompt 1/4" not in child.before
+    assert "Traceback" not in child.before and "prompt 1/32" not in child.before
     summary = Run(tmp_path / "run").summary
     assert summary["reward_model"]["ranker"] == "person"
     assert summary["reward_model"]["rankings"] + summary["reward_model"]["held_out_rankings"] == 3
     saved = human.load_rankings(tmp_path / "r.npz")
-    assert saved["status"].tolist() == [1, 2, 1, 1]
+    assert saved["status"][:5].tolist() == [1, 2, 1, 1, 0]
     proc = il("rlhf", "--resume", tmp_path / "run", "--task", "control", check=False)
     assert proc.returncode == 2 and "is a --task text run" in proc.stderr

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_user_error, il, il_here, il_json
+from helpers import TINY, assert_user_error, il, il_here, il_json
 
 from il_cli.runs import Run
-
-TINY_BC = ("bc", "--episodes", "2", "--num-steps", "200", "--eval-episodes", "6")
 
 
 def read_events(logdir: Path) -> dict:
@@ -49,13 +47,13 @@ def assert_mirrors(rows: list[dict], logdir: Path):
 
 
 def test_event_files_mirror_metrics_for_a_run_and_a_sweep(cartpole_expert, tmp_runs):
-    one = il_json(*TINY_BC, "--expert", cartpole_expert, "--tensorboard")
+    one = il_json(*TINY["bc"], "--expert", cartpole_expert, "--tensorboard")
     run = Run(one["run_dir"])
     scalars = assert_mirrors(run.metrics(), run.path / "tb")
     last = run.metrics()[-1]["step"]
     assert scalars["summary/eval/return_mean"][last] == pytest.approx(one["eval"]["return_mean"])
 
-    sweep = il_json(*TINY_BC, "--expert", cartpole_expert, "--tensorboard", "--seeds", "2",
+    sweep = il_json(*TINY["bc"], "--expert", cartpole_expert, "--tensorboard", "--seeds", "2",
                     "--sweep", "lr=1e-3,1e-2")
     run = Run(sweep["run_dir"])
     dirs = sorted(p.name for p in (run.path / "tb").iterdir())
@@ -94,8 +92,8 @@ def test_tensorboard_without_the_extra_is_one_clear_line(monkeypatch):
 
 
 def test_runs_filters_sorts_and_compares(cartpole_expert, tmp_runs):
-    a = il_json(*TINY_BC, "--expert", cartpole_expert, "--num-steps", "40", "--lr", "1e-4")
-    b = il_json(*TINY_BC, "--expert", cartpole_expert)
+    a = il_json(*TINY["bc"], "--expert", cartpole_expert, "--num-steps", "40", "--lr", "1e-4")
+    b = il_json(*TINY["bc"], "--expert", cartpole_expert)
     il_json("collect", "--episodes", "1", "--expert", cartpole_expert)
     rows = json.loads(il("runs", "--command", "bc", "--sort", "return", "--json").stdout)["runs"]
     assert [r["run"] for r in rows] == sorted([a["run_dir"], b["run_dir"]],
