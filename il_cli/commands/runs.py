@@ -24,9 +24,9 @@ def runs(
     """List runs: command, environment, final return, wall time; filter, sort, compare."""
     import json as json_lib
 
+    from il_cli.catalogue import filter_runs, group_runs, list_runs, run_row, sort_rows
     from il_cli.errors import UserError
     from il_cli.paths import runs_root
-    from il_cli.catalogue import filter_runs, group_runs, list_runs, run_row, sort_rows
 
     ui = UI(json)
     with user_errors(ui):
