@@ -44,17 +44,18 @@ def _on_event(event: str, **_):
         COMPILE_STATS["cache_hits"] += 1
 
 
-CPU_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+CPU_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false",)
 
 
 def setup_jax(compile_cache: bool = True):
     """Turn on the persistent compilation cache (unless disabled) and count compile time.
 
-    XLA's CPU backend gets one intra-op thread and no multi-threaded Eigen (CPU_XLA_FLAGS),
-    set before the backend starts: vmapped members already fill the cores, and BC's
-    samples/s did not change. (They were first set against jaxlib 0.10's random deadlocks,
-    which they made rarer but did not stop; the cause was batched LAPACK QR in the
-    initialisers, see il_cli.networks.orthogonal.)"""
+    XLA's CPU backend gets no multi-threaded Eigen (CPU_XLA_FLAGS), set before the backend
+    starts: vmapped members already fill the cores, and BC's samples/s did not change. (It was
+    first set against jaxlib 0.10's random deadlocks, which it made rarer but did not stop; the
+    cause was batched LAPACK QR in the initialisers, see il_cli.networks.orthogonal.) The
+    `intra_op_parallelism_threads=1` once set beside it is no XLA flag: a word without "--"
+    ends XLA's parsing of XLA_FLAGS, so it did nothing but hide the flags after it."""
     flags = os.environ.get("XLA_FLAGS", "")
     for flag in CPU_XLA_FLAGS:
         if flag.split("=")[0] not in flags:

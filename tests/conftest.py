@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import il_json
+from helpers import FAST_COMPILE, il_json
 
-# The tests compile far more than they run: XLA's CPU backend at -O0 compiles a third faster and
-# gives these tiny programs the same results (`il` itself and benchmarks/ run at the default -O2).
-os.environ["XLA_FLAGS"] += " --xla_backend_optimization_level=0"
+os.environ["XLA_FLAGS"] += f" {FAST_COMPILE}"  # (see tests/helpers.py)
 
 # The longest files first: `--dist loadfile` hands out whole files in collection order, so a long
 # file collected last would keep one worker busy while the other waits.

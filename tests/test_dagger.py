@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_user_error, il_here, il_json
+from helpers import assert_user_error, il_here, il_json, il_json_optimized
 
 from il_cli.algos.dagger import corrupt_labels, hyper_of, mix_actions
 from il_cli.envs import make_env
@@ -192,7 +192,8 @@ def test_dagger_continuous_buffer_holds_executed_expert_actions(tmp_runs):
     from il_cli.rollout import expert_action
     from il_cli.runs import Run
 
-    summary = il_json("dagger", "--env", "Pendulum", "--episodes", "1", "--rounds", "2",
+    expert = il_json_optimized("expert", "--recipe", "pendulum", "--eval-episodes", "4")["run_dir"]
+    summary = il_json("dagger", "--env", "Pendulum", "--expert", expert, "--episodes", "1", "--rounds", "2",
                       "--steps-per-round", "400", "--train-steps", "50", "--eval-episodes", "4")
     d = summary["dagger"]
     assert d["demo_labels"] == 200 and d["dataset_size"] == 1000

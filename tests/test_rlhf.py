@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_user_error, il, il_here, il_json
+from helpers import OPTIMIZED, assert_user_error, il, il_here, il_json, il_json_optimized
 
 from il_cli import networks
 from il_cli.algos.ppo import Transition, ppo_loss
@@ -131,7 +131,7 @@ def test_the_dpo_kl_probe_has_its_own_keys():
 
 
 def test_rlhf_improves_on_sft_and_a_huge_kl_coef_keeps_sft(cartpole_expert, tmp_runs):
-    summary = il_json(*TINY, "--expert", cartpole_expert, "--seeds", "2", "--sweep", "kl_coef=0,100")
+    summary = il_json_optimized(*TINY, "--expert", cartpole_expert, "--seeds", "2", "--sweep", "kl_coef=0,100")
     free, held = summary["cells"]
     members = summary["members"]
     assert [m["hyper"]["kl_coef"] for m in members] == [0, 0, 100, 100]
@@ -148,7 +148,7 @@ def test_rlhf_improves_on_sft_and_a_huge_kl_coef_keeps_sft(cartpole_expert, tmp_
     assert Path(summary["plot"]).name == "rlhf.png" and Path(summary["plot"]).is_file()
     again = il_json("eval", summary["run_dir"], "--member", "1")
     assert again["eval"] == members[1]["eval"]
-    one = il_json(*TINY, "--expert", cartpole_expert, "--seed", "1", "--kl-coef", "0")  # member k: seed s+k
+    one = il_json_optimized(*TINY, "--expert", cartpole_expert, "--seed", "1", "--kl-coef", "0")  # member k: seed s+k
     assert one["eval"] == members[1]["eval"]
     for name, value in one["reward_model"].items():  # (float sums in another order: last bits)
         assert members[1]["reward_model"][name] == (pytest.approx(value, rel=1e-5) if isinstance(value, float) else value)
@@ -159,7 +159,7 @@ def test_rlhf_improves_on_sft_and_a_huge_kl_coef_keeps_sft(cartpole_expert, tmp_
 def test_dpo_on_the_same_rankings_iterated_with_the_pretraining_data_given(cartpole_expert, tmp_runs, tmp_path):
     """--method dpo: no reward model, the policy fitted to two rounds of rankings; its implicit
     reward orders held-out responses as the true returns do, and the gold return rises."""
-    summary = il_json(*TINY[:-4], "--expert", cartpole_expert, "--method", "dpo", "--kl-coef", "0.1",
+    summary = il_json_optimized(*TINY[:-4], "--expert", cartpole_expert, "--method", "dpo", "--kl-coef", "0.1",
                       "--iterations", "2", "--dpo-steps", "400", "--eval-episodes", "20")
     rm, rl = summary["reward_model"], summary["rl"]
     assert rl["method"] == "dpo" and rm["model"] == "implicit" and rm["rankings"] == 2 * 128
@@ -169,7 +169,8 @@ def test_dpo_on_the_same_rankings_iterated_with_the_pretraining_data_given(cartp
     assert il_json("eval", summary["run_dir"])["eval"] == summary["eval"]
     demos = il_json("collect", "--expert", cartpole_expert, "--episodes", "2", "--run-dir", tmp_path / "demos")
     proc = il(*TINY, "--expert", cartpole_expert, "--pretrain-data", demos["dataset"]["path"], "--ptx-coef", "1",
-              "--sweep", "kl_target=0.0001,10", "--total-timesteps", "8192", "--holdout-frac", "0", "--json")
+              "--sweep", "kl_target=0.0001,10", "--total-timesteps", "8192", "--holdout-frac", "0", "--json",
+              env=OPTIMIZED)
     low, high = json.loads(proc.stdout)["members"]
     assert low["rl"]["pretrain_data"] == demos["dataset"]["path"]
     # the adaptive β rises while the KL is above its target, and falls while below
