@@ -10,8 +10,9 @@ from helpers import FAST_COMPILE, il_json
 
 os.environ["XLA_FLAGS"] += f" {FAST_COMPILE}"  # (see tests/helpers.py)
 
-# The longest files first: `--dist loadfile` hands out whole files in collection order, so a long
-# file collected last would keep one worker busy while the other waits.
+# The longest files first: `--dist loadfile --no-loadscope-reorder` hands out whole files in this
+# order (xdist's own order, the most tests first, put the two longest files last), so that a long
+# file does not start last and keep one worker busy while the other waits.
 LONGEST_FIRST = ("test_rlhf.py", "test_text_rlhf.py", "test_reliability.py", "test_sweep.py", "test_dagger.py")
 
 
