@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
+from il_cli.commands.benchmark import benchmark
 from il_cli.commands.common import user_errors
 from il_cli.commands.evaluate import eval_
 from il_cli.commands.plot import plot
@@ -152,6 +153,7 @@ for _command in COMMANDS.values():
     app.command(_command.name)(make_command(_command))
 app.command("eval")(eval_)
 app.command()(plot)
+app.command()(benchmark)
 app.command()(runs)
 app.command()(envs)
 

@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 import tomllib
 
-from il_cli.envs import CONTINUOUS_ENV_IDS, resolve_env_id
+from il_cli.envs import CONTINUOUS_ENV_IDS, EXACT_ENV_IDS, resolve_env_id
 from il_cli.errors import UserError, suggest
 from il_cli.options import (
     Config,
@@ -208,6 +208,17 @@ class PPOConfig(PPOPart, Network, Evaluation, Members):
     anneal_lr: bool = opt(True, "Anneal the learning rate linearly to 0 over training.",
                           flag="--anneal-lr/--no-anneal-lr")
     reward_scale: float = opt(1.0, "Multiply the environment's rewards by this.", traced=True, check=positive)
+    exact: bool = opt(False, f"Write the environment's exact expert instead of training PPO ({', '.join(EXACT_ENV_IDS)}; "
+                             "Rail's always is): il_cli.exact.", flag="--exact/--ppo")
+    cache: bool = opt(False, "Make this run the cached expert of its environment, the one `il bc`, `il dagger`, ... "
+                             "use without --expert (a finished run of one member becomes it anyway when none is "
+                             "cached).", flag="--cache/--no-cache")
+
+    def validate(self):
+        if self.exact and self.env not in EXACT_ENV_IDS:
+            raise UserError(f"--exact: {self.env} has no exact expert (these do: {', '.join(EXACT_ENV_IDS)})")
+        if self.cache and (self.seeds > 1 or self.sweep):
+            raise UserError("--cache: the cached expert is one policy; give one member (no --seeds, no --sweep)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,6 +30,28 @@ ALL_ENV_IDS = ENV_IDS + OWN_ENV_IDS
 CONTINUOUS_ENV_IDS = ("Pendulum-v1", "MountainCarContinuous-v0", "PointRobot-misc",
                       "Reacher-misc", "Swimmer-misc")
 
+# Environments with an exact expert written down (il_cli.exact; `il expert --exact`).
+EXACT_ENV_IDS = ("Rail-v0", "MountainCar-v0", "MountainCarContinuous-v0")
+
+# The returns of gymnax's published PPO agents (gymnax-blines), the strength a shipped expert is
+# held to; an expert more than 10% below one fails the task (`reference`).
+REFERENCE_RETURNS = {
+    "CartPole-v1": 500.0, "Acrobot-v1": -80.0, "MountainCar-v0": -118.0, "Pendulum-v1": -130.0,
+    "MountainCarContinuous-v0": 92.0, "Asterix-MinAtar": 15.0, "Breakout-MinAtar": 28.0,
+    "Freeway-MinAtar": 58.0, "SpaceInvaders-MinAtar": 131.0,
+}
+REFERENCE_MARGIN = 0.1
+
+
+def reference(env_id: str, expert_return: float) -> dict:
+    """{"reference_return", "below_reference"} for an expert's return on `env_id` ({} without a
+    published figure): below when more than 10% of |reference| under it."""
+    if env_id not in REFERENCE_RETURNS:
+        return {}
+    ref = REFERENCE_RETURNS[env_id]
+    return {"reference_return": ref, "below_reference": bool(expert_return < ref - REFERENCE_MARGIN * abs(ref))}
+
+
 # Short names: the part before the first '-' ("CartPole", "Breakout", "Catch"), lower-case too.
 ALIASES = {env_id.split("-")[0].lower(): env_id for env_id in ALL_ENV_IDS}
 ALIASES["mountaincarcontinuous"] = "MountainCarContinuous-v0"

@@ -127,6 +127,39 @@ def evaluate(env_id: str, actor, params, keys, num_episodes: int, policy: str = 
     return [episode_stats(e, policy) for e in unstack(episodes, len(keys))]
 
 
+def uniform_act(spec: EnvSpec):
+    """act(params, obs, key): a uniformly random action (ignores params)."""
+
+    def act(params, obs, key):
+        if spec.discrete:
+            return jax.random.randint(key, obs.shape[:1], 0, spec.action_dim)
+        low, high = jnp.asarray(spec.action_low), jnp.asarray(spec.action_high)
+        return jax.random.uniform(key, (obs.shape[0], spec.action_dim), minval=low, maxval=high)
+
+    return act
+
+
+@lru_cache(maxsize=None)
+def _random_evaluator(env_id: str, num_episodes: int):
+    env, env_params, spec = make_env(env_id)
+    return jax.jit(jax.vmap(rollout.make_episodes(env, env_params, spec, num_episodes, uniform_act(spec)),
+                            in_axes=(None, 0)))
+
+
+def normalize(blocks: list[dict], env_id: str, keys, num_episodes: int) -> list[dict]:
+    """Each member's block with `random` (a uniform random policy's return on the member's keys
+    and episodes, as its `eval` and paired `expert` were measured) and `normalized_return`
+    (J − J_random) / (J_expert − J_random): 1 is the expert, 0 chance."""
+    randoms = unstack(host(_random_evaluator(env_id, num_episodes)(None, keys)), len(keys))
+    out = []
+    for block, episodes in zip(blocks, randoms):
+        j_random = episode_stats(episodes, "uniform")["return_mean"]
+        gap = block["expert"]["return_mean"] - j_random
+        score = (block["eval"]["return_mean"] - j_random) / gap if gap else None
+        out.append({**block, "random": {"return_mean": j_random}, "normalized_return": score})
+    return out
+
+
 def evaluate_against_expert(env, env_params, spec, learner, learner_params, expert_run: Run,
                             keys, num_episodes: int, policy: str) -> list[tuple[dict, dict]]:
     """Per member, (expert block, ε figures): the expert evaluated with the member's key and

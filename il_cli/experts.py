@@ -1,5 +1,6 @@
 """`il expert`: train a PPO expert; and the cache of experts that other commands draw on."""
 
+import contextlib
 import os
 import shutil
 import time
@@ -15,17 +16,18 @@ from il_cli.config import PPOConfig, member_configs
 from il_cli.envs import make_env
 from il_cli.errors import UserError
 from il_cli.evaluation import eval_key, evaluate, root_key, stack
+from il_cli.exact import EXACT_EXPERTS
 from il_cli.loop import chunk_length, device_description, host, jit_members, run_chunks, shard_members
 from il_cli.paths import cache_dir
 from il_cli.plots import write_curves
-from il_cli.rail import expert_params
 from il_cli.registry import COMMANDS
-from il_cli.runs import Run, open_policy_run
+from il_cli.runs import LOCK, Run, open_policy_run
 from il_cli.summaries import run_summary
 from il_cli.sweep import members
 from il_cli.ui import UI
 
-RAIL = "Rail-v0"  # its expert is exact (il_cli.rail), not trained
+RAIL = "Rail-v0"  # its expert is always exact (il_cli.exact), not trained
+
 
 
 def ppo_members(cfg: PPOConfig):
@@ -42,9 +44,9 @@ def ppo_members(cfg: PPOConfig):
 
 def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
     """Train PPO per `cfg` in `run` (every member in one vmapped program), continuing from its
-    last checkpoint if it has one; the summary. Rail's expert is written down instead
-    (`exact_expert`)."""
-    if cfg.env == RAIL:
+    last checkpoint if it has one; the summary. With `exact` (always on Rail) the environment's
+    exact expert is written down instead (`exact_expert`)."""
+    if cfg.env == RAIL or cfg.exact:
         return exact_expert(cfg, run)
     started = time.time()
     env, spec, actor, train_chunk, hyper, eval_keys, state = ppo_members(cfg)
@@ -88,12 +90,13 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
 
 
 def exact_expert(cfg: PPOConfig, run: Run) -> dict:
-    """Rail's expert without PPO: the state `train_expert` saves, at update 0, holding the exact
-    actor of il_cli.rail.expert_params (its mode action is a* in every cell) and a zero critic;
+    """An expert without PPO: the state `train_expert` saves, at update 0, holding the exact actor
+    of il_cli.exact (Rail's a* in every cell, MountainCar's energy pumping) and a zero critic;
     evaluated, logged and summarised like a trained expert."""
     started = time.time()
     env, spec, actor, _, _, eval_keys, state = ppo_members(cfg)
-    actor_params = shard_members(stack([expert_params(env, cfg.hidden)] * len(run.members)))
+    actor_params = shard_members(stack([EXACT_EXPERTS[cfg.env][1](env, cfg.hidden, cfg.activation)]
+                                       * len(run.members)))
     state = state.replace(params={"actor": actor_params,
                                   "critic": jax.tree.map(jnp.zeros_like, state.params["critic"])})
     returns = evaluate(cfg.env, actor, actor_params, eval_keys, cfg.eval_episodes, cfg.eval_policy)
@@ -120,39 +123,57 @@ def default_expert_config(env_id: str) -> PPOConfig:
     return PPOConfig(env=env_id)
 
 
-def get_expert(env_id: str, expert: str | None, ui: UI) -> Run:
-    """The expert run to imitate: `expert` if given, else the cached one, trained on first use.
+def cached_path(env_id: str):
+    """Where the cached expert of `env_id` lives."""
+    return cache_dir() / "experts" / env_id
 
-    A file lock around the cache entry makes processes that start at once on an empty
-    cache train it once: the others wait, then use it."""
+
+@contextlib.contextmanager
+def cache_lock(env_id: str, ui: UI, waiting_for: str):
+    """A file lock around the cache entry of `env_id`: processes that start at once on an empty
+    cache train it once (the others wait, then use it)."""
     from filelock import FileLock, Timeout
 
-    if expert:
-        return open_policy_run(expert, env_id)
-    cached = cache_dir() / "experts" / env_id
-    if (cached / "summary.json").is_file():
-        return Run(cached)
-    if jax.process_count() > 1:
-        raise UserError(f"--distributed needs {env_id}'s expert trained first: run `il expert --env {env_id}` once "
-                        f"without --distributed (it is cached), or give --expert RUN")
+    cached = cached_path(env_id)
     cached.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(cached.parent / f".{env_id}.lock"))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        ui.print(f"waiting for another process to train the {env_id} expert ({cached})")
+        ui.print(f"waiting for another process to {waiting_for} ({cached})")
         lock.acquire()
     try:
-        if (cached / "summary.json").is_file():
-            return Run(cached)
-        return _train_cached_expert(env_id, cached, ui)
+        yield cached
     finally:
         lock.release()
 
 
+def get_expert(env_id: str, expert: str | None, ui: UI) -> Run:
+    """The expert run to imitate: `expert` if given, else the cached one, trained on first use."""
+    if expert:
+        return open_policy_run(expert, env_id)
+    cached = cached_path(env_id)
+    if (cached / "summary.json").is_file():
+        return Run(cached)
+    if jax.process_count() > 1:
+        raise UserError(f"--distributed needs {env_id}'s expert trained first: run `il expert --env {env_id}` once "
+                        f"without --distributed (it is cached), or give --expert RUN")
+    with cache_lock(env_id, ui, f"train the {env_id} expert") as cached:
+        if (cached / "summary.json").is_file():
+            return Run(cached)
+        return _train_cached_expert(env_id, cached, ui)
+
+
+def _install(source, cached):
+    """Put the finished run `source` (a directory) in the cache entry `cached`, replacing any."""
+    if cached.exists():
+        shutil.rmtree(cached)
+    source.rename(cached)
+
+
 def _train_cached_expert(env_id: str, cached, ui: UI) -> Run:
     cfg = default_expert_config(env_id)
-    how = ("writing its exact policy" if env_id == RAIL
+    how = ("writing its exact policy" if env_id == RAIL or cfg.exact
            else f"training one with PPO ({cfg.total_timesteps} steps)")
     ui.print(f"no cached expert for {env_id}: {how} into {cached}")
     tmp = cached.with_name(f".{env_id}.{os.getpid()}.tmp")
@@ -162,9 +183,26 @@ def _train_cached_expert(env_id: str, cached, ui: UI) -> Run:
                      policy_path=COMMANDS["expert"].policy_path({}))
     summary = train_expert(cfg, run, ui)
     run.close()
-    if cached.exists():
-        shutil.rmtree(cached)  # an unfinished entry (the lock keeps finished ones from here)
-    tmp.rename(cached)
+    _install(tmp, cached)
     ui.print(f"expert for {env_id}: return {summary['eval']['return_mean']:.1f} "
              f"(device {device_description()})")
     return Run(cached)
+
+
+def offer_to_cache(cfg: PPOConfig, run: Run, summary: dict, ui: UI) -> dict:
+    """After `il expert`: the run becomes the cached expert of its environment, the one the other
+    commands use without --expert, if none is cached (a run of one member), or if --cache asks."""
+    if run.members[1:] or cfg.sweep or jax.process_count() > 1:
+        return summary
+    if not cfg.cache and (cached_path(cfg.env) / "summary.json").is_file():
+        return summary
+    with cache_lock(cfg.env, ui, f"cache the {cfg.env} expert") as cached:
+        if cfg.cache or not (cached / "summary.json").is_file():
+            tmp = cached.with_name(f".{cfg.env}.{os.getpid()}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(run.path, tmp, ignore=shutil.ignore_patterns(LOCK))
+            _install(tmp, cached)
+            summary = {**summary, "cached_as": str(cached)}
+            run.write_summary(summary)
+            ui.print(f"cached as the {cfg.env} expert, used without --expert: {cached}")
+    return summary

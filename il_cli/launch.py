@@ -207,6 +207,8 @@ def run_command(command: Command, flags: dict, ui, ctx: dict, **where) -> tuple[
         from il_cli.programs import run_programs
 
         summary = run_programs(command.load_job(), cfg, run, ui, ctx)
+        if command.after:
+            summary = command.load_after()(cfg, run, summary, ui)
     summary = vary_after_training(ui, cfg, run, summary)
     run.close()
     return summary, run

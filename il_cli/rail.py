@@ -12,8 +12,6 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from il_cli.errors import UserError
-
 SEED = 0x5A11  # fixes the correct action of every cell, the same for every instance
 
 
@@ -128,28 +126,3 @@ class Rail(environment.Environment[EnvState, EnvParams]):
     def correct_actions(self) -> np.ndarray:
         """a*(x, 0) of every position x on the rail."""
         return correct_action(np.arange(self.num_positions), np.zeros(self.num_positions, np.int32))
-
-
-def expert_params(env: Rail, hidden) -> dict:
-    """Parameters of `networks.Actor(2, True, 1, hidden)` whose mode action is a* in every cell.
-
-    Hidden unit a of every layer fires iff a* = a: in the first layer position x's one-hot
-    adds 3 to unit a*(x, 0), and a depth d > 0 adds 6 to unit 0 and −6 to unit 1 (off the
-    rail a* = 0 whatever x); each further layer copies units 0 and 1 with weight 3, and the
-    head gives logits ±10·(h_a − h_{1−a}), about ±10 with tanh (P[wrong] ≈ 2·10⁻⁹), ±90 with
-    relu. Every other weight and every bias is zero.
-    """
-    if min(hidden, default=0) < 2:
-        raise UserError(f"Rail's exact expert needs hidden layers at least 2 wide, got {tuple(hidden)}")
-    on_rail = 3 * np.eye(2, dtype=np.float32)[env.correct_actions()]  # [N, 2]
-    off_rail = np.array([[0, 0]] + [[6, -6]] * env.depth, np.float32)  # [D + 1, 2]
-    code = np.concatenate([on_rail, off_rail])
-    layers = []
-    for width in hidden:
-        kernel = np.zeros((len(code), width), np.float32)
-        kernel[:, :2] = code
-        layers.append(kernel)
-        code = 3 * np.eye(width, 2, dtype=np.float32)  # units 0 and 1 carry the code on
-    layers.append(10 / 3 * code @ np.array([[1, -1], [-1, 1]], np.float32))
-    return {"params": {f"Dense_{i}": {"kernel": jnp.asarray(k), "bias": jnp.zeros(k.shape[1], jnp.float32)}
-                       for i, k in enumerate(layers)}}

@@ -27,6 +27,7 @@ class Command:
     stages: dict = field(default_factory=dict)  # earlier stages' policies, by name (`il eval --stage`)
     step_unit: str = "step"  # what a logged step counts
     resumable: bool = True
+    after: str | None = None  # "module:function", after(cfg, run, summary, ui) -> summary, once the job is done
 
     def config(self, task: str | None = None):
         return self.configs[task if task in self.configs else next(iter(self.configs))]
@@ -37,17 +38,24 @@ class Command:
         return list(path) or None
 
     def load_job(self):
-        import importlib
+        return _load(self.job)
 
-        module, function = self.job.split(":")
-        return getattr(importlib.import_module(module), function)
+    def load_after(self):
+        return _load(self.after) if self.after else None
+
+
+def _load(where: str):
+    import importlib
+
+    module, function = where.split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 COMMANDS = {c.name: c for c in (
     Command("expert", "Train a PPO expert (GAE, clipped objective, truncation bootstrapping) and save it as a run.",
             {None: C.PPOConfig}, "il_cli.experts:train_expert", "expert", R.ppo_expert_rows,
             policy=("params", "actor"),
-            step_unit="PPO updates"),
+            step_unit="PPO updates", after="il_cli.experts:offer_to_cache"),
     Command("collect", "Record expert demonstrations on vectorized environments into run/data/demos.npz (or, with "
                        "--prefs, a teacher's preferences into run/data/prefs.npz).",
             {None: C.CollectConfig}, "il_cli.jobs.collect:run_collect", "collect", R.collect_rows,

@@ -24,7 +24,18 @@ def report(ui, command, summary: dict, run_dir):
 
 
 def ppo_expert_rows(summary: dict) -> list[tuple]:
-    return eval_rows(summary) + [("timesteps", summary["expert"]["timesteps"]), ("wall time (s)", summary["wall_s"])]
+    ex = summary["expert"]
+    how = [("policy", "written down, not trained (il_cli.exact)")] if ex.get("exact") else [("timesteps", ex["timesteps"])]
+    return eval_rows(summary) + reference_rows(ex) + how + [("wall time (s)", summary["wall_s"])]
+
+
+def reference_rows(expert: dict) -> list[tuple]:
+    """The published PPO return beside an expert's, flagged when the expert falls short of it."""
+    if "reference_return" not in expert:
+        return []
+    verdict = ("BELOW IT: this expert fails the task, and what imitates it inherits that"
+               if expert["below_reference"] else "reached")
+    return [("published PPO return", f"{expert['reference_return']:g}  ({verdict})")]
 
 
 def collect_rows(summary: dict) -> list[tuple]:
@@ -66,8 +77,12 @@ def expert_rows(summary: dict) -> list[tuple]:
     """The paired expert return and the gap (or the dataset's figure when not paired)."""
     ex = summary["expert"]
     paired = "same keys and episodes" if ex.get("paired") else "recorded in the dataset, not paired"
-    return [("expert return", f"{ex['return_mean']:.2f}  ({paired})"),
-            ("return gap J(π*) − J(π̂)", summary["return_gap"])]
+    rows = [("expert return", f"{ex['return_mean']:.2f}  ({paired})")] + reference_rows(ex)
+    rows.append(("return gap J(π*) − J(π̂)", summary["return_gap"]))
+    if summary.get("normalized_return") is not None:
+        rows.append(("normalized return", f"{summary['normalized_return']:.3f}  ((J − J_random) / (J_expert − J_random), "
+                                          f"J_random {summary['random']['return_mean']:.2f})"))
+    return rows
 
 
 def sweep_rows(summary: dict) -> list[tuple]:
@@ -79,6 +94,14 @@ def sweep_rows(summary: dict) -> list[tuple]:
         r = cell["return"]
         out.append((f"return, {name}", f"IQM {r['iqm']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  "
                                        f"mean {r['mean']:.2f} ± {r['std']:.2f}  ({r['n']} seed{'s' * (r['n'] > 1)})"))
+        if "normalized_return" in cell:
+            n = cell["normalized_return"]
+            out.append((f"normalized return, {name}", f"IQM {n['iqm']:.3f} [{n['ci95'][0]:.3f}, {n['ci95'][1]:.3f}]"))
+    below = {m["expert"].get("run") for m in summary["members"] if m.get("expert", {}).get("below_reference")}
+    if below:  # an expert under its published return (il expert's own members: their returns above)
+        ref = next(m["expert"]["reference_return"] for m in summary["members"] if m.get("expert", {}).get("below_reference"))
+        out.append(("published PPO return", f"{ref:g}  (an expert is BELOW IT: it fails the task, and what imitates "
+                                            f"it inherits that)"))
     return out + [("members", len(summary["members"])), ("wall time (s)", summary["wall_s"])]
 
 

@@ -44,9 +44,13 @@ def run_summary(command: str, env_id: str, seed: int, run: Run, started: float, 
     bootstrap CI over its seeds of the return (and the return gap, or RLHF's gain), and
     `eval` summarises the members' mean returns. `members` are the il_cli.sweep entries of
     `blocks`."""
+    from il_cli.envs import reference
     from il_cli.sweep import aggregate
 
     summary = base_summary(command, env_id, run, seed, started)
+    for b in blocks:  # the expert's strength against the published figure
+        if "expert" in b and "return_mean" in b["eval" if command == "expert" else "expert"]:
+            b["expert"].update(reference(env_id, b["eval" if command == "expert" else "expert"]["return_mean"]))
     if len(blocks) == 1:
         return {**summary, **blocks[0]}
     summary["members"] = [{**m, **b} for m, b in zip(members, blocks)]
@@ -57,8 +61,8 @@ def run_summary(command: str, env_id: str, seed: int, run: Run, started: float, 
     for cell, rows in cells.items():
         entry = {"cell": cell, "hyper": rows[0][0]["hyper"], "seeds": [m["seed"] for m, _ in rows],
                  "return": aggregate([b["eval"]["return_mean"] for _, b in rows])}
-        for figure in ("return_gap", "gold_gain"):  # against the expert; RLHF's over its SFT policy
-            if figure in rows[0][1]:
+        for figure in ("return_gap", "normalized_return", "gold_gain"):  # against the expert; RLHF's over SFT
+            if all(b.get(figure) is not None for _, b in rows):
                 entry[figure] = aggregate([b[figure] for _, b in rows])
         summary["cells"].append(entry)
     returns = np.array([b["eval"]["return_mean"] for b in blocks])

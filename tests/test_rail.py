@@ -8,7 +8,8 @@ from helpers import il_json
 
 from il_cli import networks, rollout
 from il_cli.envs import make_env, resolve_env_id
-from il_cli.rail import EnvState, Rail, correct_action, expert_params
+from il_cli.exact import rail as expert_params
+from il_cli.rail import EnvState, Rail, correct_action
 
 ENV, PARAMS, SPEC = make_env("Rail-v0")
 N, D = ENV.num_positions, ENV.depth

@@ -14,7 +14,7 @@ from il_cli.config import BCConfig, member_configs
 from il_cli.data import load_dataset
 from il_cli.demos import padded, run_demos
 from il_cli.envs import make_env
-from il_cli.evaluation import eval_key, evaluate, evaluate_against_expert, root_key, stack
+from il_cli.evaluation import eval_key, evaluate, evaluate_against_expert, normalize, root_key, stack
 from il_cli.experts import get_expert
 from il_cli.holdout import NO_HOLDOUT, split_rows
 from il_cli.loop import host, jit_members, shard_members
@@ -107,6 +107,7 @@ def run_bc(cfg: BCConfig, run: Run, ui) -> dict:
         expert["demo_return_mean"] = d.header["return_mean"]
         blocks.append({"eval": evals[k], "expert": expert, "bc": bc,
                        "return_gap": expert["return_mean"] - evals[k]["return_mean"]})
+    blocks = normalize(blocks, cfg.env, keys, cfg.eval_episodes)
     summary = run_summary("bc", cfg.env, cfg.seed, run, started, blocks, run.members)
     summary["curves"] = str(write_curves(run, summary))
     run.write_summary(summary)

@@ -11,7 +11,7 @@ from il_cli.config import DAggerConfig, member_configs
 from il_cli.data import load_dataset
 from il_cli.demos import padded, run_demos
 from il_cli.envs import make_env
-from il_cli.evaluation import eval_key, evaluate, evaluate_against_expert, load_expert, root_key, stack
+from il_cli.evaluation import eval_key, evaluate, evaluate_against_expert, load_expert, normalize, root_key, stack
 from il_cli.experts import get_expert
 from il_cli.loop import host, jit_members, replicate, run_chunks, shard_members
 from il_cli.plots import write_curves
@@ -80,6 +80,7 @@ def run_dagger(cfg: DAggerConfig, run: Run, ui) -> dict:
             "expert_budget": m.expert_budget, "expert_steps": int(expert_steps[k]),
             "dataset_size": int(sizes[k]), **tv, "train_loss": rows[-1]["loss"],
             "compile_s": compile_s}, "return_gap": expert["return_mean"] - evals[k]["return_mean"]})
+    blocks = normalize(blocks, cfg.env, eval_keys, cfg.eval_episodes)
     summary = run_summary("dagger", cfg.env, cfg.seed, run, started, blocks, run.members)
     summary["curves"] = str(write_curves(run, summary))
     run.write_summary(summary)

@@ -13,7 +13,7 @@ from il_cli.config import PrefsConfig, member_configs
 from il_cli.data import Preferences, load_preferences, save_preferences
 from il_cli.demos import generate_preferences, padded
 from il_cli.envs import make_env
-from il_cli.evaluation import eval_key, evaluate, evaluate_against_expert, load_expert, root_key, stack
+from il_cli.evaluation import eval_key, evaluate, evaluate_against_expert, load_expert, normalize, root_key, stack
 from il_cli.experts import get_expert
 from il_cli.holdout import NO_HOLDOUT, split_rows
 from il_cli.loop import host, jit_members, shard_members
@@ -99,6 +99,7 @@ def run_prefs(cfg: PrefsConfig, run: Run, ui) -> dict:
             samples_per_s=throughput(metrics), compile_s=compile_s)
         blocks.append({"eval": evals[k], "expert": expert_block, "prefs": block,
                        "return_gap": expert_block["return_mean"] - evals[k]["return_mean"]})
+    blocks = normalize(blocks, cfg.env, keys, cfg.eval_episodes)
     summary = run_summary("prefs", cfg.env, cfg.seed, run, started, blocks, run.members)
     summary["curves"] = str(write_curves(run, summary))
     run.write_summary(summary)
