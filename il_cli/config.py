@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 import tomllib
 
-from il_cli.envs import CONTINUOUS_ENV_IDS, EXACT_ENV_IDS, resolve_env_id
+from il_cli.envs import EXACT_ENV_IDS, is_continuous, resolve_env_id
 from il_cli.errors import UserError, suggest
 from il_cli.options import (
     Config,
@@ -301,7 +301,7 @@ class DAggerConfig(Network, Evaluation, Expert, Members):
 
     def validate(self):
         self.set(vary_eval=parse_vary(self.vary_eval, "--vary-eval"))
-        if self.label_noise > 1 and self.env not in CONTINUOUS_ENV_IDS:
+        if self.label_noise > 1 and not is_continuous(self.env):
             raise UserError(f"--label-noise is the fraction of random labels for {self.env}'s "
                             f"discrete actions, so it must be in [0, 1]; got {self.label_noise}")
         if self.steps_per_round % self.num_envs:

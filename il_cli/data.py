@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from il_cli import files
-from il_cli.envs import ALL_ENV_IDS, CONTINUOUS_ENV_IDS
+from il_cli.envs import ALL_ENV_IDS, is_continuous, is_custom
 from il_cli.errors import UserError
 from il_cli.runs import DATA
 
@@ -183,7 +183,7 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
     if env_id is not None and env != env_id:
         raise UserError(f"dataset {path} was collected on {env}, not {env_id}; "
                         f"pass --env {env} or collect demos for {env_id}")
-    if not isinstance(env, str) or env not in ALL_ENV_IDS:
+    if not isinstance(env, str) or not (env in ALL_ENV_IDS or is_custom(env)):
         raise UserError(f"{path}: its header's env_id {env!r} is not an environment il knows")
     if not len(obs):
         raise UserError(f"{path} holds no transitions")
@@ -191,7 +191,7 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
         check_episode_lengths(path, lengths, len(obs))
     check_finite(path, "obs", obs)
     check_finite(path, "actions", actions)
-    if env not in CONTINUOUS_ENV_IDS and actions.dtype.kind == "f":
+    if actions.dtype.kind == "f" and not is_continuous(env):
         whole = actions == np.round(actions)
         detail = (f"{rows(~whole)} are not whole numbers" if not whole.all()
                   else "convert them with actions.astype(np.int32)")

@@ -57,9 +57,51 @@ ALIASES = {env_id.split("-")[0].lower(): env_id for env_id in ALL_ENV_IDS}
 ALIASES["mountaincarcontinuous"] = "MountainCarContinuous-v0"
 
 
+def is_custom(env_id: str) -> bool:
+    """A user's own environment, given as `package.module:Class`."""
+    return ":" in env_id
+
+
+def load_custom(env_id: str):
+    """The environment `package.module:Class` names: Class() (or the object itself, if not a
+    class), checked for gymnax's API. Imports the module (and gymnax with it)."""
+    import importlib
+
+    module, _, attr = env_id.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"--env {env_id}: cannot import {attr or '?'} from {module or '?'} ({exc}); a module "
+                        f"on the Python path and a class in it, like my_envs:HeavyCartPole") from None
+    try:
+        env = found() if isinstance(found, type) else found
+    except Exception as exc:  # noqa: BLE001 (the user's constructor)
+        raise UserError(f"--env {env_id}: {attr}() failed: {type(exc).__name__}: {exc}") from None
+    missing = [a for a in ("reset", "step", "default_params", "observation_space", "action_space")
+               if not hasattr(env, a)]
+    if missing:
+        raise UserError(f"--env {env_id}: not a gymnax environment (no {', '.join(missing)}); subclass "
+                        f"gymnax.environments.environment.Environment")
+    return env
+
+
+def is_continuous(env_id: str) -> bool:
+    """Whether `env_id` has continuous actions (a custom environment is imported to tell)."""
+    if not is_custom(env_id):
+        return env_id in CONTINUOUS_ENV_IDS
+    from gymnax.environments import spaces
+
+    env = load_custom(env_id)
+    return not isinstance(env.action_space(env.default_params), spaces.Discrete)
+
+
 def resolve_env_id(name: str) -> str:
-    """The environment id for `name` (an id or a short alias, any case); UserError otherwise."""
+    """The environment id for `name` (an id or a short alias, any case, or a user's own
+    `package.module:Class`, imported to check it); UserError otherwise."""
     if name in ALL_ENV_IDS:
+        return name
+    if is_custom(name):
+        load_custom(name)
         return name
     by_lower = {env_id.lower(): env_id for env_id in ALL_ENV_IDS}
     key = name.lower()
@@ -110,7 +152,7 @@ def defer_gymnax_renderers():
 
 
 def make_env(env_id: str):
-    """(env, env_params, EnvSpec) for an id of ENV_IDS (gymnax) or OWN_ENV_IDS; the spec's
+    """(env, env_params, EnvSpec) for an id of ENV_IDS (gymnax), OWN_ENV_IDS or a custom one; the spec's
     `max_steps` is the default params' time limit."""
     import gymnax
     import numpy as np
@@ -120,6 +162,9 @@ def make_env(env_id: str):
         from il_cli.rail import Rail
 
         env = Rail()
+        params = env.default_params
+    elif is_custom(env_id):
+        env = load_custom(env_id)
         params = env.default_params
     else:
         try:

@@ -125,7 +125,7 @@ def default_expert_config(env_id: str) -> PPOConfig:
 
 def cached_path(env_id: str):
     """Where the cached expert of `env_id` lives."""
-    return cache_dir() / "experts" / env_id
+    return cache_dir() / "experts" / env_id.replace(":", ".")
 
 
 @contextlib.contextmanager
@@ -136,7 +136,7 @@ def cache_lock(env_id: str, ui: UI, waiting_for: str):
 
     cached = cached_path(env_id)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(cached.parent / f".{env_id}.lock"))
+    lock = FileLock(str(cached.parent / f".{cached.name}.lock"))
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -176,7 +176,7 @@ def _train_cached_expert(env_id: str, cached, ui: UI) -> Run:
     how = ("writing its exact policy" if env_id == RAIL or cfg.exact
            else f"training one with PPO ({cfg.total_timesteps} steps)")
     ui.print(f"no cached expert for {env_id}: {how} into {cached}")
-    tmp = cached.with_name(f".{env_id}.{os.getpid()}.tmp")
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     run = Run.create(tmp.parent, "expert", env_id, None, config_lib.to_json(cfg),
                      make_env(env_id)[2].to_json(), members(cfg.seed, 1, ()), run_dir=str(tmp),
@@ -198,7 +198,7 @@ def offer_to_cache(cfg: PPOConfig, run: Run, summary: dict, ui: UI) -> dict:
         return summary
     with cache_lock(cfg.env, ui, f"cache the {cfg.env} expert") as cached:
         if cfg.cache or not (cached / "summary.json").is_file():
-            tmp = cached.with_name(f".{cfg.env}.{os.getpid()}.tmp")
+            tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(run.path, tmp, ignore=shutil.ignore_patterns(LOCK))
             _install(tmp, cached)

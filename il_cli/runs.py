@@ -48,7 +48,7 @@ class Run(Checkpointed):
                 raise UserError(f"{path} already holds a run; use --resume {path} to continue it "
                                 f"or choose another --run-dir")
         else:
-            stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{command}-{env_id}" + (f"-{name}" if name else "")
+            stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{command}-{env_id.replace(':', '.')}" + (f"-{name}" if name else "")
             path, i = Path(root) / stem, 1
             while path.exists():
                 i += 1
