@@ -109,6 +109,9 @@ def exact_expert(cfg: PPOConfig, run: Run) -> dict:
         run.save(0, state)
     run.wait()
     blocks = [{"eval": ret, "expert": {"timesteps": 0, "updates": 0, "exact": True}} for ret in returns]
+    if not spec.discrete:  # the Gaussian's std, as a trained expert's summary gives it
+        for block, log_std in zip(blocks, host(actor_params["params"]["log_std"])):
+            block["expert"]["action_std"] = np.exp(log_std).tolist()
     summary = run_summary("expert", cfg.env, cfg.seed, run, started, blocks, run.members)
     summary["curves"] = str(write_curves(run, summary))
     run.write_summary(summary)
