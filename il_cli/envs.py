@@ -70,7 +70,7 @@ def load_custom(env_id: str):
     module, _, attr = env_id.partition(":")
     try:
         found = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 (no such module or attribute, an empty name, the module's own error)
         raise UserError(f"--env {env_id}: cannot import {attr or '?'} from {module or '?'} ({exc}); a module "
                         f"on the Python path and a class in it, like my_envs:HeavyCartPole") from None
     try:
