@@ -34,18 +34,20 @@ CONTINUOUS_ENV_IDS = ("Pendulum-v1", "MountainCarContinuous-v0", "PointRobot-mis
 EXACT_ENV_IDS = ("Rail-v0", "MountainCar-v0", "MountainCarContinuous-v0")
 
 # The returns of gymnax's published PPO agents (gymnax-blines), the strength a shipped expert is
-# held to; an expert more than 10% below one fails the task (`reference`).
+# held to. An expert more than 20% of |reference| under one is flagged as failing the task
+# (`reference`): the failures a user meets (MountainCar −200 for −118, MountainCarContinuous 0
+# for 92, Breakout 7 for 28) are, PPO's near-misses (Pendulum −150 for −130) are not.
 REFERENCE_RETURNS = {
     "CartPole-v1": 500.0, "Acrobot-v1": -80.0, "MountainCar-v0": -118.0, "Pendulum-v1": -130.0,
     "MountainCarContinuous-v0": 92.0, "Asterix-MinAtar": 15.0, "Breakout-MinAtar": 28.0,
     "Freeway-MinAtar": 58.0, "SpaceInvaders-MinAtar": 131.0,
 }
-REFERENCE_MARGIN = 0.1
+REFERENCE_MARGIN = 0.2
 
 
 def reference(env_id: str, expert_return: float) -> dict:
     """{"reference_return", "below_reference"} for an expert's return on `env_id` ({} without a
-    published figure): below when more than 10% of |reference| under it."""
+    published figure): below when more than 20% of |reference| under it."""
     if env_id not in REFERENCE_RETURNS:
         return {}
     ref = REFERENCE_RETURNS[env_id]

@@ -142,8 +142,12 @@ def uniform_act(spec: EnvSpec):
 @lru_cache(maxsize=None)
 def _random_evaluator(env_id: str, num_episodes: int):
     env, env_params, spec = make_env(env_id)
-    return jax.jit(jax.vmap(rollout.make_episodes(env, env_params, spec, num_episodes, uniform_act(spec)),
-                            in_axes=(None, 0)))
+    episodes = rollout.make_episodes(env, env_params, spec, num_episodes, uniform_act(spec))
+
+    def random_episodes(params, key):  # (its own name among the compiled programs)
+        return episodes(params, key)
+
+    return jax.jit(jax.vmap(random_episodes, in_axes=(None, 0)))
 
 
 def normalize(blocks: list[dict], env_id: str, keys, num_episodes: int) -> list[dict]:

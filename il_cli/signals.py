@@ -2,7 +2,7 @@
 
 The handlers raise at once (KeyboardInterrupt for SIGINT, Terminated for SIGTERM), except
 inside `uninterrupted()`, where the signal is held and raised when the block ends, and inside
-a garbage-collector callback or a __del__, where Python would print the exception and drop it
+a garbage-collector or weakref callback or a __del__, where Python would print the exception and drop it
 (the Ctrl-C lost, the run going on): there the signal is sent again a moment later.
 """
 
@@ -11,6 +11,7 @@ import gc
 import os
 import signal
 import threading
+import weakref
 
 
 class Terminated(BaseException):
@@ -26,10 +27,12 @@ def _raise(signum):
 
 def _swallowed_in(frame) -> bool:
     """Whether an exception raised in `frame` would be printed and dropped ("Exception ignored
-    in ..."): inside a garbage-collector callback (JAX registers one) or a __del__."""
+    in ..."): inside a garbage-collector callback (JAX registers one), a __del__, or a weakref
+    callback (the weakref module's own, as WeakKeyDictionary's `remove`)."""
     callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
     while frame is not None:
-        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+        code = frame.f_code
+        if code in callbacks or code.co_name == "__del__" or code.co_filename == weakref.__file__:
             return True
         frame = frame.f_back
     return False

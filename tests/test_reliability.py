@@ -211,11 +211,32 @@ except KeyboardInterrupt:
 """
 
 
-def test_a_ctrl_c_in_a_garbage_collector_callback_is_not_lost():
+WEAKREF_CTRL_C = """
+import signal, time, weakref
+from il_cli import signals
+
+class Obj:
+    pass
+
+try:
+    with signals.handled():
+        obj = Obj()
+        weakref.finalize(obj, signal.raise_signal, signal.SIGINT)
+        del obj  # the finalizer runs as a weakref callback, in weakref.py: the signal is handled there
+        time.sleep(5)  # delivered again a moment later, out here
+    print("lost")
+except KeyboardInterrupt:
+    print("delivered")
+"""
+
+
+@pytest.mark.parametrize("script", [GC_CTRL_C, WEAKREF_CTRL_C], ids=["gc-callback", "weakref-callback"])
+def test_a_ctrl_c_in_a_garbage_collector_callback_is_not_lost(script):
     """Python prints and drops an exception raised in a gc callback (JAX registers one, and a
-    run's start collects a lot): a Ctrl-C landing there was lost and the run went on. (In a
-    fresh interpreter: signals are the process's.)"""
-    proc = subprocess.run([sys.executable, "-c", GC_CTRL_C], capture_output=True, text=True, timeout=60)
+    run's start collects a lot) or a weakref callback (WeakKeyDictionary's `remove`, when a key
+    dies): a Ctrl-C landing there was lost and the run went on. (In a fresh interpreter:
+    signals are the process's.)"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "delivered", proc.stdout + proc.stderr
 
 
