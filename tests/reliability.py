@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 
 
 KILLABLE = [
-    ("bc", ("bc", "--env", "CartPole", "--episodes", "5", "--num-steps", "8000", "--seeds", "2")),
+    ("bc", ("bc", "--env", "CartPole", "--episodes", "5", "--num-steps", "4000", "--seeds", "2")),
     ("dagger", ("dagger", "--rounds", "8", "--steps-per-round", "2000", "--train-steps", "500",
                 "--eval-episodes", "10")),
     ("expert", ("expert", "--env", "CartPole", "--total-timesteps", "131072", "--eval-episodes", "10")),
