@@ -245,6 +245,9 @@ def write_outputs(plan: dict, results: dict, totals: dict, out: Path, wall_s: fl
              f"1 = the expert, 0 = uniform random)", "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    if any(r.get("expert_below_reference") for r in results.values()):
+        lines += ["", "† the expert is more than 20% under its environment's published PPO return: the scores are "
+                      "relative to a weaker expert"]
     (out / "benchmark.md").write_text("\n".join(lines) + "\n")
     draw(plan, results, totals, out / "benchmark.png")
     return report

@@ -92,16 +92,21 @@ def compare_runs(ui: UI, paths: tuple[Path, Path], json: bool):
 
 
 def envs():
-    """List the environments (gymnax's and this package's own) and their short aliases."""
-    from il_cli.envs import ALIASES, ALL_ENV_IDS, OWN_ENV_IDS
+    """List the environments (gymnax's and this package's own), their short aliases, the ones with a
+    shipped expert recipe and their published PPO returns; your own: --env package.module:Class."""
+    from il_cli.config import RECIPE_DIR
+    from il_cli.envs import ALIASES, ALL_ENV_IDS, EXACT_ENV_IDS, OWN_ENV_IDS, REFERENCE_RETURNS
 
     short = {v: k for k, v in ALIASES.items()}
     ui = UI()
-    table = Table(title="environments")
-    table.add_column("id")
-    table.add_column("alias")
-    table.add_column("from")
+    table = Table(title="environments (your own: --env package.module:Class)")
+    for column in ("id", "alias", "from", "expert recipe", "published PPO return"):
+        table.add_column(column)
     for env_id in ALL_ENV_IDS:
+        recipe = env_id.split("-")[0].lower()
+        shipped = (RECIPE_DIR / f"{recipe}.toml").is_file()
+        kind = " (exact)" if env_id in EXACT_ENV_IDS else ""
         table.add_row(env_id, env_id.split("-")[0] if short.get(env_id) else "",
-                      "il" if env_id in OWN_ENV_IDS else "gymnax")
+                      "il" if env_id in OWN_ENV_IDS else "gymnax", f"{recipe}{kind}" if shipped else "",
+                      f"{REFERENCE_RETURNS[env_id]:g}" if env_id in REFERENCE_RETURNS else "")
     ui.print(table)
