@@ -82,3 +82,11 @@ def test_a_users_own_environment(tmp_runs, monkeypatch, empty_expert_cache):
     assert_user_error(il_here("bc", "--env", "my_envs:NotAnEnv"), "not a gymnax environment")
     assert_user_error(il_here("bc", "--env", "no_such_module:Env"), "cannot import Env from no_such_module")
     assert "my_envs" in sys.modules
+
+
+def test_il_envs_names_the_shipped_experts_and_their_published_returns():
+    out = il_here("envs").stdout
+    row = next(line for line in out.splitlines() if "MountainCar-v0" in line)
+    assert "mountaincar (exact)" in row and "-118" in row
+    assert all(f"{name} " in out for name in ("cartpole", "acrobot", "pendulum", "asterix", "breakout", "freeway",
+                                               "spaceinvaders", "mountaincarcontinuous (exact)"))
