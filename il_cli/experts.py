@@ -29,7 +29,6 @@ from il_cli.ui import UI
 RAIL = "Rail-v0"  # its expert is always exact (il_cli.exact), not trained
 
 
-
 def ppo_members(cfg: PPOConfig):
     """(env, spec, actor, train_chunk, hyper, eval_keys, state): PPO for every member of `cfg`,
     its traced hyperparameters, evaluation keys and initial state, on the member axis."""
@@ -95,8 +94,8 @@ def exact_expert(cfg: PPOConfig, run: Run) -> dict:
     evaluated, logged and summarised like a trained expert."""
     started = time.time()
     env, spec, actor, _, _, eval_keys, state = ppo_members(cfg)
-    actor_params = shard_members(stack([EXACT_EXPERTS[cfg.env][1](env, cfg.hidden, cfg.activation)]
-                                       * len(run.members)))
+    what, params_of = EXACT_EXPERTS[cfg.env]
+    actor_params = shard_members(stack([params_of(env, cfg.hidden, cfg.activation)] * len(run.members)))
     state = state.replace(params={"actor": actor_params,
                                   "critic": jax.tree.map(jnp.zeros_like, state.params["critic"])})
     returns = evaluate(cfg.env, actor, actor_params, eval_keys, cfg.eval_episodes, cfg.eval_policy)
@@ -108,7 +107,7 @@ def exact_expert(cfg: PPOConfig, run: Run) -> dict:
     if run.latest_step() is None:
         run.save(0, state)
     run.wait()
-    blocks = [{"eval": ret, "expert": {"timesteps": 0, "updates": 0, "exact": True}} for ret in returns]
+    blocks = [{"eval": ret, "expert": {"timesteps": 0, "updates": 0, "exact": what}} for ret in returns]
     if not spec.discrete:  # the Gaussian's std, as a trained expert's summary gives it
         for block, log_std in zip(blocks, host(actor_params["params"]["log_std"])):
             block["expert"]["action_std"] = np.exp(log_std).tolist()

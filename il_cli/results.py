@@ -25,7 +25,7 @@ def report(ui, command, summary: dict, run_dir):
 
 def ppo_expert_rows(summary: dict) -> list[tuple]:
     ex = summary["expert"]
-    how = [("policy", "written down, not trained (il_cli.exact)")] if ex.get("exact") else [("timesteps", ex["timesteps"])]
+    how = [("policy", f"written down, not trained: {ex['exact']}")] if ex.get("exact") else [("timesteps", ex["timesteps"])]
     return eval_rows(summary) + reference_rows(ex) + how + [("wall time (s)", summary["wall_s"])]
 
 
@@ -97,11 +97,10 @@ def sweep_rows(summary: dict) -> list[tuple]:
         if "normalized_return" in cell:
             n = cell["normalized_return"]
             out.append((f"normalized return, {name}", f"IQM {n['iqm']:.3f} [{n['ci95'][0]:.3f}, {n['ci95'][1]:.3f}]"))
-    below = {m["expert"].get("run") for m in summary["members"] if m.get("expert", {}).get("below_reference")}
-    if below:  # an expert under its published return (il expert's own members: their returns above)
-        ref = next(m["expert"]["reference_return"] for m in summary["members"] if m.get("expert", {}).get("below_reference"))
-        out.append(("published PPO return", f"{ref:g}  (an expert is BELOW IT: it fails the task, and what imitates "
-                                            f"it inherits that)"))
+    flagged = [m["expert"] for m in summary["members"] if m.get("expert", {}).get("below_reference")]
+    if flagged:  # a member's expert (or, for il expert, a member) under the published return
+        out.append(("published PPO return", f"{flagged[0]['reference_return']:g}  (an expert is BELOW IT: it fails "
+                                            f"the task, and what imitates it inherits that)"))
     return out + [("members", len(summary["members"])), ("wall time (s)", summary["wall_s"])]
 
 

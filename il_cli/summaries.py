@@ -48,9 +48,10 @@ def run_summary(command: str, env_id: str, seed: int, run: Run, started: float, 
     from il_cli.sweep import aggregate
 
     summary = base_summary(command, env_id, run, seed, started)
-    for b in blocks:  # the expert's strength against the published figure
-        if "expert" in b and "return_mean" in b["eval" if command == "expert" else "expert"]:
-            b["expert"].update(reference(env_id, b["eval" if command == "expert" else "expert"]["return_mean"]))
+    for b in blocks:  # the expert's strength against the published figure (il expert: its own return)
+        measured = b.get("eval" if command == "expert" else "expert", {})
+        if "expert" in b and "return_mean" in measured:
+            b["expert"].update(reference(env_id, measured["return_mean"]))
     if len(blocks) == 1:
         return {**summary, **blocks[0]}
     summary["members"] = [{**m, **b} for m, b in zip(members, blocks)]
