@@ -18,12 +18,13 @@ from il_cli import config as config_lib
 from il_cli.envs import resolve_env_id
 from il_cli.errors import UserError, suggest
 from il_cli.options import fields_of
+from il_cli.registry import COMMANDS
 
 SUITE_DIR = config_lib.RECIPE_DIR / "suites"
 PLAN = "plan.json"
 REPS = 2000  # bootstrap resamples (rliable's default is 50 000; the CIs' third digit moves at 2 000)
 BASELINE = "bc"
-ALGOS = ("bc", "dagger", "prefs")  # the commands that imitate a cached expert and report normalised returns
+ALGOS = tuple(name for name, c in COMMANDS.items() if c.benchmarked)  # bc, dagger, prefs (il_cli.registry)
 
 
 def suite_names() -> list[str]:
@@ -67,7 +68,7 @@ def make_plan(suite: str | None, algos: list | None, envs: list | None, seeds: i
     plan["cells"] = [{"algo": a, "env": e, "options": cell_options(plan, a, e)} for a in plan["algos"]
                      for e in plan["envs"]]
     for cell in plan["cells"]:
-        cls = config_lib.CONFIGS[cell["algo"]]
+        cls = COMMANDS[cell["algo"]].config()
         known = [name for name, f in fields_of(cls).items() if f.metadata.get("cli", True)]
         for key in cell["options"]:
             if key not in known:

@@ -28,6 +28,7 @@ class Command:
     step_unit: str = "step"  # what a logged step counts
     resumable: bool = True
     after: str | None = None  # "module:function", after(cfg, run, summary, ui) -> summary, once the job is done
+    benchmarked: bool = False  # imitates the cached expert and reports normalized_return: a column of il benchmark
 
     def config(self, task: str | None = None):
         return self.configs[task if task in self.configs else next(iter(self.configs))]
@@ -62,17 +63,17 @@ COMMANDS = {c.name: c for c in (
             resumable=False),
     Command("bc", "Behavioral cloning: maximum likelihood of the expert's actions (eq. 24.2), then evaluation.",
             {None: C.BCConfig}, "il_cli.jobs.bc:run_bc", "behavioral cloning", R.bc_rows, policy=("params",),
-            step_unit="gradient steps"),
+            step_unit="gradient steps", benchmarked=True),
     Command("dagger", "DAgger: roll out β_i·expert + (1-β_i)·learner, label every visited state with the expert, "
                       "aggregate, retrain.",
             {None: C.DAggerConfig}, "il_cli.jobs.dagger:run_dagger", "DAgger", R.dagger_rows,
             policy=("learner", "params"),
-            step_unit="DAgger rounds"),
+            step_unit="DAgger rounds", benchmarked=True),
     Command("prefs", "Learning from preferences: Q fitted to p(a ≻ b | s) = σ(Q(s,a) − Q(s,b)) (eq. 24.11), acting "
                      "with π ∝ exp(Q/α).",
             {None: C.PrefsConfig}, "il_cli.jobs.prefs:run_prefs", "learning from preferences", R.prefs_rows,
             policy=("params",),
-            step_unit="gradient steps"),
+            step_unit="gradient steps", benchmarked=True),
     Command("rlhf", "RLHF: SFT, a reward model from K-way rankings (eq. 24.12), PPO with a KL penalty and a "
                     "pretraining term (eq. 24.13–24.14), or DPO; on a control task or on text.",
             {"control": C.RLHFConfig, "text": C.TextRLHFConfig}, "il_cli.jobs.rlhf:run_rlhf", "RLHF",
