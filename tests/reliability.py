@@ -450,11 +450,19 @@ def numeric_options() -> dict[str, list[str]]:
             base, *extras = typing.get_args(hint)
             if typing.get_origin(base) in (typing.Union, types.UnionType):
                 base = next(a for a in typing.get_args(base) if a is not type(None))
-            decls = [d for e in extras for d in getattr(e, "param_decls", None) or () if d.startswith("--")]
+            decls = [d for e in extras for d in option_decls(e) if d.startswith("--")]
             if base in (int, float) and type(extras[0]).__name__ == "OptionInfo":
                 options.append(decls[0] if decls else "--" + param.replace("_", "-"))
         out[name] = options
     return out
+
+
+def option_decls(info) -> list:
+    """An Annotated typer.Option's names: Typer takes a first argument that looks like a flag
+    ("--rounds") as a name, not as the default."""
+    first = getattr(info, "default", None)
+    return ([first] if isinstance(first, str) and first.startswith("-") else []) + list(
+        getattr(info, "param_decls", None) or ())
 
 
 HOSTILE_NUMBERS = (st.integers(-10**30, 10**30).map(str) | st.floats().map(repr)
