@@ -137,7 +137,7 @@ def test_text_member_k_is_the_run_with_seed_s_plus_k(tmp_runs, single_text_run):
     for block in ("eval", "pretrained", "sft", "reward_model", "rl"):
         for name, value in single[block].items():
             if isinstance(value, float) and not name.endswith(("_s", "per_s")):  # (a vmapped program's float sums
-                # differ in the last bits, and PPO on sampled answers grows that to ~0.1%; another seed: ~10%)
+                # differ in the last bits, and PPO on sampled answers grows that to about 0.1%)
                 assert summary["members"][1][block][name] == pytest.approx(value, rel=5e-3, abs=1e-5), (block, name)
 
 
