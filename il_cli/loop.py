@@ -247,7 +247,7 @@ def run_chunks(state, chunk_fn, *, total: int, chunk: int, start: int, run, prog
                      **member["hyper"], **member_figures, "elapsed_s": elapsed})
         with uninterrupted():  # Ctrl-C or SIGTERM waits for the checkpoint to be started whole
             run.save(step, state)
-        progress.update(step, figures[0] if len(figures) == 1 else {
+        progress.update(step, figures[0] if len(figures) == 1 else {  # the members' mean of each figure they all have
             k: float(np.mean([f[k] for f in figures])) for k in figures[0]
-            if isinstance(figures[0][k], (int, float))})
+            if all(isinstance(f.get(k), (int, float)) for f in figures)})
     return state, figures

@@ -494,4 +494,5 @@ def test_fixed_bug_a_count_past_int64(cartpole_expert, tmp_runs, option):
 @pytest.mark.parametrize("args", [("--num-steps", str(10**20)), ("--seeds", str(10**8), "--sweep", "lr=1e-3",
                                                                    "--episodes", "0")], ids=["num-steps", "seeds"])
 def test_fixed_bug_huge_counts_hang(cartpole_expert, tmp_runs, args):
-    assert_user_error(il_here("bc", "--expert", cartpole_expert, "--episodes", "1", "--eval-episodes", "2", *args, timeout=60))
+    assert_user_error(il("bc", "--expert", cartpole_expert, "--episodes", "1", "--eval-episodes", "2", *args,
+                         timeout=60, check=False))  # (a process of its own: a hang ends in the timeout)
