@@ -17,7 +17,7 @@ import tomllib
 from il_cli import config as config_lib
 from il_cli.envs import resolve_env_id
 from il_cli.errors import UserError, suggest
-from il_cli.options import fields_of
+from il_cli.options import settable
 from il_cli.registry import COMMANDS
 
 SUITE_DIR = config_lib.RECIPE_DIR / "suites"
@@ -69,7 +69,7 @@ def make_plan(suite: str | None, algos: list | None, envs: list | None, seeds: i
                      for e in plan["envs"]]
     for cell in plan["cells"]:
         cls = COMMANDS[cell["algo"]].config()
-        known = [name for name, f in fields_of(cls).items() if f.metadata.get("cli", True)]
+        known = settable(cls)
         for key in cell["options"]:
             if key not in known:
                 raise UserError(f"suite {plan['suite']}: il {cell['algo']} has no setting '{key}'{suggest(key, known)}")

@@ -29,6 +29,7 @@ from il_cli.options import (
     opt,
     optional,
     positive,
+    settable,
     sizes,
     unit,
     unit_open,
@@ -635,6 +636,12 @@ def _check_type(cls, name: str, value, where: str):
         raise UserError(f"{where}: '{name}' must be of type {shown}, got {value!r}")
 
 
+def shipped_recipe(env_id: str) -> str | None:
+    """The name of the environment's shipped recipe (recipes/<short name>.toml), or None."""
+    short = env_id.split("-")[0].lower()
+    return short if (RECIPE_DIR / f"{short}.toml").is_file() else None
+
+
 def resolve_recipe_path(recipe: str) -> Path:
     path = Path(recipe)
     if path.is_file():
@@ -654,7 +661,7 @@ def load_recipe(recipe: str, command: str, cls) -> dict:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"recipe {path} is not valid TOML: {exc}") from None
-    known = {name for name, f in fields_of(cls).items() if f.metadata.get("cli", True)}
+    known = set(settable(cls))
     values = {}
     for key, value in data.items():
         if isinstance(value, dict):

@@ -119,9 +119,9 @@ def exact_expert(cfg: PPOConfig, run: Run) -> dict:
 
 def default_expert_config(env_id: str) -> PPOConfig:
     """The shipped recipe for this environment (recipes/<short name>.toml), else defaults."""
-    short = env_id.split("-")[0].lower()
-    if (config_lib.RECIPE_DIR / f"{short}.toml").is_file():
-        return config_lib.build_config(PPOConfig, "expert", short, env=env_id)
+    recipe = config_lib.shipped_recipe(env_id)
+    if recipe:
+        return config_lib.build_config(PPOConfig, "expert", recipe, env=env_id)
     return PPOConfig(env=env_id)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from il_cli import config as config_lib
 from il_cli import signals
 from il_cli.errors import UserError, suggest
-from il_cli.options import fields_of, flag_of
+from il_cli.options import fields_of, flag_of, settable
 from il_cli.registry import Command
 
 
@@ -42,7 +42,7 @@ def choose_config(command: Command, flags: dict, resume):
                 raise UserError(f"{resume} is a --task {saved} run; resume it without --task {task}")
             task = saved
     cls = command.config(task)
-    own = {name for name, f in fields_of(cls).items() if f.metadata.get("cli", True)}
+    own = set(settable(cls))
     known = set().union(*(fields_of(c) for c in command.configs.values()))
     unknown = sorted(name for name in flags if name not in known)
     if unknown:  # only from Python: the command line has no such option to give

@@ -42,6 +42,11 @@ def fields_of(cls) -> dict:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
+def settable(cls) -> list:
+    """The fields of `cls` that an option (or a recipe key) sets: all but those marked cli=False."""
+    return [name for name, f in fields_of(cls).items() if f.metadata.get("cli", True)]
+
+
 def traced(cls) -> tuple:
     """The fields of `cls` that are traced (a sweep over them runs in one vmapped program)."""
     return tuple(name for name, f in fields_of(cls).items() if f.metadata.get("traced"))

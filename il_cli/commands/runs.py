@@ -94,7 +94,7 @@ def compare_runs(ui: UI, paths: tuple[Path, Path], json: bool):
 def envs():
     """List the environments (gymnax's and this package's own), their short aliases, the ones with a
     shipped expert recipe and their published PPO returns; your own: --env package.module:Class."""
-    from il_cli.config import RECIPE_DIR
+    from il_cli.config import shipped_recipe
     from il_cli.envs import ALIASES, ALL_ENV_IDS, EXACT_ENV_IDS, OWN_ENV_IDS, REFERENCE_RETURNS
 
     short = {v: k for k, v in ALIASES.items()}
@@ -103,10 +103,9 @@ def envs():
     for column in ("id", "alias", "from", "expert recipe", "published PPO return"):
         table.add_column(column)
     for env_id in ALL_ENV_IDS:
-        recipe = env_id.split("-")[0].lower()
-        shipped = (RECIPE_DIR / f"{recipe}.toml").is_file()
+        recipe = shipped_recipe(env_id)
         kind = " (exact)" if env_id in EXACT_ENV_IDS else ""
         table.add_row(env_id, env_id.split("-")[0] if short.get(env_id) else "",
-                      "il" if env_id in OWN_ENV_IDS else "gymnax", f"{recipe}{kind}" if shipped else "",
+                      "il" if env_id in OWN_ENV_IDS else "gymnax", f"{recipe}{kind}" if recipe else "",
                       f"{REFERENCE_RETURNS[env_id]:g}" if env_id in REFERENCE_RETURNS else "")
     ui.print(table)
