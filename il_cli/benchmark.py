@@ -153,6 +153,9 @@ def aggregate(plan: dict, results: dict) -> dict:
 
 def score_cell(summary: dict) -> dict:
     members = member_scores(summary)
+    if any(m["normalized"] is None for m in members):  # J_expert = J_random on a member's keys
+        raise UserError(f"{summary['run_dir']}: no normalised return (the expert's return equals a uniform random "
+                        f"policy's on the same keys: the expert does not solve the task)")
     scores = np.array([[m["normalized"]] for m in members])
     return {"run_dir": summary["run_dir"], "members": members, **iqm_interval(scores),
             "return_mean": float(np.mean([m["return"] for m in members])),

@@ -6,6 +6,7 @@ il_cli/commands/. No JAX import here.
 
 import inspect
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -159,4 +160,11 @@ app.command()(envs)
 
 
 def main():
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code in (130, 143):  # interrupted, the run closed (its checkpoint whole): leave now, as XLA's
+            sys.stdout.flush()      # threads may still be inside a computation that interpreter teardown
+            sys.stderr.flush()      # would pull the memory from under (a SIGSEGV at exit, instead of 130/143)
+            os._exit(exc.code)
+        raise

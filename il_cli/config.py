@@ -211,6 +211,9 @@ class PPOConfig(PPOPart, Network, Evaluation, Members):
     reward_scale: float = opt(1.0, "Multiply the environment's rewards by this.", traced=True, check=positive)
     exact: bool = opt(False, f"Write the environment's exact expert instead of training PPO ({', '.join(EXACT_ENV_IDS)}; "
                              "Rail's always is): il_cli.exact.", flag="--exact/--ppo")
+    reward: str | None = opt(None, "A finished `il airl` or `il gail` run whose learned reward PPO maximises instead of "
+                                   "the environment's: AIRL's g(s), GAIL's −log(1 − D) (member 0's; with the absorbing "
+                                   "state's return on terminal steps if the run had one).")
     cache: bool = opt(False, "Make this run the cached expert of its environment, the one `il bc`, `il dagger`, ... "
                              "use without --expert (a finished run of one member becomes it anyway when none is "
                              "cached).", flag="--cache/--no-cache")
@@ -220,6 +223,62 @@ class PPOConfig(PPOPart, Network, Evaluation, Members):
             raise UserError(f"--exact: {self.env} has no exact expert (these do: {', '.join(EXACT_ENV_IDS)})")
         if self.cache and (self.seeds > 1 or self.sweep):
             raise UserError("--cache: the cached expert is one policy; give one member (no --seeds, no --sweep)")
+        if self.reward and (self.exact or self.cache):
+            raise UserError("--reward trains PPO on a learned reward: not with --exact or --cache")
+
+
+ADVERSARIAL_REWARDS = {"gail": "−log(1 − D), Ho & Ermon's: positive on every step",
+                       "logit": "log D − log(1 − D): AIRL's f − log π, either sign",
+                       "log-d": "log D: negative on every step"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Discriminator(Config):
+    """The discriminator of adversarial imitation (il_cli.algos.adversarial)."""
+
+    panel = "Discriminator"
+
+    disc_hidden: tuple[int, ...] = opt((64, 64), "Hidden layer sizes of the discriminator (AIRL: of g and h).",
+                                       check=sizes)
+    disc_lr: float = opt(1e-3, "The discriminator's Adam learning rate.", traced=True, check=positive)
+    disc_steps: int = opt(5, "Discriminator minibatch steps after each PPO rollout.", check=positive)
+    disc_batch: int = opt(256, "Expert and learner transitions in each discriminator minibatch (each).",
+                          check=positive)
+    grad_penalty: float = opt(0.0, "λ of the zero-centred gradient penalty λ E[‖∇_s logit D‖²] on expert and learner "
+                                   "states (Mescheder et al. 2018's R1 + R2).", traced=True, check=non_negative)
+    reward_transform: str = opt("gail", "The policy's reward from D: " + "; ".join(
+        f"{k}: {v}" for k, v in ADVERSARIAL_REWARDS.items()) + ".", check=choice(*ADVERSARIAL_REWARDS))
+    absorbing: bool = opt(True, "DAC's absorbing state (Kostrikov et al. 2019): a terminated episode continues in "
+                                "s_abs, which the discriminator also judges, so no reward sign teaches to live "
+                                "long or die early (--no-absorbing: the survival bias, for comparison).",
+                          flag="--absorbing/--no-absorbing")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GAILConfig(Discriminator, PPOPart, Network, Evaluation, Expert, Members):
+    """GAIL (`il gail`): PPO on a discriminator's reward (Ho & Ermon 2016)."""
+
+    command = "gail"
+    demos: str | None = opt(None, "Dataset from `il collect` (default: collect --episodes from the expert).")
+    episodes: int = opt(10, "Expert episodes to collect when no --demos.", check=positive)
+    activation: str = like(Network, "activation", "relu")
+    anneal_lr: bool = like(PPOConfig, "anneal_lr", True)
+
+    def ppo(self) -> PPOConfig:
+        """The PPO of the policy, with this run's architecture and PPO options."""
+        names = [f.name for f in dataclasses.fields(PPOPart)] + ["env", "seed", "hidden", "activation",
+                                                                 "eval_episodes", "eval_policy", "anneal_lr"]
+        return PPOConfig(seeds=1, **{n: getattr(self, n) for n in names})
+
+
+@dataclass(frozen=True, kw_only=True)
+class AIRLConfig(GAILConfig):
+    """AIRL (`il airl`): D = exp f / (exp f + π), f = g + γh(s') − h(s) (Fu, Luo & Levine 2018)."""
+
+    command = "airl"
+    reward_transform: str = like(Discriminator, "reward_transform", "logit")
+    state_only: bool = opt(True, "g(s), the disentangled reward that transfers to new dynamics (--state-action: "
+                                 "g(s, a)).", flag="--state-only/--state-action")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -593,7 +652,8 @@ def parse_vary(specs, flag: str = "--vary") -> tuple:
 # --- sources: recipes, flags, config.json ------------------------------------------------
 
 CONFIGS = {"expert": PPOConfig, "collect": CollectConfig, "bc": BCConfig, "dagger": DAggerConfig,
-           "prefs": PrefsConfig, "rlhf": RLHFConfig, "compounding": CompoundingConfig}  # recipe sections
+           "prefs": PrefsConfig, "rlhf": RLHFConfig, "compounding": CompoundingConfig, "gail": GAILConfig,
+           "airl": AIRLConfig}  # recipe sections
 
 
 def _coerce(cls, name, value):
@@ -640,6 +700,15 @@ def shipped_recipe(env_id: str) -> str | None:
     """The name of the environment's shipped recipe (recipes/<short name>.toml), or None."""
     short = env_id.split("-")[0].lower()
     return short if (RECIPE_DIR / f"{short}.toml").is_file() else None
+
+
+def env_recipe(command: str, env: str | None) -> str | None:
+    """The shipped recipe of `env` (default: the configs' default environment) if it has a
+    [command] table: the settings `il gail`, `il airl` use there without --recipe."""
+    recipe = shipped_recipe(resolve_env_id(env or Base.env))
+    if recipe and command in tomllib.loads((RECIPE_DIR / f"{recipe}.toml").read_text()):
+        return recipe
+    return None
 
 
 def resolve_recipe_path(recipe: str) -> Path:

@@ -6,6 +6,7 @@ import math
 import shutil
 import time
 from functools import lru_cache
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +18,7 @@ from il_cli.config import TEACHER_HYPER
 from il_cli.data import Preferences, load_dataset, save_dataset
 from il_cli.envs import make_env
 from il_cli.evaluation import load_expert
-from il_cli.runs import Run
+from il_cli.runs import Run, open_policy_run
 
 
 @lru_cache(maxsize=None)
@@ -81,6 +82,17 @@ def run_demos(run: Run, env_id: str, demos: str | None, episodes: int, expert, k
         obs, actions, returns, lengths, header, _ = collect_demos(expert(), episodes, 1024, key)
         save_dataset(path, obs, actions, returns, lengths, header)
         return path
+    return None
+
+
+def pairing_expert(cfg, header: dict) -> Run | None:
+    """The expert evaluated beside a learner: --expert, else the one that made the
+    demonstrations (None if that run is no longer on this machine)."""
+    if cfg.expert:
+        return open_policy_run(cfg.expert, cfg.env)
+    source = header.get("source")
+    if source and (Path(source) / "summary.json").is_file():
+        return open_policy_run(source, cfg.env)
     return None
 
 

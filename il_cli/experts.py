@@ -4,6 +4,7 @@ import contextlib
 import os
 import shutil
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,7 @@ from il_cli.algos.ppo import hyper_of, make_ppo
 from il_cli.config import PPOConfig, member_configs
 from il_cli.envs import make_env
 from il_cli.errors import UserError
-from il_cli.evaluation import eval_key, evaluate, root_key, stack
+from il_cli.evaluation import eval_key, evaluate, read_checkpoint, root_key, stack
 from il_cli.exact import EXACT_EXPERTS
 from il_cli.loop import chunk_length, device_description, host, jit_members, run_chunks, shard_members
 from il_cli.paths import cache_dir
@@ -33,12 +34,27 @@ def ppo_members(cfg: PPOConfig):
     """(env, spec, actor, train_chunk, hyper, eval_keys, state): PPO for every member of `cfg`,
     its traced hyperparameters, evaluation keys and initial state, on the member axis."""
     env, env_params, spec = make_env(cfg.env)
-    actor, init, train_chunk = make_ppo(cfg, env, env_params, spec)
+    objective, learned = learned_reward(cfg.reward, spec) if cfg.reward else (None, {})
+    actor, init, train_chunk = make_ppo(cfg, env, env_params, spec, objective)
     member_cfgs = member_configs(cfg)
-    hyper = shard_members(stack([hyper_of(m) for m in member_cfgs]))
+    hyper = shard_members(stack([{**hyper_of(m), **learned} for m in member_cfgs]))
     keys = shard_members(stack([root_key(m.seed) for m in member_cfgs]))
     eval_keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
     return env, spec, actor, train_chunk, hyper, eval_keys, jit_members(jax.vmap(init))(keys, hyper)
+
+
+def learned_reward(path: str, spec):
+    """(objective, its hyperparameters): member 0's learned reward of the `il airl` or `il gail`
+    run at `path` (il_cli.algos.adversarial.LearnedReward), read from its checkpoint."""
+    from il_cli.algos.adversarial import Discriminator, LearnedReward
+
+    config = Run(path).meta["config"]
+    tree = read_checkpoint(Run(path))["objective"]
+    airl = config.get("state_only") is not None
+    disc = Discriminator(spec, config["disc_hidden"], airl, config.get("state_only", True))
+    first = lambda tree: jax.tree.map(lambda x: jnp.asarray(x)[0], tree)
+    objective = LearnedReward(spec, disc, config["reward_transform"], config["absorbing"])
+    return objective, {"reward": first(tree["disc"]), "normalizer": tuple(first(tree["normalizer"]))}
 
 
 def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
@@ -82,10 +98,32 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
         if log_std is not None:
             block["expert"]["action_std"] = np.exp(log_std[k]).tolist()
         blocks.append(block)
+    if cfg.reward:
+        blocks = against_the_imitated_expert(cfg, env, spec, actor, state.params["actor"], eval_keys, blocks)
     summary = run_summary("expert", cfg.env, cfg.seed, run, started, blocks, run.members)
     summary["curves"] = str(write_curves(run, summary))
     run.write_summary(summary)
     return summary
+
+
+def against_the_imitated_expert(cfg: PPOConfig, env, spec, actor, params, eval_keys, blocks):
+    """PPO on a learned reward (--reward): each member's block with `reward` (the run, its
+    method), the expert that run imitated evaluated on the member's keys (`imitated`), a
+    uniform random policy's return and the normalised return against them."""
+    from il_cli.evaluation import evaluate_against_expert, normalize
+
+    reward_run = Run(cfg.reward)
+    summary = reward_run.member_summary()
+    source = summary["expert"].get("run")
+    block = {"run": cfg.reward, "method": reward_run.meta["command"], "imitation_return": summary["eval"]["return_mean"]}
+    if not source or not (Path(source) / "summary.json").is_file():
+        return [{**b, "reward": block} for b in blocks]
+    paired = evaluate_against_expert(env, make_env(cfg.env)[1], spec, actor, params, open_policy_run(source, cfg.env),
+                                     eval_keys, cfg.eval_episodes, cfg.eval_policy)
+    scored = normalize([{"eval": b["eval"], "expert": p[0]} for b, p in zip(blocks, paired)], cfg.env,
+                       host(eval_keys), cfg.eval_episodes)
+    return [{**b, "reward": block, "imitated": s["expert"], "random": s["random"],
+             "normalized_return": s["normalized_return"]} for b, s in zip(blocks, scored)]
 
 
 def exact_expert(cfg: PPOConfig, run: Run) -> dict:
@@ -194,7 +232,7 @@ def _train_cached_expert(env_id: str, cached, ui: UI) -> Run:
 def offer_to_cache(cfg: PPOConfig, run: Run, summary: dict, ui: UI) -> dict:
     """After `il expert`: the run becomes the cached expert of its environment, the one the other
     commands use without --expert, if none is cached (a run of one member), or if --cache asks."""
-    if run.members[1:] or cfg.sweep or jax.process_count() > 1:
+    if run.members[1:] or cfg.sweep or cfg.reward or jax.process_count() > 1:
         return summary
     if not cfg.cache and (cached_path(cfg.env) / "summary.json").is_file():
         return summary

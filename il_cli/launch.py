@@ -77,6 +77,8 @@ def check_inputs(cfg) -> dict:
                                                                getattr(cfg, "pretrain_data", None)) if path}
     if getattr(cfg, "expert", None):
         open_policy_run(cfg.expert, cfg.env)
+    if getattr(cfg, "reward", None):
+        open_policy_run(cfg.reward, cfg.env, ("airl", "gail"))
     if getattr(cfg, "rankings", None) and Path(cfg.rankings).exists():  # a person's, to rank or reuse
         from il_cli.text.human import check_rankings
 
@@ -137,6 +139,8 @@ def open_or_start(command: Command, flags: dict, ui, ctx: dict, *, recipe=None, 
                 raise UserError(f"--hidden {','.join(map(str, flags['hidden']))} differs from the --sft run's "
                                 f"{architecture['hidden']}: π_RL starts from π_SFT, so it has its architecture")
             flags = {**flags, **architecture}
+        if recipe is None and command.env_recipe:
+            recipe = config_lib.env_recipe(command.name, flags.get("env"))
         cfg = config_lib.build_config(cls, command.name, recipe, **flags)
         datasets = check_inputs(cfg)
     from il_cli.loop import device_description, setup_jax, shared_run

@@ -51,7 +51,7 @@ def curves(run: Run, metric: str, x: str) -> list[dict]:
 
 # What a run's `step` counts, by command (and RLHF's method).
 STEP_UNITS = {"bc": "gradient steps", "prefs": "gradient steps", "dagger": "DAgger rounds", "expert": "PPO updates",
-              "rlhf": "PPO updates", "rlhf-dpo": "DPO steps"}
+              "rlhf": "PPO updates", "rlhf-dpo": "DPO steps", "gail": "PPO updates", "airl": "PPO updates"}
 
 
 def step_unit(run: Run) -> str:
@@ -138,6 +138,38 @@ def write_curves(run: Run, summary: dict) -> Path:
     (drawn by the run's writer)."""
     path = run.path / "curves.png"
     return plot([run], "return", "step", path, [summary]) if run.writer else path
+
+
+def plot_discriminator(run: Run) -> Path:
+    """discriminator.png of a GAIL or AIRL run: the discriminator's accuracy on the expert's and
+    on the policy's transitions, and its mean logits, after each chunk (the mean over members,
+    with a 95% bootstrap band), the panels a user of these methods debugs with."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = run.path / "discriminator.png"
+    if not run.writer:
+        return path
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=120)
+    for ax, (title, metrics) in zip(axes, (
+            ("accuracy", (("disc_expert_accuracy", "on expert"), ("disc_learner_accuracy", "on policy"))),
+            ("mean logit log D − log(1 − D)", (("disc_expert_logit", "expert"), ("disc_learner_logit", "policy"))))):
+        for metric, label in metrics:
+            for line in curves(run, metric, "step"):
+                ax.plot(line["x"], line["mean"], label=f"{label} {line['label']}".strip())
+                if line["seeds"] > 1:
+                    ax.fill_between(line["x"], line["low"], line["high"], alpha=0.2)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(step_unit(run))
+        ax.legend(fontsize=7)
+    axes[0].axhline(0.5, color="grey", ls="--", lw=1)
+    fig.suptitle(f"il {run.meta['command']} · {run.meta['env']} · {run.path.name}: the discriminator", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def gao_fit(d, gain):

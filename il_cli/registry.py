@@ -29,6 +29,7 @@ class Command:
     resumable: bool = True
     after: str | None = None  # "module:function", after(cfg, run, summary, ui) -> summary, once the job is done
     benchmarked: bool = False  # imitates the cached expert and reports normalized_return: a column of il benchmark
+    env_recipe: bool = False  # without --recipe, the environment's shipped recipe's [name] table applies
 
     def config(self, task: str | None = None):
         return self.configs[task if task in self.configs else next(iter(self.configs))]
@@ -79,6 +80,14 @@ COMMANDS = {c.name: c for c in (
             {"control": C.RLHFConfig, "text": C.TextRLHFConfig}, "il_cli.jobs.rlhf:run_rlhf", "RLHF",
             R.rlhf_rows, R.rlhf_cell_rows, ("ppo", "params", "actor"), methods={"dpo": ("dpo", "params")},
             tasks={"text": ("ppo", "params", "policy")}, stages={"sft": ["sft"]}, step_unit="PPO updates"),
+    Command("gail", "GAIL: PPO on the reward −log(1 − D(s,a)) of a discriminator of expert vs policy transitions, "
+                    "with DAC's absorbing state.",
+            {None: C.GAILConfig}, "il_cli.jobs.adversarial:run_adversarial", "GAIL", R.adversarial_rows,
+            policy=("params", "actor"), step_unit="PPO updates", benchmarked=True, env_recipe=True),
+    Command("airl", "AIRL: D = exp f / (exp f + π), f = g(s) + γh(s') − h(s); PPO on f − log π; g is a reward that "
+                    "transfers (il expert --reward).",
+            {None: C.AIRLConfig}, "il_cli.jobs.adversarial:run_adversarial", "AIRL", R.adversarial_rows,
+            policy=("params", "actor"), step_unit="PPO updates", benchmarked=True, env_recipe=True),
     Command("compounding", "Theorem 24.1 measured: BC's and DAgger's return gaps against H at equal expert labels, "
                            "with ε, H²ε and fitted growth exponents.",
             {None: C.CompoundingConfig}, "il_cli.jobs.compounding:run_compounding",

@@ -26,7 +26,15 @@ def report(ui, command, summary: dict, run_dir):
 def ppo_expert_rows(summary: dict) -> list[tuple]:
     ex = summary["expert"]
     how = [("policy", f"written down, not trained: {ex['exact']}")] if ex.get("exact") else [("timesteps", ex["timesteps"])]
-    return eval_rows(summary) + reference_rows(ex) + how + [("wall time (s)", summary["wall_s"])]
+    learned = []
+    if "reward" in summary:  # PPO on a learned reward (il expert --reward)
+        r = summary["reward"]
+        learned = [("reward", f"learned by il {r['method']}: {r['run']} (its policy returned {r['imitation_return']:.2f})")]
+        if "imitated" in summary:
+            learned += [("imitated expert's return", f"{summary['imitated']['return_mean']:.2f}  (same keys and episodes)"),
+                        ("normalized return", f"{summary['normalized_return']:.3f}  ((J − J_random) / (J_expert − J_random), "
+                                              f"J_random {summary['random']['return_mean']:.2f})")]
+    return eval_rows(summary) + reference_rows(ex) + learned + how + [("wall time (s)", summary["wall_s"])]
 
 
 def reference_rows(expert: dict) -> list[tuple]:
@@ -122,6 +130,26 @@ def bc_rows(summary: dict) -> list[tuple]:
         ("train loss", b["train_loss"]),
         ("demonstrations (expert queries)", f"{b['demos']} transitions, {b['demo_episodes']} episodes"),
         ("samples / s", f"{b['samples_per_s']:,.0f}" if b.get("samples_per_s") else None), ("wall time (s)", summary["wall_s"])]
+
+
+def adversarial_rows(summary: dict) -> list[tuple]:
+    """GAIL's and AIRL's table: the return against the expert's and the untrained policy's on
+    the same keys, ε, and the discriminator's figures."""
+    a = summary.get("gail") or summary["airl"]
+    policy = "greedy" if summary["eval"].get("policy", "mode") == "mode" else "sampled"
+    init = summary["initial"]
+    reward = {"gail": "−log(1 − D)", "logit": "log D − log(1 − D)", "log-d": "log D"}[a["reward_transform"]]
+    return eval_rows(summary) + expert_rows(summary) + [
+        ("untrained policy's return", f"{init['return_mean']:.2f} (same keys)"),
+        (f"ε on the expert's states ({policy})", a["tv_expert_states"]),
+        (f"ε on the learner's own states ({policy})", a.get("tv_learner_states")),
+        ("policy reward", reward + (", absorbing state" if a["absorbing"] else ", no absorbing state (survival bias)")),
+        ("discriminator accuracy", f"{a['disc_expert_accuracy']:.2f} on expert, {a['disc_learner_accuracy']:.2f} on "
+                                   f"policy (logits {a['disc_expert_logit']:.2f}, {a['disc_learner_logit']:.2f})"),
+        ("reward", f"{a['disc_reward_mean']:.3f} ± {a['disc_reward_std']:.3f}, s_abs {a['absorbing_reward']:.3f}"),
+        ("demonstrations (expert queries)", f"{a['demos']} transitions, {a['demo_episodes']} episodes"),
+        ("environment steps", a["env_steps"]),
+        ("steps / s", f"{a['steps_per_s']:,.0f}" if a.get("steps_per_s") else None), ("wall time (s)", summary["wall_s"])]
 
 
 def dagger_rows(summary: dict) -> list[tuple]:

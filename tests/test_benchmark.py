@@ -74,7 +74,7 @@ def test_cells_take_the_suite_settings_and_the_env_overrides(tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (("--algos", "bc,gail", "--envs", "CartPole"), "no benchmarked algorithm 'gail'"),
+    (("--algos", "bc,rlhf", "--envs", "CartPole"), "no benchmarked algorithm 'rlhf'"),
     (("--envs", "CartPoel"), "did you mean"),
     (("--suite", "clasic"), "no suite 'clasic'"),
     (("--algos", "bc", "--envs", "CartPole", "--seeds", "0"), "--seeds must be at least 1"),

@@ -34,6 +34,7 @@ class Transition(NamedTuple):
     terminated: jax.Array
     done: jax.Array
     next_value: jax.Array  # V(final_observation): the state reached, before auto-reset
+    next_obs: Any = None  # the final_observation itself, kept for an objective that `needs_next_obs`
 
 
 def discounted_sum(delta, decay):
@@ -99,6 +100,8 @@ def ppo_loss(params, batch, actor, critic, discrete, clip_eps, vf_coef, ent_coef
     return loss, {"loss": loss, **figures}
 
 
+OBJECTIVE_STREAM = 0x0B1  # the objective's keys: never a rollout's or an epoch's
+
 HYPER = ("lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
          "reward_scale")
 
@@ -120,11 +123,13 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec, objective=None):
 
     `hyper` is `hyper_of(cfg)` (or a member of a stack of them): changing a value does not
     recompile. The learning rate anneals linearly to 0 over the run when `anneal_lr`.
-    `objective` (il_cli.algos.rlhf.RLHFObjective) replaces the environment's reward by
-    `objective.step_reward` and adds `objective.extra_loss` to the loss, both reading `hyper`
-    overridden by the objective's own state (`objective.init(hyper)`, updated after each
-    update by `objective.adapt(state, hyper, rollout figures)`); the environment's return is
-    still what `episode_return_sum` reports.
+    `objective` changes what PPO optimises, by the methods it has (its state, from
+    `objective.init(hyper, key)`, is PPO state): `step_reward` replaces the environment's reward
+    as the policy acts and `extra_loss` adds a term to the loss (RLHF, il_cli.algos.rlhf), both
+    reading `hyper` overridden by the state, which `adapt(state, hyper, figures)` updates after
+    each update; `relabel(state, hyper, actor_params, rollout, key)` replaces a whole rollout's
+    rewards before GAE (adversarial imitation, il_cli.algos.adversarial). The environment's
+    return is still what `episode_return_sum` reports.
     """
     actor = networks.make_actor(spec, cfg.hidden, cfg.activation)
     critic = networks.make_critic(spec, cfg.hidden, cfg.activation)
@@ -139,7 +144,7 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec, objective=None):
         params = {"actor": actor.init(actor_key, obs0), "critic": critic.init(critic_key, obs0)}
         opt_state = optimizer(learning_rate=hyper["lr"], max_grad_norm=hyper["max_grad_norm"]).init(params)
         return PPOState(params, opt_state, reset(reset_key), train_key, jnp.zeros((), jnp.int32),
-                        None if objective is None else objective.init(hyper))
+                        None if objective is None else objective.init(hyper, jax.random.fold_in(key, OBJECTIVE_STREAM)))
 
     def collect(state: PPOState, hyper, key):
         """T steps of E envs with actions sampled from π: transitions, finished episodes."""
@@ -148,7 +153,7 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec, objective=None):
             out = actor.apply(state.params["actor"], obs)
             action = networks.sample(spec.discrete, out, key)
             log_prob = networks.log_prob(spec.discrete, out, action)
-            reward, figures = (None, {}) if objective is None else objective.step_reward(
+            reward, figures = (None, {}) if not hasattr(objective, "step_reward") else objective.step_reward(
                 hyper, obs, action, out, log_prob)
             return action, (log_prob, critic.apply(state.params["critic"], obs), reward, figures), aux
 
@@ -158,7 +163,8 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec, objective=None):
             tr = Transition(s.obs, s.action, log_prob, value,
                             (s.reward if reward is None else reward) * hyper["reward_scale"],
                             s.terminated.astype(jnp.float32), done.astype(jnp.float32),
-                            critic.apply(state.params["critic"], s.final_obs))
+                            critic.apply(state.params["critic"], s.final_obs),
+                            s.final_obs if getattr(objective, "needs_next_obs", False) else None)
             return tr, (jnp.sum(jnp.where(done, s.episode_return, 0.0)), jnp.sum(done),
                         {k: jnp.mean(v) for k, v in figures.items()})
 
@@ -167,15 +173,23 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec, objective=None):
 
     def update(state: PPOState, hyper):
         """One PPO iteration: a rollout of T steps in E envs, then epochs × minibatches of SGD."""
-        hyper = hyper if objective is None else {**hyper, **state.objective}
-        rollout_key, epoch_key = jax.random.split(jax.random.fold_in(state.key, state.update))
+        adaptive = hasattr(objective, "adapt")  # RLHF's β: PPO state read over `hyper`
+        hyper = {**hyper, **state.objective} if adaptive else hyper
+        update_key = jax.random.fold_in(state.key, state.update)
+        rollout_key, epoch_key = jax.random.split(update_key)
         state, traj, (ret_sum, ret_count, rollout_figures) = collect(state, hyper, rollout_key)
+        if hasattr(objective, "relabel"):  # adversarial imitation: the rollout's rewards from the discriminator
+            objective_state, traj, relabel_figures = objective.relabel(
+                state.objective, hyper, state.params["actor"], traj, jax.random.fold_in(update_key, OBJECTIVE_STREAM))
+            state = state.replace(objective=objective_state)
+            rollout_figures = {**rollout_figures, **relabel_figures}
+            traj = traj._replace(next_obs=None)
         adv, targets = gae(traj, hyper["gamma"], hyper["gae_lambda"])
         data = jax.tree.map(lambda x: x.reshape(T * E, *x.shape[2:]), (traj, adv, targets))
 
         def minibatch(carry, batch, key):
             params, opt_state = carry
-            extra = None if objective is None else (lambda p: objective.extra_loss(p, hyper, key))
+            extra = None if not hasattr(objective, "extra_loss") else (lambda p: objective.extra_loss(p, hyper, key))
             grads, metrics = jax.grad(ppo_loss, has_aux=True)(
                 params, batch, actor, critic, spec.discrete, hyper["clip_eps"], hyper["vf_coef"],
                 hyper["ent_coef"], extra)
@@ -192,7 +206,7 @@ def make_ppo(cfg: PPOConfig, env, env_params, spec: EnvSpec, objective=None):
         metrics = jax.tree.map(jnp.mean, metrics)
         metrics.update(episode_return_sum=ret_sum, episodes=ret_count,
                        **{k: jnp.mean(v) for k, v in rollout_figures.items()})
-        if objective is not None:
+        if adaptive:
             metrics.update(state.objective)
             state = state.replace(objective=objective.adapt(state.objective, hyper, metrics))
         state = state.replace(params=params, opt_state=opt_state, update=state.update + 1)

@@ -177,7 +177,7 @@ class RLHFObjective:
     def __init__(self, spec: EnvSpec, actor, model: networks.StateActionNet, ptx_batch: int):
         self.spec, self.actor, self.model, self.ptx_batch = spec, actor, model, ptx_batch
 
-    def init(self, hyper):
+    def init(self, hyper, key=None):
         return {"kl_coef": jnp.asarray(hyper["kl_coef"], jnp.float32)}
 
     def adapt(self, state, hyper, figures):

@@ -1,7 +1,6 @@
 """`il bc`: behavioral cloning of an expert from demonstrations (eq. 24.2)."""
 
 import time
-from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -12,27 +11,16 @@ from il_cli import networks
 from il_cli.algos.bc import make_bc, make_bc_metrics
 from il_cli.config import BCConfig, member_configs
 from il_cli.data import load_dataset
-from il_cli.demos import padded, run_demos
+from il_cli.demos import padded, pairing_expert, run_demos
 from il_cli.envs import make_env
 from il_cli.evaluation import eval_key, evaluate, evaluate_against_expert, normalize, root_key, stack
 from il_cli.experts import get_expert
 from il_cli.holdout import NO_HOLDOUT, split_rows
 from il_cli.loop import host, jit_members, shard_members
 from il_cli.plots import write_curves
-from il_cli.runs import Run, open_policy_run
+from il_cli.runs import Run
 from il_cli.summaries import run_summary, throughput
 from il_cli.supervised import fit_members
-
-
-def pairing_expert(cfg: BCConfig, header: dict) -> Run | None:
-    """The expert evaluated beside the learner: --expert, else the one that made the demos
-    (None if that run is no longer on this machine)."""
-    if cfg.expert:
-        return open_policy_run(cfg.expert, cfg.env)
-    source = header.get("source")
-    if source and (Path(source) / "summary.json").is_file():
-        return open_policy_run(source, cfg.env)
-    return None
 
 
 class MemberData(NamedTuple):
