@@ -214,6 +214,9 @@ class PPOConfig(PPOPart, Network, Evaluation, Members):
     reward: str | None = opt(None, "A finished `il airl` or `il gail` run whose learned reward PPO maximises instead of "
                                    "the environment's: AIRL's g(s), GAIL's −log(1 − D) (member 0's; with the absorbing "
                                    "state's return on terminal steps if the run had one).")
+    env_param: tuple = opt((), "NAME=VALUE: train and evaluate with the environment's parameter NAME set to VALUE "
+                               "(changed dynamics; the names of `il eval --vary`; repeat for several).",
+                           flag="--env-param")
     cache: bool = opt(False, "Make this run the cached expert of its environment, the one `il bc`, `il dagger`, ... "
                              "use without --expert (a finished run of one member becomes it anyway when none is "
                              "cached).", flag="--cache/--no-cache")
@@ -225,6 +228,13 @@ class PPOConfig(PPOPart, Network, Evaluation, Members):
             raise UserError("--cache: the cached expert is one policy; give one member (no --seeds, no --sweep)")
         if self.reward and (self.exact or self.cache):
             raise UserError("--reward trains PPO on a learned reward: not with --exact or --cache")
+        grid = parse_vary(self.env_param, "--env-param")
+        if any(len(values) != 1 for _, values in grid):
+            raise UserError("--env-param takes one value per parameter: NAME=VALUE")
+        if grid and self.cache:
+            raise UserError("--env-param trains under changed dynamics: not with --cache (the cached expert acts in "
+                            "the environment as it is)")
+        self.set(env_param=grid)
 
 
 ADVERSARIAL_REWARDS = {"gail": "−log(1 − D), Ho & Ermon's: positive on every step",

@@ -3,6 +3,7 @@
 Name resolution does not import gymnax, so a wrong name is reported at once.
 """
 
+import dataclasses
 import importlib
 import sys
 import types
@@ -151,6 +152,54 @@ def defer_gymnax_renderers():
     for name in ("seaborn", "matplotlib.pyplot"):
         if name not in sys.modules:
             sys.modules[name] = _ImportedOnFirstUse(name)
+
+
+# Fields gymnax stores precomputed from others, recomputed from them at every grid point (and
+# so not varied themselves). Of gymnax's classic-control envs only CartPole has such fields.
+DERIVED = {
+    "CartPole-v1": lambda p: p.replace(total_mass=p.masscart + p.masspole, polemass_length=p.masspole * p.length),
+}
+DERIVED_FIELDS = {"CartPole-v1": ("total_mass", "polemass_length")}
+
+
+def numeric_fields(env_id: str, env_params) -> dict:
+    """The environment's parameters that can be varied, with their defaults: one number each,
+    not the time limit (it sets shapes) and not a derived field."""
+    import numpy as np
+
+    skip = ("max_steps_in_episode", *DERIVED_FIELDS.get(env_id, ()))
+    return {f.name: float(getattr(env_params, f.name)) for f in dataclasses.fields(env_params)
+            if f.name not in skip and np.ndim(getattr(env_params, f.name)) == 0
+            and isinstance(getattr(env_params, f.name), (int, float, np.floating, np.integer))}
+
+
+def check_grid(env_id: str, vary: tuple, flag: str = "--vary") -> dict:
+    """The defaults of the varied fields; UserError naming the valid ones for any other (and
+    `flag`, the option the grid came from: --vary or --vary-eval)."""
+    _, env_params, _ = make_env(env_id)
+    valid = numeric_fields(env_id, env_params)
+    for name, _ in vary:
+        if name in DERIVED_FIELDS.get(env_id, ()):
+            raise UserError(f"{flag}: {name} is derived from other parameters of {env_id} and recomputed from "
+                            f"them; vary {', '.join(valid)} instead")
+        if name not in valid:
+            listing = ", ".join(f"{k}={v:g}" for k, v in valid.items())
+            raise UserError(f"{flag}: {env_id} has no numeric parameter '{name}'{suggest(name, list(valid))}; "
+                            f"its parameters (defaults): {listing}")
+    return {name: valid[name] for name, _ in vary}
+
+
+def env_param_values(env_param) -> tuple:
+    """((name, value), ...) of an --env-param setting: ((name, (value,)), ...), or its JSON form."""
+    return tuple((name, float(values[0])) for name, values in env_param)
+
+
+def with_params(env_id: str, env_params, values: dict):
+    """`env_params` with the parameters `values` ({name: value}) set, and the fields gymnax
+    derives from them recomputed."""
+    if not values:
+        return env_params
+    return DERIVED.get(env_id, lambda p: p)(env_params.replace(**values))
 
 
 def make_env(env_id: str):

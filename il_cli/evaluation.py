@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from il_cli import networks, rollout
-from il_cli.envs import EnvSpec, make_env
+from il_cli.envs import EnvSpec, make_env, with_params
 from il_cli.errors import UserError
 from il_cli.loop import host, jit_members, replicate
 from il_cli.runs import Run
@@ -114,16 +114,19 @@ def episode_stats(episodes, policy: str) -> dict:
 
 
 @lru_cache(maxsize=None)
-def _evaluator(env_id: str, actor, num_episodes: int, policy: str):
+def _evaluator(env_id: str, actor, num_episodes: int, policy: str, env_param: tuple):
     env, env_params, spec = make_env(env_id)
+    env_params = with_params(env_id, env_params, dict(env_param))
     return jit_members(jax.vmap(rollout.make_episodes(env, env_params, spec, num_episodes,
                                                   rollout.make_policy_act(spec, actor, policy))))
 
 
-def evaluate(env_id: str, actor, params, keys, num_episodes: int, policy: str = "mode") -> list[dict]:
+def evaluate(env_id: str, actor, params, keys, num_episodes: int, policy: str = "mode",
+             env_param: tuple = ()) -> list[dict]:
     """Each member's `eval` block: one episode in each of `num_episodes` envs, acting with
-    the mode or sampled action. `params` and `keys` have a leading member axis."""
-    episodes = host(_evaluator(env_id, actor, num_episodes, policy)(params, keys))
+    the mode or sampled action, under the environment's parameters changed by `env_param`
+    (((name, value), ...)). `params` and `keys` have a leading member axis."""
+    episodes = host(_evaluator(env_id, actor, num_episodes, policy, tuple(env_param))(params, keys))
     return [episode_stats(e, policy) for e in unstack(episodes, len(keys))]
 
 
@@ -140,8 +143,9 @@ def uniform_act(spec: EnvSpec):
 
 
 @lru_cache(maxsize=None)
-def _random_evaluator(env_id: str, num_episodes: int):
+def _random_evaluator(env_id: str, num_episodes: int, env_param: tuple = ()):
     env, env_params, spec = make_env(env_id)
+    env_params = with_params(env_id, env_params, dict(env_param))
     episodes = rollout.make_episodes(env, env_params, spec, num_episodes, uniform_act(spec))
 
     def random_episodes(params, key):  # (its own name among the compiled programs)
@@ -150,11 +154,11 @@ def _random_evaluator(env_id: str, num_episodes: int):
     return jax.jit(jax.vmap(random_episodes, in_axes=(None, 0)))
 
 
-def normalize(blocks: list[dict], env_id: str, keys, num_episodes: int) -> list[dict]:
+def normalize(blocks: list[dict], env_id: str, keys, num_episodes: int, env_param: tuple = ()) -> list[dict]:
     """Each member's block with `random` (a uniform random policy's return on the member's keys
     and episodes, as its `eval` and paired `expert` were measured) and `normalized_return`
     (J − J_random) / (J_expert − J_random): 1 is the expert, 0 chance."""
-    randoms = unstack(host(_random_evaluator(env_id, num_episodes)(None, keys)), len(keys))
+    randoms = unstack(host(_random_evaluator(env_id, num_episodes, tuple(env_param))(None, keys)), len(keys))
     out = []
     for block, episodes in zip(blocks, randoms):
         j_random = episode_stats(episodes, "uniform")["return_mean"]

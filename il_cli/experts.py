@@ -14,7 +14,7 @@ from il_cli import PROCESS_START
 from il_cli import config as config_lib
 from il_cli.algos.ppo import hyper_of, make_ppo
 from il_cli.config import PPOConfig, member_configs
-from il_cli.envs import make_env
+from il_cli.envs import env_param_values, make_env, with_params
 from il_cli.errors import UserError
 from il_cli.evaluation import eval_key, evaluate, read_checkpoint, root_key, stack
 from il_cli.exact import EXACT_EXPERTS
@@ -34,6 +34,7 @@ def ppo_members(cfg: PPOConfig):
     """(env, spec, actor, train_chunk, hyper, eval_keys, state): PPO for every member of `cfg`,
     its traced hyperparameters, evaluation keys and initial state, on the member axis."""
     env, env_params, spec = make_env(cfg.env)
+    env_params = with_params(cfg.env, env_params, dict(env_param_values(cfg.env_param)))
     objective, learned = learned_reward(cfg.reward, spec) if cfg.reward else (None, {})
     actor, init, train_chunk = make_ppo(cfg, env, env_params, spec, objective)
     member_cfgs = member_configs(cfg)
@@ -72,7 +73,7 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
 
     def summarize(step, m, state):
         returns = evaluate(cfg.env, actor, state.params["actor"], eval_keys, cfg.eval_episodes,
-                           cfg.eval_policy)
+                           cfg.eval_policy, env_param_values(cfg.env_param))
         figures = []
         for k, ret in enumerate(returns):
             count = float(m["episodes"][k].sum())
@@ -89,7 +90,7 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
                               members=run.members)
     run.wait()
     returns = evaluate(cfg.env, actor, state.params["actor"], eval_keys, cfg.eval_episodes,
-                       cfg.eval_policy)
+                       cfg.eval_policy, env_param_values(cfg.env_param))
     log_std = None if spec.discrete else host(state.params["actor"]["params"]["log_std"])  # every member's
     blocks = []
     for k, ret in enumerate(returns):
@@ -97,6 +98,8 @@ def train_expert(cfg: PPOConfig, run: Run, ui: UI) -> dict:
                                          "updates": cfg.num_updates}}
         if log_std is not None:
             block["expert"]["action_std"] = np.exp(log_std[k]).tolist()
+        if cfg.env_param:  # trained and evaluated under changed dynamics
+            block["expert"]["env_params"] = dict(env_param_values(cfg.env_param))
         blocks.append(block)
     if cfg.reward:
         blocks = against_the_imitated_expert(cfg, env, spec, actor, state.params["actor"], eval_keys, blocks)
@@ -118,10 +121,12 @@ def against_the_imitated_expert(cfg: PPOConfig, env, spec, actor, params, eval_k
     block = {"run": cfg.reward, "method": reward_run.meta["command"], "imitation_return": summary["eval"]["return_mean"]}
     if not source or not (Path(source) / "summary.json").is_file():
         return [{**b, "reward": block} for b in blocks]
-    paired = evaluate_against_expert(env, make_env(cfg.env)[1], spec, actor, params, open_policy_run(source, cfg.env),
+    changed = env_param_values(cfg.env_param)
+    env_params = with_params(cfg.env, make_env(cfg.env)[1], dict(changed))
+    paired = evaluate_against_expert(env, env_params, spec, actor, params, open_policy_run(source, cfg.env),
                                      eval_keys, cfg.eval_episodes, cfg.eval_policy)
     scored = normalize([{"eval": b["eval"], "expert": p[0]} for b, p in zip(blocks, paired)], cfg.env,
-                       host(eval_keys), cfg.eval_episodes)
+                       host(eval_keys), cfg.eval_episodes, changed)
     return [{**b, "reward": block, "imitated": s["expert"], "random": s["random"],
              "normalized_return": s["normalized_return"]} for b, s in zip(blocks, scored)]
 
@@ -136,7 +141,8 @@ def exact_expert(cfg: PPOConfig, run: Run) -> dict:
     actor_params = shard_members(stack([params_of(env, cfg.hidden, cfg.activation)] * len(run.members)))
     state = state.replace(params={"actor": actor_params,
                                   "critic": jax.tree.map(jnp.zeros_like, state.params["critic"])})
-    returns = evaluate(cfg.env, actor, actor_params, eval_keys, cfg.eval_episodes, cfg.eval_policy)
+    returns = evaluate(cfg.env, actor, actor_params, eval_keys, cfg.eval_episodes, cfg.eval_policy,
+                       env_param_values(cfg.env_param))
     run.truncate_metrics(-1)  # rows of an interrupted attempt
     for member, ret in zip(run.members, returns):
         run.log({"step": 0, "member": member["member"], "seed": member["seed"], **member["hyper"],
@@ -232,7 +238,7 @@ def _train_cached_expert(env_id: str, cached, ui: UI) -> Run:
 def offer_to_cache(cfg: PPOConfig, run: Run, summary: dict, ui: UI) -> dict:
     """After `il expert`: the run becomes the cached expert of its environment, the one the other
     commands use without --expert, if none is cached (a run of one member), or if --cache asks."""
-    if run.members[1:] or cfg.sweep or cfg.reward or jax.process_count() > 1:
+    if run.members[1:] or cfg.sweep or cfg.reward or cfg.env_param or jax.process_count() > 1:
         return summary
     if not cfg.cache and (cached_path(cfg.env) / "summary.json").is_file():
         return summary

@@ -99,9 +99,13 @@ def check_against_env(cfg, datasets: dict):
     for path, data in datasets.items():
         check_fits(data, path, spec)
     if getattr(cfg, "vary_eval", ()):
-        from il_cli.jobs.vary import check_grid
+        from il_cli.envs import check_grid
 
         check_grid(cfg.env, cfg.vary_eval, "--vary-eval")
+    if getattr(cfg, "env_param", ()):
+        from il_cli.envs import check_grid
+
+        check_grid(cfg.env, cfg.env_param, "--env-param")
     if getattr(cfg, "prefs_file", None):
         from il_cli.data import load_preferences
 

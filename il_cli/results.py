@@ -34,7 +34,9 @@ def ppo_expert_rows(summary: dict) -> list[tuple]:
             learned += [("imitated expert's return", f"{summary['imitated']['return_mean']:.2f}  (same keys and episodes)"),
                         ("normalized return", f"{summary['normalized_return']:.3f}  ((J − J_random) / (J_expert − J_random), "
                                               f"J_random {summary['random']['return_mean']:.2f})")]
-    return eval_rows(summary) + reference_rows(ex) + learned + how + [("wall time (s)", summary["wall_s"])]
+    changed = [("dynamics", "changed: " + ", ".join(f"{k}={v:g}" for k, v in ex["env_params"].items()))] \
+        if ex.get("env_params") else []
+    return eval_rows(summary) + reference_rows(ex) + changed + learned + how + [("wall time (s)", summary["wall_s"])]
 
 
 def reference_rows(expert: dict) -> list[tuple]:

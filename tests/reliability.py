@@ -43,6 +43,8 @@ KILLABLE = [
                 "--eval-episodes", "10")),
     ("expert", ("expert", "--env", "CartPole", "--total-timesteps", "131072", "--eval-episodes", "10")),
     ("prefs", ("prefs", "--env", "CartPole", "--num-steps", "4000", "--seeds", "2", "--eval-episodes", "10")),
+    ("gail", ("gail", "--env", "CartPole", "--episodes", "2", "--total-timesteps", "65536", "--seeds", "2",
+              "--eval-episodes", "10")),
     ("rlhf-dpo", ("rlhf", "--method", "dpo", "--demo-episodes", "2", "--sft-steps", "300", "--num-prompts", "32",
                   "--segment-length", "50", "--dpo-steps", "400", "--iterations", "2", "--eval-episodes", "10")),
     ("rlhf-text", ("rlhf", "--task", "text", "--pretrain-steps", "300", "--sft-steps", "100", "--rm-steps", "100",
@@ -50,7 +52,7 @@ KILLABLE = [
 ]
 
 
-SLOW_COMMANDS = {"dagger", "expert", "prefs", "rlhf-dpo", "rlhf-text"}  # killed only in the slow run (bc, in the
+SLOW_COMMANDS = {"dagger", "expert", "prefs", "rlhf-dpo", "rlhf-text", "gail"}  # killed only in the slow run (bc, in the
 # default run, covers the chunk loop, checkpoints and resume that every command shares)
 
 
@@ -424,7 +426,7 @@ def check_recipe(text: str):
 # one option that is always refused before JAX (so nothing ever trains).
 
 
-TRAINING_COMMANDS = ("bc", "collect", "compounding", "dagger", "eval", "expert", "prefs", "rlhf")
+TRAINING_COMMANDS = ("bc", "collect", "compounding", "dagger", "eval", "expert", "prefs", "rlhf", "gail", "airl")
 
 
 GUARDS = {"collect": ["--teacher", "bogus"], "eval": ["/nonexistent/il-run"]}  # default: --eval-policy bogus
@@ -739,7 +741,7 @@ FLAWED_FILES = flawed_demos() | flawed_prefs() | flawed_rankings()
 # the run is made (the guard, a --run-dir under a file, is never reached).
 
 
-SIZE_COMMANDS = ("bc", "dagger", "prefs", "expert", "rlhf", "compounding", "rlhf-text")
+SIZE_COMMANDS = ("bc", "dagger", "prefs", "expert", "rlhf", "compounding", "rlhf-text", "gail", "airl")
 
 
 MAY_BE_ZERO = {"seed", "episodes", "prefs"}  # dagger's seed episodes, collect's --prefs: 0 is none

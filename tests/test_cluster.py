@@ -61,7 +61,8 @@ def test_sigterm_keeps_the_checkpoint_and_exits_143(cartpole_expert, tmp_path):
                              "--episodes", "2", "--num-steps", "16000", "--run-dir", str(run_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not (run_dir / "metrics.jsonl").exists():
+    ckpt = run_dir / "checkpoints"  # a finished checkpoint: Orbax renames its step directory into place whole
+    while time.time() < deadline and not (ckpt.is_dir() and any(p.name.isdigit() for p in ckpt.iterdir())):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)

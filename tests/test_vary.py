@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from helpers import assert_user_error, il_here, il_json
 
-from il_cli.envs import make_env
-from il_cli.jobs.vary import DERIVED, grid_points
+from il_cli.envs import DERIVED, make_env
+from il_cli.jobs.vary import grid_points
 
 
 def test_cartpole_derived_fields_follow_the_varied_ones():

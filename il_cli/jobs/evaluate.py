@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from il_cli import networks
 from il_cli.config import EvalConfig
-from il_cli.envs import make_env
+from il_cli.envs import env_param_values, make_env
 from il_cli.errors import UserError
 from il_cli.evaluation import check_member, eval_key, evaluate, load_policy, stack
 from il_cli.loop import device_description
@@ -46,7 +46,8 @@ def run_eval(cfg: EvalConfig, ui) -> dict:
     if differs:
         ui.print(f"evaluating with {', '.join(differs)}: the figure will not be the run's own")
     seeds = [m["seed"] - own["seed"] + seed for m in members]  # member k: the base seed + its offset
-    evals = evaluate(spec.env_id, actor, params, stack([eval_key(s) for s in seeds]), episodes, policy)
+    evals = evaluate(spec.env_id, actor, params, stack([eval_key(s) for s in seeds]), episodes, policy,
+                     env_param_values(own.get("env_param", ())))
     summary = run_summary("eval", spec.env_id, seeds[0] if len(seeds) == 1 else seed, run, started,
                           [{"eval": e} for e in evals], [{**m, "seed": s} for m, s in zip(members, seeds)])
     if cfg.member is not None:

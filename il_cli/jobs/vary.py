@@ -6,7 +6,6 @@ every run is evaluated at every grid point on the key plain `il eval` gives it (
 comparison across runs and grid points).
 """
 
-import dataclasses
 import itertools
 import json
 import time
@@ -16,44 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from il_cli import files, rollout
-from il_cli.envs import make_env
-from il_cli.errors import UserError, suggest
+from il_cli.envs import DERIVED, check_grid, make_env
+from il_cli.errors import UserError
 from il_cli.evaluation import eval_key, load_policy
 from il_cli.loop import device_description, jit_members
 from il_cli.runs import Run
 from il_cli.summaries import base_summary
-
-# Fields gymnax stores precomputed from others, recomputed from them at every grid point (and
-# so not varied themselves). Of gymnax's classic-control envs only CartPole has such fields.
-DERIVED = {
-    "CartPole-v1": lambda p: p.replace(total_mass=p.masscart + p.masspole, polemass_length=p.masspole * p.length),
-}
-DERIVED_FIELDS = {"CartPole-v1": ("total_mass", "polemass_length")}
-
-
-def numeric_fields(env_id: str, env_params) -> dict:
-    """The environment's parameters that can be varied, with their defaults: one number each,
-    not the time limit (it sets shapes) and not a derived field."""
-    skip = ("max_steps_in_episode", *DERIVED_FIELDS.get(env_id, ()))
-    return {f.name: float(getattr(env_params, f.name)) for f in dataclasses.fields(env_params)
-            if f.name not in skip and np.ndim(getattr(env_params, f.name)) == 0
-            and isinstance(getattr(env_params, f.name), (int, float, np.floating, np.integer))}
-
-
-def check_grid(env_id: str, vary: tuple, flag: str = "--vary") -> dict:
-    """The defaults of the varied fields; UserError naming the valid ones for any other (and
-    `flag`, the option the grid came from: --vary or --vary-eval)."""
-    _, env_params, _ = make_env(env_id)
-    valid = numeric_fields(env_id, env_params)
-    for name, _ in vary:
-        if name in DERIVED_FIELDS.get(env_id, ()):
-            raise UserError(f"{flag}: {name} is derived from other parameters of {env_id} and recomputed from "
-                            f"them; vary {', '.join(valid)} instead")
-        if name not in valid:
-            listing = ", ".join(f"{k}={v:g}" for k, v in valid.items())
-            raise UserError(f"{flag}: {env_id} has no numeric parameter '{name}'{suggest(name, list(valid))}; "
-                            f"its parameters (defaults): {listing}")
-    return {name: valid[name] for name, _ in vary}
 
 
 def grid_points(vary: tuple) -> list[dict]:
