@@ -226,10 +226,8 @@ class AdversarialObjective:
 class LearnedReward:
     """A finished GAIL or AIRL run's reward as the objective of a fresh PPO (`il expert --reward`):
     AIRL's g(s[, a]) (the disentangled reward), or GAIL's transform(ℓ(s, a)) (a control), with
-    the absorbing state's reward subtracted from every step's when the run used one (with an
-    episode continuing in s_abs forever, a constant shift of every reward leaves the optimal
-    policy as it is, and the terminal step's return γ r(s_abs)/(1 − γ) becomes 0), times
-    `reward_scale`. `hyper` carries "reward" (the saved discriminator parameters),
+    the absorbing state's return γ r(s_abs)/(1 − γ) added on terminal steps when the run used
+    one, times `reward_scale`. `hyper` carries "reward" (the saved discriminator parameters),
     "normalizer" and "reward_scale"."""
 
     needs_next_obs = False
@@ -252,7 +250,7 @@ class LearnedReward:
         x_abs = d.features(jnp.zeros((1, *self.spec.obs_shape)), normalizer, jnp.ones(1, bool))
         a0 = jnp.zeros((1,), jnp.int32) if self.spec.discrete else jnp.zeros((1, self.spec.action_dim))
         r_abs = self.value(hyper["reward"], x_abs, a0, None, None, gamma)[0]
-        if self.absorbing:  # r − r(s_abs): every reward shifted alike, s_abs's included, so the same optimum,
-            reward = reward - r_abs  # and the terminal step's γ r(s_abs)/(1 − γ) becomes 0
+        if self.absorbing:
+            reward = reward + traj.terminated * gamma / (1.0 - gamma) * r_abs
         reward = reward * hyper["reward_scale"]
         return state, traj._replace(reward=reward), {"learned_reward": jnp.mean(reward), "absorbing_reward": r_abs}
