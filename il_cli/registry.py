@@ -81,11 +81,13 @@ COMMANDS = {c.name: c for c in (
             R.rlhf_rows, R.rlhf_cell_rows, ("ppo", "params", "actor"), methods={"dpo": ("dpo", "params")},
             tasks={"text": ("ppo", "params", "policy")}, stages={"sft": ["sft"]}, step_unit="PPO updates"),
     Command("gail", "GAIL: PPO on the reward −log(1 − D(s,a)) of a discriminator of expert vs policy transitions, "
-                    "with DAC's absorbing state.",
+                    "with DAC's absorbing state. Without --recipe, the environment's shipped recipe's [gail] table "
+                    "applies (recipes/ENV.toml; Acrobot, Pendulum).",
             {None: C.GAILConfig}, "il_cli.jobs.adversarial:run_adversarial", "GAIL", R.adversarial_rows,
             policy=("params", "actor"), step_unit="PPO updates", benchmarked=True, env_recipe=True),
     Command("airl", "AIRL: D = exp f / (exp f + π), f = g(s) + γh(s') − h(s); PPO on f − log π; g is a reward that "
-                    "transfers (il expert --reward).",
+                    "transfers (il expert --reward). Without --recipe, the environment's shipped recipe's [airl] table "
+                    "applies (recipes/ENV.toml; Acrobot, Pendulum).",
             {None: C.AIRLConfig}, "il_cli.jobs.adversarial:run_adversarial", "AIRL", R.adversarial_rows,
             policy=("params", "actor"), step_unit="PPO updates", benchmarked=True, env_recipe=True),
     Command("compounding", "Theorem 24.1 measured: BC's and DAgger's return gaps against H at equal expert labels, "

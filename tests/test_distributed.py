@@ -47,7 +47,10 @@ def evals(summary):
     pytest.param(["rlhf", "--task", "text", "--pretrain-steps", "50", "--sft-steps", "20", "--rm-steps", "20",
                   "--num-prompts", "32", "--updates", "2", "--dpo-steps", "2", "--d-model", "32", "--rm-d-model",
                   "32", "--seeds", "2"], None, lambda s: [m["seed"] for m in s["members"]], marks=pytest.mark.slow),
-], ids=["bc", "dagger", "expert", "prefs", "rlhf", "compounding", "rlhf-text"])
+    pytest.param(["gail", "--episodes", "2", "--total-timesteps", "8192", "--num-chunks", "2", "--seeds", "2",
+                  "--sweep", "disc_lr=1e-3,3e-3", "--eval-episodes", "4"], ["params", "actor"], evals,
+                 marks=pytest.mark.slow),
+], ids=["bc", "dagger", "expert", "prefs", "rlhf", "compounding", "rlhf-text", "gail"])
 def test_two_processes_run_one_sweep_like_one_process(cartpole_expert, tmp_path, args, policy, same):
     if args[0] != "expert" and "text" not in args:
         args = [*args, "--expert", cartpole_expert]
