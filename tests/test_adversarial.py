@@ -2,6 +2,7 @@
 the absorbing state on a terminal step, and the commands end to end (members, resume, the
 learned reward re-optimised by `il expert --reward`, bad inputs)."""
 
+import json
 import shutil
 
 import jax
@@ -190,3 +191,10 @@ def test_airl_reward_is_re_optimised_by_il_expert_and_bad_inputs_are_one_line(ca
     demos = tmp_path / "airl" / "data" / "demos.npz"
     assert_one_error_line(*invoke(["gail", "--env", "Acrobot", "--demos", demos]), "CartPole-v1")
     assert_one_error_line(*invoke(["airl", "--reward-transform", "softplus"]), "--reward-transform must be one of")
+    with np.load(demos) as f:  # a schema 1 dataset: no episode boundaries
+        arrays = {k: f[k] for k in ("obs", "actions", "episode_returns")}
+        header = json.loads(f["header"].tobytes().decode())
+    old = tmp_path / "schema1.npz"
+    np.savez(old, **arrays, header=np.frombuffer(json.dumps({**header, "schema_version": 1}).encode(), np.uint8))
+    assert_one_error_line(*invoke(["gail", *TINY, "--demos", old, "--run-dir", tmp_path / "old"]),
+                          "no episode boundaries")

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from il_cli import networks
@@ -48,8 +49,6 @@ def expert_transitions(obs, actions, lengths, max_steps: int, num_rows: int, nee
     padded to `num_rows`: s' is the next row within the episode; an episode shorter than the
     time limit terminated (its last s' is s_abs); a truncated episode's last row has no s' and
     counts only when `need_next` is False (GAIL judges (s, a) alone)."""
-    import numpy as np
-
     n = len(obs)
     ends = np.cumsum(lengths) - 1
     last = np.zeros(n, bool)
@@ -135,11 +134,11 @@ def disc_loss(disc: Discriminator, params, expert, learner, gamma, grad_penalty)
                   "disc_expert_logit": jnp.mean(le), "disc_learner_logit": jnp.mean(lp), "grad_penalty": gp}
 
 
-def disc_optimizer(learning_rate):
+def _disc_optimizer(learning_rate):
     return optax.adam(learning_rate)
 
 
-disc_optimizer = optax.inject_hyperparams(disc_optimizer)
+disc_optimizer = optax.inject_hyperparams(_disc_optimizer)  # the learning rate lives in the optimizer state
 
 
 class AdversarialObjective:
@@ -210,11 +209,9 @@ class AdversarialObjective:
 
         (params, opt_state), figures = jax.lax.scan(step, (state["disc"], state["disc_opt"]),
                                                     jax.random.split(key, self.disc_steps))
-        logit = lambda p, x, a, xn, lp, g: self.disc.logit(p, x, a, xn, lp, g)
-        n = T * E
-        ell = logit(params, learner_pool[0][:n], learner_pool[1][:n], learner_pool[2][:n], learner_pool[3][:n], gamma)
+        ell = self.disc.logit(params, *(x[: T * E] for x in learner_pool), gamma)  # the rollout's rows
         reward = self.transform(ell)
-        r_abs = self.transform(self._absorbing_reward(params, normalizer, gamma, logit))
+        r_abs = self.transform(self._absorbing_reward(params, normalizer, gamma, self.disc.logit))
         if self.absorbing:
             reward = reward + terminated * gamma / (1.0 - gamma) * r_abs
         figures = {**jax.tree.map(jnp.mean, figures), "disc_reward_mean": jnp.mean(reward),

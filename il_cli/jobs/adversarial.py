@@ -15,6 +15,7 @@ from il_cli.config import GAILConfig, member_configs
 from il_cli.data import load_dataset
 from il_cli.demos import pairing_expert, run_demos
 from il_cli.envs import make_env
+from il_cli.errors import UserError
 from il_cli.evaluation import eval_key, evaluate, evaluate_against_expert, normalize, root_key, stack
 from il_cli.experts import get_expert
 from il_cli.loop import Timed, chunk_length, host, jit_members, run_chunks, shard_members
@@ -32,7 +33,11 @@ def member_demos(cfg: GAILConfig, run: Run, ui, member: int | None):
     collect_key = jax.random.split(root_key(cfg.seed), 3)[0]
     path = run_demos(run, cfg.env, cfg.demos, cfg.episodes, lambda: get_expert(cfg.env, cfg.expert, ui),
                      collect_key, member)
-    return load_dataset(path, cfg.env)
+    data = load_dataset(path, cfg.env)
+    if data.episode_lengths is None:
+        raise UserError(f"{cfg.demos}: a schema 1 dataset has no episode boundaries, which il {cfg.command} needs "
+                        f"(s' and the absorbing state); collect it again with il collect")
+    return data
 
 
 def run_adversarial(cfg: GAILConfig, run: Run, ui) -> dict:
@@ -69,6 +74,10 @@ def run_adversarial(cfg: GAILConfig, run: Run, ui) -> dict:
     program = Timed(jit_members(jax.vmap(lambda s, h: ppo_chunk(s, h, chunk))))
     state, start = run.continue_from_checkpoint(state)
 
+    def train(state):
+        (state, metrics), seconds = program(state, hyper)
+        return state, (metrics, seconds)
+
     def summarize(step, out, state):
         metrics, seconds = out
         returns = evaluate(cfg.env, actor, state.params["actor"], eval_keys, cfg.eval_episodes, cfg.eval_policy)
@@ -84,8 +93,7 @@ def run_adversarial(cfg: GAILConfig, run: Run, ui) -> dict:
         return figures
 
     with ui.progress(ppo_cfg.num_updates, "update") as progress:
-        state, _ = run_chunks(state, lambda s: (lambda out: (out[0][0], (out[0][1], out[1])))(program(s, hyper)),
-                              total=ppo_cfg.num_updates, chunk=chunk, start=start, run=run, progress=progress,
+        state, _ = run_chunks(state, train, total=ppo_cfg.num_updates, chunk=chunk, start=start, run=run, progress=progress,
                               summarize=summarize, members=run.members)
     run.wait()
 
