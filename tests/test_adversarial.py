@@ -141,6 +141,9 @@ def test_gail_reports_what_a_user_of_it_debugs_with(gail_runs):
     assert (root / "seeds" / "discriminator.png").stat().st_size > 10_000
     rows = Run(root / "seeds").metrics(member=0)
     assert [r["step"] for r in rows] == [2, 4] and "disc_learner_logit" in rows[-1]
+    for member, row in zip(both["members"], (rows[-1], Run(root / "seeds").metrics(member=1)[-1])):  # per chunk too
+        assert row["tv_expert_states"] == pytest.approx(member["gail"]["tv_expert_states"])
+        assert row["return_gap"] == pytest.approx(member["return_gap"]) and row["expert_queries"] == 1000
 
 
 def test_member_k_is_the_single_run_with_seed_s_plus_k(gail_runs):

@@ -5,11 +5,9 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from il_cli import networks
 from il_cli.algos.adversarial import AdversarialObjective, Discriminator, expert_transitions, state_normalizer
-from il_cli.algos.bc import make_bc_metrics
 from il_cli.algos.ppo import hyper_of, make_ppo
 from il_cli.config import GAILConfig, member_configs
 from il_cli.data import load_dataset
@@ -68,6 +66,22 @@ def run_adversarial(cfg: GAILConfig, run: Run, ui) -> dict:
     state = jit_members(jax.vmap(ppo_init))(init_keys, hyper)
     eval_keys = shard_members(stack([eval_key(m.seed) for m in member_cfgs]))
     initial = evaluate(cfg.env, actor, state.params["actor"], eval_keys, cfg.eval_episodes, cfg.eval_policy)
+    expert_run = pairing_expert(cfg, demos[0].header)
+    paired = lambda params: None if expert_run is None else evaluate_against_expert(
+        env, env_params, spec, actor, params, expert_run, eval_keys, cfg.eval_episodes, cfg.eval_policy)
+    expert_returns = [p[0]["return_mean"] for p in paired(state.params["actor"])] if expert_run else [
+        d.header["expert_return"] for d in demos]  # the expert's, on each member's keys: the same every chunk
+    expert_std = shard_members(stack([jnp.asarray(d.header.get("expert_action_std", [1.0] * spec.action_dim),
+                                                  jnp.float32) for d in demos]))
+
+    def eps(params, rows, std, key):
+        """ε = TV(π̂, π*) of the evaluated policy, averaged over every demonstrated state."""
+        tv = networks.tv_to_expert(spec, cfg.eval_policy, actor.apply(params, rows.obs), rows.actions, std,
+                                   jax.random.fold_in(key, 1))
+        return jnp.sum(rows.weight * tv) / jnp.sum(rows.weight)
+
+    eps_on_demos = jit_members(jax.vmap(eps))
+    demo_rows = shard_members(expert._replace(weight=stack([jnp.arange(rows) < len(d.obs) for d in demos])))
 
     chunk = chunk_length(ppo_cfg.num_updates, cfg.num_chunks)
     per_update = cfg.num_envs * cfg.num_steps
@@ -80,12 +94,16 @@ def run_adversarial(cfg: GAILConfig, run: Run, ui) -> dict:
 
     def summarize(step, out, state):
         metrics, seconds = out
-        returns = evaluate(cfg.env, actor, state.params["actor"], eval_keys, cfg.eval_episodes, cfg.eval_policy)
+        params = state.params["actor"]
+        returns = evaluate(cfg.env, actor, params, eval_keys, cfg.eval_episodes, cfg.eval_policy)
+        tv = host(eps_on_demos(params, demo_rows, expert_std, eval_keys))
         figures = []
         for k, ret in enumerate(returns):
             count = float(metrics["episodes"][k].sum())
             figures.append({
                 "env_steps": step * per_update, "return": ret["return_mean"],
+                "return_gap": expert_returns[k] - ret["return_mean"], "tv_expert_states": float(tv[k]),
+                "expert_queries": len(demos[k].obs),
                 "train_return": float(metrics["episode_return_sum"][k].sum() / count) if count else None,
                 **{name: float(metrics[name][k][-1]) for name in DISC_FIGURES},
                 "entropy": float(metrics["entropy"][k][-1]),
@@ -99,28 +117,23 @@ def run_adversarial(cfg: GAILConfig, run: Run, ui) -> dict:
 
     params = state.params["actor"]
     evals = evaluate(cfg.env, actor, params, eval_keys, cfg.eval_episodes, cfg.eval_policy)
-    expert_run = pairing_expert(cfg, demos[0].header)
-    paired = None if expert_run is None else evaluate_against_expert(
-        env, env_params, spec, actor, params, expert_run, eval_keys, cfg.eval_episodes, cfg.eval_policy)
-    on_demos = jax.jit(make_bc_metrics(spec, actor, cfg.eval_policy))
-    all_params, keys = host((params, eval_keys))
+    final = paired(params)
+    tv = host(eps_on_demos(params, demo_rows, expert_std, eval_keys))
+    keys = host(eval_keys)
     blocks = []
     for k, (m, d) in enumerate(zip(member_cfgs, demos)):
-        expert_std = np.asarray(d.header.get("expert_action_std", [1.0] * spec.action_dim), np.float32)
-        eps = host(on_demos(jax.tree.map(lambda x: x[k], all_params), d.obs, d.actions, expert_std,
-                            jax.random.fold_in(keys[k], 1)))
         logged = run.metrics(member=k)
         block = {"method": cfg.command, "reward_transform": m.reward_transform, "absorbing": m.absorbing,
                  **({"state_only": m.state_only} if airl else {}),
-                 "tv_expert_states": float(eps["tv_expert_states"]),
+                 "tv_expert_states": float(tv[k]),
                  "demos": int(d.header["count"]), "demo_episodes": int(d.header["episodes"]),
                  "expert_queries": int(d.header["count"]), "updates": ppo_cfg.num_updates,
                  "env_steps": ppo_cfg.num_updates * per_update, "compile_s": program.compile_s,
                  "steps_per_s": throughput([{"samples_per_s": r["steps_per_s"]} for r in logged]),
                  **{name: logged[-1][name] for name in DISC_FIGURES}}
-        if paired is not None:
-            expert_block, tv = paired[k]
-            block["tv_learner_states"] = tv["tv_learner_states"]
+        if final is not None:
+            expert_block, on_states = final[k]
+            block["tv_learner_states"] = on_states["tv_learner_states"]
         else:
             expert_block = {"run": d.header.get("source"), "return_mean": d.header["expert_return"], "paired": False}
         expert_block["demo_return_mean"] = d.header["return_mean"]
