@@ -237,6 +237,14 @@ class PPOConfig(PPOPart, Network, Evaluation, Members):
         self.set(env_param=grid)
 
 
+def ppo_of(cfg, **fixed) -> PPOConfig:
+    """The PPO a command runs inside it (RLHF's stage 3, GAIL's and AIRL's policy): one member with
+    the command's PPO options, environment, seed, architecture and evaluation, and `fixed`."""
+    names = [f.name for f in dataclasses.fields(PPOPart)] + ["env", "seed", "hidden", "activation",
+                                                             "eval_episodes", "eval_policy"]
+    return PPOConfig(seeds=1, **{n: getattr(cfg, n) for n in names}, **fixed)
+
+
 ADVERSARIAL_REWARDS = {"gail": "−log(1 − D), Ho & Ermon's: positive on every step",
                        "logit": "log D − log(1 − D): AIRL's f − log π, either sign",
                        "log-d": "log D: negative on every step"}
@@ -276,9 +284,7 @@ class GAILConfig(Discriminator, PPOPart, Network, Evaluation, Expert, Members):
 
     def ppo(self) -> PPOConfig:
         """The PPO of the policy, with this run's architecture and PPO options."""
-        names = [f.name for f in dataclasses.fields(PPOPart)] + ["env", "seed", "hidden", "activation",
-                                                                 "eval_episodes", "eval_policy", "anneal_lr"]
-        return PPOConfig(seeds=1, **{n: getattr(self, n) for n in names})
+        return ppo_of(self, anneal_lr=self.anneal_lr)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -464,9 +470,7 @@ class RLHFConfig(PPOPart, Network, Evaluation, Ranking, Expert, Members):
 
     def ppo(self) -> PPOConfig:
         """The PPO of stage 3, with this run's architecture and PPO options."""
-        names = [f.name for f in dataclasses.fields(PPOPart)] + ["env", "seed", "hidden", "activation",
-                                                                 "eval_episodes", "eval_policy"]
-        return PPOConfig(anneal_lr=False, seeds=1, **{n: getattr(self, n) for n in names})
+        return ppo_of(self, anneal_lr=False)
 
 
 TEXT_TASK = "text"  # the `env` of `il rlhf --task text` runs: il_cli.text.task's language task

@@ -49,10 +49,9 @@ def learned_reward(path: str, spec):
     run at `path` (il_cli.algos.adversarial.LearnedReward), read from its checkpoint."""
     from il_cli.algos.adversarial import Discriminator, LearnedReward
 
-    config = Run(path).meta["config"]
-    tree = read_checkpoint(Run(path))["objective"]
-    airl = config.get("state_only") is not None
-    disc = Discriminator(spec, config["disc_hidden"], airl, config.get("state_only", True))
+    run = Run(path)
+    config, tree = run.meta["config"], read_checkpoint(run)["objective"]
+    disc = Discriminator(spec, config["disc_hidden"], run.meta["command"] == "airl", config.get("state_only", True))
     first = lambda tree: jax.tree.map(lambda x: jnp.asarray(x)[0], tree)
     objective = LearnedReward(spec, disc, config["reward_transform"], config["absorbing"])
     return objective, {"reward": first(tree["disc"]), "normalizer": tuple(first(tree["normalizer"]))}

@@ -98,14 +98,11 @@ def check_against_env(cfg, datasets: dict):
     spec = make_env(cfg.env)[2]
     for path, data in datasets.items():
         check_fits(data, path, spec)
-    if getattr(cfg, "vary_eval", ()):
-        from il_cli.envs import check_grid
+    from il_cli.envs import check_grid
 
-        check_grid(cfg.env, cfg.vary_eval, "--vary-eval")
-    if getattr(cfg, "env_param", ()):
-        from il_cli.envs import check_grid
-
-        check_grid(cfg.env, cfg.env_param, "--env-param")
+    for field, flag in (("vary_eval", "--vary-eval"), ("env_param", "--env-param")):  # environment parameters
+        if getattr(cfg, field, ()):
+            check_grid(cfg.env, getattr(cfg, field), flag)
     if getattr(cfg, "prefs_file", None):
         from il_cli.data import load_preferences
 

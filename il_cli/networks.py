@@ -107,6 +107,11 @@ def dummy_obs(spec: EnvSpec):
     return jnp.zeros((1, *spec.obs_shape), jnp.float32)
 
 
+def dummy_action(spec: EnvSpec):
+    """One zero action (action 0, or the zero vector), to initialise a network of (s, a)."""
+    return jnp.zeros((1,), jnp.int32) if spec.discrete else jnp.zeros((1, spec.action_dim))
+
+
 # --- distributions over `out` ----------------------------------------------------------
 
 

@@ -96,9 +96,13 @@ class Discriminator:
             return x
         return jnp.where(absorbing[..., None], jnp.zeros_like(x).at[..., -1].set(1.0), x)
 
+    def absorbing_input(self, normalizer):
+        """(x(s_abs), a): the absorbing state's features [1, dim] and the action 0 it is judged with."""
+        x_abs = self.features(jnp.zeros((1, *self.spec.obs_shape)), normalizer, jnp.ones(1, bool))
+        return x_abs, networks.dummy_action(self.spec)
+
     def init(self, key):
-        x = jnp.zeros((1, self.dim))
-        a = jnp.zeros((1,), jnp.int32) if self.spec.discrete else jnp.zeros((1, self.spec.action_dim))
+        x, a = jnp.zeros((1, self.dim)), networks.dummy_action(self.spec)
         g_key, h_key = jax.random.split(key)
         g = self.g.init(g_key, x) if self.airl and self.state_only else self.g.init(g_key, x, a)
         return {"g": g, "h": self.h.init(h_key, x)} if self.airl else {"g": g}
@@ -176,11 +180,6 @@ class AdversarialObjective:
         weight = jnp.concatenate([rows.weight, rows.weight * (rows.terminal & self.absorbing)])
         return pool, weight
 
-    def _absorbing_reward(self, params, normalizer, gamma, value):
-        x_abs = self.disc.features(jnp.zeros((1, *self.spec.obs_shape)), normalizer, jnp.ones(1, bool))
-        a0 = jnp.zeros((1,), jnp.int32) if self.spec.discrete else jnp.zeros((1, self.spec.action_dim))
-        return value(params, x_abs, a0, x_abs, jnp.zeros(1), gamma)[0]
-
     def relabel(self, state, hyper, actor_params, traj, key):
         """(state, traj with the discriminator's rewards, figures): `disc_steps` Adam steps of
         `disc_loss` on minibatches drawn from the rollout `traj` [T, E] and the expert's rows,
@@ -211,7 +210,8 @@ class AdversarialObjective:
                                                     jax.random.split(key, self.disc_steps))
         ell = self.disc.logit(params, *(x[: T * E] for x in learner_pool), gamma)  # the rollout's rows
         reward = self.transform(ell)
-        r_abs = self.transform(self._absorbing_reward(params, normalizer, gamma, self.disc.logit))
+        x_abs, a0 = self.disc.absorbing_input(normalizer)
+        r_abs = self.transform(self.disc.logit(params, x_abs, a0, x_abs, jnp.zeros(1), gamma)[0])
         if self.absorbing:
             reward = reward + terminated * gamma / (1.0 - gamma) * r_abs
         figures = {**jax.tree.map(jnp.mean, figures), "disc_reward_mean": jnp.mean(reward),
@@ -236,17 +236,15 @@ class LearnedReward:
     def init(self, hyper, key):
         return {}
 
-    def value(self, params, x, a, x_next, log_pi, gamma):
+    def value(self, params, x, a):
         ell = self.disc.g_value(params, x, a)
         return ell if self.disc.airl else self.transform(ell)
 
     def relabel(self, state, hyper, actor_params, traj, key):
-        d, normalizer, gamma = self.disc, hyper["normalizer"], hyper["gamma"]
+        normalizer, gamma = hyper["normalizer"], hyper["gamma"]
         a = networks.clip_action(self.spec, traj.action)
-        reward = self.value(hyper["reward"], d.features(traj.obs, normalizer), a, None, None, gamma)
-        x_abs = d.features(jnp.zeros((1, *self.spec.obs_shape)), normalizer, jnp.ones(1, bool))
-        a0 = jnp.zeros((1,), jnp.int32) if self.spec.discrete else jnp.zeros((1, self.spec.action_dim))
-        r_abs = self.value(hyper["reward"], x_abs, a0, None, None, gamma)[0]
+        reward = self.value(hyper["reward"], self.disc.features(traj.obs, normalizer), a)
+        r_abs = self.value(hyper["reward"], *self.disc.absorbing_input(normalizer))[0]
         if self.absorbing:
             reward = reward + traj.terminated * gamma / (1.0 - gamma) * r_abs
         reward = reward * hyper["reward_scale"]

@@ -136,8 +136,7 @@ def make_reward_model(spec: EnvSpec, model: networks.StateActionNet):
     of every response, [..., K], on the actions clipped to the bounds (those executed)."""
 
     def init_params(key):
-        a0 = jnp.zeros((1,), jnp.int32) if spec.discrete else jnp.zeros((1, spec.action_dim))
-        return model.init(key, networks.dummy_obs(spec), a0)
+        return model.init(key, networks.dummy_obs(spec), networks.dummy_action(spec))
 
     def rewards(params, obs, actions, alive):
         return segment_sum(model.apply(params, obs, networks.clip_action(spec, actions)), alive)
