@@ -245,9 +245,9 @@ def ppo_of(cfg, **fixed) -> PPOConfig:
     return PPOConfig(seeds=1, **{n: getattr(cfg, n) for n in names}, **fixed)
 
 
-ADVERSARIAL_REWARDS = {"gail": "−log(1 − D), Ho & Ermon's: positive on every step",
-                       "logit": "log D − log(1 − D): AIRL's f − log π, either sign",
-                       "log-d": "log D: negative on every step"}
+ADVERSARIAL_REWARDS = {"gail": ("−log(1 − D)", "Ho & Ermon's: positive on every step"),  # (formula, what it is)
+                       "logit": ("log D − log(1 − D)", "AIRL's f − log π, either sign"),
+                       "log-d": ("log D", "negative on every step")}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,7 +265,8 @@ class Discriminator(Config):
     grad_penalty: float = opt(0.0, "λ of the zero-centred gradient penalty λ E[‖∇_s logit D‖²] on expert and learner "
                                    "states (Mescheder et al. 2018's R1 + R2).", traced=True, check=non_negative)
     reward_transform: str = opt("gail", "The policy's reward from D: " + "; ".join(
-        f"{k}: {v}" for k, v in ADVERSARIAL_REWARDS.items()) + ".", check=choice(*ADVERSARIAL_REWARDS))
+        f"{k}: {formula}, {what}" for k, (formula, what) in ADVERSARIAL_REWARDS.items()) + ".",
+                                check=choice(*ADVERSARIAL_REWARDS))
     absorbing: bool = opt(True, "DAC's absorbing state (Kostrikov et al. 2019): a terminated episode continues in "
                                 "s_abs, which the discriminator also judges, so no reward sign teaches to live "
                                 "long or die early (--no-absorbing: the survival bias, for comparison).",

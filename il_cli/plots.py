@@ -49,15 +49,14 @@ def curves(run: Run, metric: str, x: str) -> list[dict]:
     return out
 
 
-# What a run's `step` counts, by command (and RLHF's method).
-STEP_UNITS = {"bc": "gradient steps", "prefs": "gradient steps", "dagger": "DAgger rounds", "expert": "PPO updates",
-              "rlhf": "PPO updates", "rlhf-dpo": "DPO steps", "gail": "PPO updates", "airl": "PPO updates"}
-
-
 def step_unit(run: Run) -> str:
+    """What a run's `step` counts: its command's unit (il_cli.registry), DPO's steps with --method dpo."""
+    from il_cli.registry import COMMANDS
+
     meta = run.meta
-    method = meta["config"].get("method")
-    return STEP_UNITS.get(f"{meta['command']}-{method}" if method == "dpo" else meta["command"], "step")
+    if meta["config"].get("method") == "dpo":
+        return "DPO steps"
+    return COMMANDS[meta["command"]].step_unit if meta["command"] in COMMANDS else "step"
 
 
 def references(summary: dict | None) -> list[tuple[str, float]]:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from il_cli.config import ADVERSARIAL_REWARDS
 from il_cli.sweep import describe
 
 TEXT_TASK = "text"  # il_cli.config.TEXT_TASK: the env of `il rlhf --task text` runs
@@ -140,7 +141,7 @@ def adversarial_rows(summary: dict) -> list[tuple]:
     a = summary.get("gail") or summary["airl"]
     policy = "greedy" if summary["eval"].get("policy", "mode") == "mode" else "sampled"
     init = summary["initial"]
-    reward = {"gail": "−log(1 − D)", "logit": "log D − log(1 − D)", "log-d": "log D"}[a["reward_transform"]]
+    reward = ADVERSARIAL_REWARDS[a["reward_transform"]][0]
     return eval_rows(summary) + expert_rows(summary) + [
         ("untrained policy's return", f"{init['return_mean']:.2f} (same keys)"),
         (f"ε on the expert's states ({policy})", a["tv_expert_states"]),

@@ -133,11 +133,14 @@ def test_plots_say_what_they_show():
     import matplotlib
 
     matplotlib.use("Agg")
+    from types import SimpleNamespace
+
     import matplotlib.pyplot as plt
 
-    from il_cli.plots import STEP_UNITS, over_optimisation_fit, readable_limits, references
+    from il_cli.plots import over_optimisation_fit, readable_limits, references, step_unit
 
-    assert STEP_UNITS["dagger"] == "DAgger rounds" and STEP_UNITS["rlhf-dpo"] == "DPO steps"
+    run_of = lambda command, **config: SimpleNamespace(meta={"command": command, "config": config})
+    assert step_unit(run_of("dagger")) == "DAgger rounds" and step_unit(run_of("rlhf", method="dpo")) == "DPO steps"
     members = [{"expert": {"return_mean": 500.0}, "eval": {}}, {"expert": {"return_mean": 498.0}, "eval": {}}]
     assert references({"members": members}) == [("expert", 499.0)]
     assert references({"sft": {"eval": {"return_mean": 120.0}}, "eval": {}}) == [("SFT", 120.0)]
