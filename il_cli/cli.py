@@ -1,6 +1,6 @@
 """The `il` command line. Thin: every command that makes a run is generated from its entry in
 il_cli.registry and its config's declarations (il_cli.options), so an option's flag, help and
-shown default are the ones that run; `il eval`, `il plot`, `il runs` and `il envs` live in
+shown default are the ones that run; `il eval`, `il plot`, `il runs`, `il envs` and `il data` live in
 il_cli/commands/. No JAX import here.
 """
 
@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from il_cli.commands.benchmark import benchmark
 from il_cli.commands.common import user_errors
+from il_cli.commands.data import data_app
 from il_cli.commands.evaluate import eval_
 from il_cli.commands.plot import plot
 from il_cli.commands.runs import envs, runs
@@ -157,6 +158,7 @@ app.command()(plot)
 app.command()(benchmark)
 app.command()(runs)
 app.command()(envs)
+app.add_typer(data_app, name="data")
 
 
 def main():

@@ -2,9 +2,12 @@
 
 Arrays: `obs` [N, *obs_shape], `actions` [N] (int32) or [N, action_dim] (float32),
 `episode_returns` and `episode_lengths` [episodes] (rows are whole episodes, one after
-another); `header` is UTF-8 JSON with `schema_version`, `env_id`, `obs_shape`, `action`
-spec, `source` (the expert's run directory), `count`, `episodes`, `return_mean`, and
-`expert_action_std` for continuous actions.
+another); since schema 3 also `rewards` [N], `terminated` [episodes] (ended by termination,
+not the time limit) and `final_obs` [episodes, *obs_shape] (the observation the last step
+reached: an episode's T+1th), what other tools' datasets hold (il_cli.interop). `header` is
+UTF-8 JSON with `schema_version`, `env_id`, `obs_shape`, `action` spec, `source` (the
+expert's run directory, or the dataset it was imported from, with its `provenance`),
+`count`, `episodes`, `return_mean`, and `expert_action_std` for continuous actions.
 
 One label convention everywhere (datasets, DAgger's buffer): an action is the one the
 environment received from the expert, its deterministic (mode) action clipped to the
@@ -25,7 +28,8 @@ from il_cli.envs import ALL_ENV_IDS, is_continuous, is_custom
 from il_cli.errors import UserError
 from il_cli.runs import DATA
 
-SCHEMA_VERSION = 2  # 2 added episode_lengths; schema 1 datasets are read without them
+SCHEMA_VERSION = 3  # 2 added episode_lengths, 3 rewards, terminated and final_obs; older ones are read without them
+EPISODE_ENDS = ("rewards", "terminated", "final_obs")
 
 
 class Dataset(NamedTuple):
@@ -33,20 +37,33 @@ class Dataset(NamedTuple):
     obs: np.ndarray
     actions: np.ndarray
     episode_lengths: np.ndarray | None  # None for a schema 1 dataset (no episode boundaries)
+    episode_returns: np.ndarray | None = None
+    rewards: np.ndarray | None = None  # the EPISODE_ENDS: None before schema 3
+    terminated: np.ndarray | None = None
+    final_obs: np.ndarray | None = None
 
 
-def save_dataset(path, obs, actions, episode_returns, episode_lengths, header: dict) -> dict:
+def episode_returns(rewards: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each episode's sum of rewards (float32, summed in float64: the same whatever the order),
+    as every dataset il writes holds them."""
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return np.add.reduceat(rewards.astype(np.float64), starts).astype(np.float32)
+
+
+def save_dataset(path, data: Dataset) -> dict:
+    """Write `data` (with its header's figures filled in) to `path` atomically; its header."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    episode_lengths = np.asarray(episode_lengths, np.int32)
-    if int(episode_lengths.sum()) != len(obs):
-        raise ValueError(f"episode lengths sum to {episode_lengths.sum()}, not {len(obs)} rows")
-    header = {"schema_version": SCHEMA_VERSION, **header, "count": int(len(obs)),
-              "episodes": int(len(episode_returns)),
-              "return_mean": float(np.mean(episode_returns))}
+    episode_lengths = np.asarray(data.episode_lengths, np.int32)
+    if int(episode_lengths.sum()) != len(data.obs):
+        raise ValueError(f"episode lengths sum to {episode_lengths.sum()}, not {len(data.obs)} rows")
+    header = {**data.header, "schema_version": SCHEMA_VERSION, "count": int(len(data.obs)),
+              "episodes": int(len(data.episode_returns)),
+              "return_mean": float(np.mean(data.episode_returns))}
+    ends = {name: getattr(data, name) for name in EPISODE_ENDS if getattr(data, name) is not None}
     with files.atomic(path, "wb") as f:
-        np.savez(f, obs=obs, actions=actions, episode_returns=episode_returns,
-                 episode_lengths=episode_lengths,
+        np.savez(f, obs=data.obs, actions=data.actions, episode_returns=data.episode_returns,
+                 episode_lengths=episode_lengths, **ends,
                  header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
     return header
 
@@ -155,6 +172,10 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
     """The dataset at `path`; UserError if missing, corrupt, or from another environment, or
     if its arrays disagree: episode lengths that are not the rows', non-finite values,
     discrete actions that are not integers, a header whose figures are not the arrays'."""
+    if is_foreign(path):
+        from il_cli.interop import read_foreign
+
+        return read_foreign(str(path), env_id)
     path = Path(path)
     if not path.is_file():
         inside = sorted((path / DATA).glob("*.npz")) if path.is_dir() else []  # a collect run's
@@ -168,6 +189,8 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
                                 f"`il prefs --prefs-file {path}`")
             obs, actions = read_array(f, "obs"), read_array(f, "actions")
             lengths = read_array(f, "episode_lengths") if "episode_lengths" in f.files else None
+            returns = read_array(f, "episode_returns") if "episode_returns" in f.files else None
+            ends = {name: read_array(f, name) for name in EPISODE_ENDS if name in f.files}
             env = header["env_id"]
     except Unreadable as exc:
         raise UserError(f"{path} is not an il dataset: {exc}") from None
@@ -177,9 +200,9 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
             or len(actions) != len(obs)):
         raise UserError(f"{path}: obs {obs.shape} {obs.dtype} and actions {actions.shape} {actions.dtype} "
                         f"are not a dataset's (a row of each per step)")
-    if header.get("schema_version") not in (1, SCHEMA_VERSION):
+    if header.get("schema_version") not in range(1, SCHEMA_VERSION + 1):
         raise UserError(f"{path} has dataset schema {header.get('schema_version')}, "
-                        f"this il reads schemas 1 and {SCHEMA_VERSION}")
+                        f"this il reads schemas 1 to {SCHEMA_VERSION}")
     if env_id is not None and env != env_id:
         raise UserError(f"dataset {path} was collected on {env}, not {env_id}; "
                         f"pass --env {env} or collect demos for {env_id}")
@@ -198,13 +221,44 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
         raise UserError(f"{path}: actions are {actions.dtype}, but {env}'s actions are discrete, stored as "
                         f"integer indices; {detail}")
     check_header(path, header, len(obs), lengths)
-    return Dataset(header, obs, actions, lengths)
+    check_ends(path, ends, obs, lengths)
+    return Dataset(header, obs, actions, lengths, returns, **ends)
+
+
+def check_ends(path, ends: dict, obs: np.ndarray, lengths: np.ndarray | None):
+    """UserError unless a dataset's EPISODE_ENDS are all there (or none) with their shapes."""
+    if not ends:
+        return
+    episodes = None if lengths is None else len(lengths)
+    shapes = {"rewards": (len(obs),), "terminated": (episodes,), "final_obs": (episodes, *obs.shape[1:])}
+    for name in EPISODE_ENDS:
+        if name not in ends:
+            raise UserError(f"{path} has {', '.join(ends)} but no {name}")
+        if ends[name].shape != shapes[name]:
+            raise UserError(f"{path}: {name} has shape {ends[name].shape}, not {shapes[name]}")
+    check_finite(path, "rewards", ends["rewards"])
+
+
+def is_foreign(source) -> bool:
+    """A dataset in another tool's format (il_cli.interop): `minari:ID`, or a directory holding
+    a Minari dataset."""
+    path = Path(str(source))
+    return str(source).startswith("minari:") or (path.is_dir() and any(
+        (path / sub / "metadata.json").is_file() for sub in (".", "data")))
+
+
+def describe_actions(discrete, dim) -> str:
+    return f"{dim} discrete choices" if discrete else f"continuous, {dim}-dimensional"
 
 
 def check_fits(data: Dataset, path, spec):
     """UserError unless the dataset's observations and actions have `spec`'s shapes (and
     discrete actions are in range)."""
     action_shape = () if spec.discrete else (spec.action_dim,)
+    action = data.header.get("action")
+    if isinstance(action, dict) and (action.get("discrete"), action.get("dim")) != (spec.discrete, spec.action_dim):
+        raise UserError(f"{path}: its actions are {describe_actions(action.get('discrete'), action.get('dim'))}, "
+                        f"{spec.env_id}'s are {describe_actions(spec.discrete, spec.action_dim)}")
     if data.obs.shape[1:] != tuple(spec.obs_shape) or data.actions.shape[1:] != action_shape:
         raise UserError(f"{path}: observations {data.obs.shape[1:]} and actions {data.actions.shape[1:]} do not fit "
                         f"{spec.env_id} (observations {tuple(spec.obs_shape)}, actions {action_shape})")

@@ -15,7 +15,7 @@ import numpy as np
 from il_cli import rollout
 from il_cli.algos.prefs import make_generate, stream_lengths
 from il_cli.config import TEACHER_HYPER
-from il_cli.data import Preferences, load_dataset, save_dataset
+from il_cli.data import Dataset, Preferences, episode_returns, is_foreign, load_dataset, save_dataset
 from il_cli.envs import make_env
 from il_cli.evaluation import load_expert
 from il_cli.runs import Run, open_policy_run
@@ -25,22 +25,22 @@ from il_cli.runs import Run, open_policy_run
 def _demo_rollout(env_id: str, actor, batch: int):
     env, env_params, spec = make_env(env_id)
     return jax.jit(rollout.make_episodes(env, env_params, spec, batch,
-                                         rollout.make_policy_act(spec, actor), record=True))
+                                         rollout.make_policy_act(spec, actor), record=True, ends=True))
 
 
-def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
+def collect_demos(expert: Run, num_episodes: int, num_envs: int, key) -> tuple[Dataset, dict]:
     """Roll the expert's deterministic policy for `num_episodes` episodes, `num_envs` at a time.
 
-    Returns (obs [N, ...], actions [N, ...], episode_returns, episode_lengths, header, stats),
-    rows episode after episode; `stats` has the transitions per second of the jitted rollouts
-    after compilation. Actions are the executed (clipped) ones, the dataset convention.
+    Returns the dataset (rows episode after episode, with each step's reward, how each episode
+    ended and its final observation) and stats: the transitions per second of the jitted
+    rollouts after compilation. Actions are the executed (clipped) ones, the dataset convention.
     """
     spec, actor, params = load_expert(str(expert.path))
     batch = min(num_envs, num_episodes)
     t0 = time.perf_counter()
     compiled = _demo_rollout(spec.env_id, actor, batch).lower(params, key).compile()
     compile_s = time.perf_counter() - t0
-    obs, actions, returns, lengths, run_s, steps = [], [], [], [], 0.0, 0
+    parts, run_s, steps = [], 0.0, 0
     for i in range(math.ceil(num_episodes / batch)):
         t0 = time.perf_counter()
         ep = jax.block_until_ready(compiled(params, jax.random.fold_in(key, i)))
@@ -48,12 +48,10 @@ def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
         ep = jax.device_get(ep)
         keep = min(batch, num_episodes - i * batch)
         valid = np.swapaxes(ep.valid, 0, 1)[:keep]  # [E, T]: each episode contiguous
-        obs.append(np.swapaxes(ep.obs, 0, 1)[:keep][valid])
-        actions.append(np.swapaxes(ep.actions, 0, 1)[:keep][valid])
-        returns.append(ep.returns[:keep])
-        lengths.append(valid.sum(axis=1))
+        rows = [np.swapaxes(a, 0, 1)[:keep][valid] for a in (ep.obs, ep.actions, ep.rewards)]
+        parts.append((*rows, valid.sum(axis=1), ep.terminated[:keep], ep.final_obs[:keep]))
         steps += int(ep.valid.sum())
-    obs, actions, returns, lengths = map(np.concatenate, (obs, actions, returns, lengths))
+    obs, actions, rewards, lengths, terminated, final_obs = map(np.concatenate, zip(*parts))
     header = {"env_id": spec.env_id, "obs_shape": list(spec.obs_shape),
               "action": {"discrete": spec.discrete, "dim": spec.action_dim},
               "source": str(expert.path), "expert_return": expert.member_summary()["eval"]["return_mean"]}
@@ -62,7 +60,8 @@ def collect_demos(expert: Run, num_episodes: int, num_envs: int, key):
     stats = {"transitions": int(len(obs)), "transitions_per_s": steps / run_s,
              "compile_s": compile_s, "num_envs": batch}
     actions = actions.astype(np.int32 if spec.discrete else np.float32)
-    return obs, actions, returns, lengths, header, stats
+    return Dataset(header, obs, actions, lengths, episode_returns(rewards, lengths), rewards, terminated,
+                   final_obs), stats
 
 
 def run_demos(run: Run, env_id: str, demos: str | None, episodes: int, expert, key,
@@ -75,12 +74,14 @@ def run_demos(run: Run, env_id: str, demos: str | None, episodes: int, expert, k
     if path.is_file():
         return path
     if demos:
-        load_dataset(demos, env_id)
-        shutil.copyfile(demos, path)
+        data = load_dataset(demos, env_id)
+        if is_foreign(demos):  # converted once, with its provenance: a resumed run reads this copy
+            save_dataset(path, data)
+        else:
+            shutil.copyfile(demos, path)
         return path
     if episodes:
-        obs, actions, returns, lengths, header, _ = collect_demos(expert(), episodes, 1024, key)
-        save_dataset(path, obs, actions, returns, lengths, header)
+        save_dataset(path, collect_demos(expert(), episodes, 1024, key)[0])
         return path
     return None
 

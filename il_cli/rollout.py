@@ -92,6 +92,9 @@ class Episodes(NamedTuple):
     actions: jax.Array | None = None
     valid: jax.Array | None = None
     measure_mean: dict | None = None  # mean of each `measure` figure over all visited states
+    rewards: jax.Array | None = None  # [T, E], with `ends`
+    terminated: jax.Array | None = None  # [E]: the episode ended by termination (not the time limit)
+    final_obs: jax.Array | None = None  # [E, *obs_shape]: the observation its last step reached
 
 
 def recorded_rows(episodes: Episodes):
@@ -119,13 +122,15 @@ def make_policy_act(spec: EnvSpec, actor, policy: str = "mode") -> Callable:
 
 def make_episodes(env, env_params, spec: EnvSpec, num_envs: int, act: Callable,
                   max_steps: int | None = None, record: bool = False,
-                  measure: Callable | None = None) -> Callable:
+                  measure: Callable | None = None, ends: bool = False) -> Callable:
     """episodes(params, key) -> Episodes: one episode in each of `num_envs` environments.
 
     Steps run to the env's time limit (or `max_steps`); steps after an environment's first
     episode ends are masked out. `act(params, obs, key)` chooses actions;
     `measure(params, obs, key) -> {name: [E]}`, if given, is averaged over every visited state
-    (with a key of its own, so measuring does not change the episodes).
+    (with a key of its own, so measuring does not change the episodes). `record` keeps the
+    observations and actions; `ends` also the rewards, how each episode ended and the
+    observation it ended in (what a dataset other tools read holds).
     """
     horizon = int(max_steps or spec.max_steps)
     reset, rollout = make_rollout(env, env_params, spec, num_envs)
@@ -143,13 +148,22 @@ def make_episodes(env, env_params, spec: EnvSpec, num_envs: int, act: Callable,
                    "figures": {k: jnp.where(alive, v, 0.0).sum() for k, v in s.extra.items()}}
             if record:
                 out["obs"], out["action"] = s.obs, s.env_action
+            if ends:  # the step that ends the first episode: how, and in which observation
+                last = alive & (s.terminated | s.truncated)
+                out["terminated"] = last & s.terminated
+                out["final_obs"] = jnp.where(last.reshape(-1, *[1] * (s.final_obs.ndim - 1)), s.final_obs, 0)
             return out
 
-        _, _, steps = rollout(policy, keep, reset(reset_key), run_key, horizon)
+        carry, _, steps = rollout(policy, keep, reset(reset_key), run_key, horizon)
         lengths = steps["alive"].sum(axis=0)
         measured = None
         if measure is not None:
             measured = {k: v.sum() / jnp.sum(lengths) for k, v in steps["figures"].items()}
+        if ends:  # (one non-zero step per ended episode; an episode cut at `horizon` ends in the carry's obs)
+            cut = (carry.episodes_done == 0).reshape(-1, *[1] * (carry.obs.ndim - 1))
+            final_obs = jnp.where(cut, carry.obs, steps["final_obs"].sum(axis=0).astype(carry.obs.dtype))
+            return Episodes(steps["reward"].sum(axis=0), lengths, steps["obs"], steps["action"], steps["alive"],
+                            measured, steps["reward"], steps["terminated"].any(axis=0), final_obs)
         if record:
             return Episodes(steps["reward"].sum(axis=0), lengths, steps["obs"], steps["action"],
                             steps["alive"], measure_mean=measured)

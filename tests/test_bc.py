@@ -48,7 +48,9 @@ def test_collect_writes_dataset_and_bc_trains_on_it(cartpole_expert, tmp_runs):
         header = json.loads(bytes(f["header"]).decode())
         assert f["obs"].shape == (header["count"], 4) and f["actions"].dtype == np.int32
         assert f["episode_lengths"].tolist() == [500] * 5
-    assert header["schema_version"] == 2 and header["env_id"] == "CartPole-v1"
+        assert f["terminated"].tolist() == [False] * 5 and f["final_obs"].shape == (5, 4)  # the time limit, each
+        assert f["rewards"].sum() == f["episode_returns"].sum() == header["count"]
+    assert header["schema_version"] == 3 and header["env_id"] == "CartPole-v1"
     assert header["episodes"] == 5 and header["source"] == cartpole_expert
     assert header["return_mean"] >= 475 and header["count"] == 5 * 500
     assert summary["collect"]["transitions_per_s"] > 0

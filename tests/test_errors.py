@@ -39,11 +39,11 @@ def test_recipe_with_unknown_key(tmp_path):
 
 
 def test_dataset_from_another_env(tmp_path):
-    from il_cli.data import save_dataset
+    from il_cli.data import Dataset, save_dataset
 
     path = tmp_path / "pendulum.npz"
-    save_dataset(path, np.zeros((4, 3), np.float32), np.zeros((4, 1), np.float32), np.zeros(1),
-                 np.array([4]), {"env_id": "Pendulum-v1"})
+    save_dataset(path, Dataset({"env_id": "Pendulum-v1"}, np.zeros((4, 3), np.float32), np.zeros((4, 1), np.float32),
+                               np.array([4]), np.zeros(1)))
     assert_user_error(il_here("bc", "--env", "CartPole", "--demos", path),
                       "Pendulum-v1", "CartPole-v1")
     (tmp_path / "junk.npz").write_text("junk")

@@ -147,7 +147,7 @@ def write_npz(path, **arrays):
 
 
 def test_bad_preference_files_are_refused(tmp_path, tmp_runs):
-    from il_cli.data import Preferences, save_dataset, save_preferences
+    from il_cli.data import Dataset, Preferences, save_dataset, save_preferences
     from il_cli.errors import UserError
 
     n, rng = 300, np.random.default_rng(0)
@@ -205,7 +205,8 @@ def test_bad_preference_files_are_refused(tmp_path, tmp_runs):
     refused(truncated, "not an il preference file")
     refused(tmp_path / "missing.npz", "does not exist")
     demos = tmp_path / "demos.npz"
-    save_dataset(demos, np.zeros((3, 4), np.float32), np.zeros(3, np.int32), [1.0], [3], {"env_id": "CartPole-v1"})
+    save_dataset(demos, Dataset({"env_id": "CartPole-v1"}, np.zeros((3, 4), np.float32), np.zeros(3, np.int32), [3],
+                                np.ones(1)))
     refused(demos, "holds demonstrations")
     # on the command line: one line, exit 2, no run directory
     assert_user_error(il_here("prefs", "--prefs-file", pickled), "not an il preference file")

@@ -382,11 +382,11 @@ def test_a_seed_past_int32_is_one_line(cartpole_expert):
 
 
 def test_a_dataset_that_does_not_fit_the_environment_is_one_line(cartpole_expert, tmp_path, tmp_runs):
-    from il_cli.data import save_dataset
+    from il_cli.data import Dataset, save_dataset
 
     path = tmp_path / "wide.npz"
-    save_dataset(path, np.zeros((10, 7), np.float32), np.zeros(10, np.int32), np.zeros(1), np.array([10]),
-                 {"env_id": "CartPole-v1", "expert_return": 500.0})
+    save_dataset(path, Dataset({"env_id": "CartPole-v1", "expert_return": 500.0}, np.zeros((10, 7), np.float32),
+                               np.zeros(10, np.int32), np.array([10]), np.zeros(1)))
     assert_user_error(il_here("bc", "--demos", path, "--expert", cartpole_expert), "do not fit")
     assert not tmp_runs.exists() or not any(tmp_runs.iterdir())  # refused before a run was made
 
@@ -456,11 +456,11 @@ def test_fixed_bug_actions_that_are_a_scalar(tmp_path):
 
 
 def test_fixed_bug_a_line_break_in_a_datasets_env_id(tmp_path):
-    from il_cli.data import save_dataset
+    from il_cli.data import Dataset, save_dataset
 
     assert_one_error_line(*_demos_error(tmp_path, lambda p: save_dataset(
-        p, np.zeros((2, 4), np.float32), np.zeros(2, np.int32), np.zeros(1), np.array([2]),
-        {"env_id": "Cart\nPole"})))
+        p, Dataset({"env_id": "Cart\nPole"}, np.zeros((2, 4), np.float32), np.zeros(2, np.int32), np.array([2]),
+                   np.zeros(1)))))
 
 
 def test_fixed_bug_eval_of_a_corrupt_manifest_printed_tracebacks_at_exit(finished_bc_run, tmp_path):

@@ -148,12 +148,18 @@ def test_rlhf_improves_on_sft_and_a_huge_kl_coef_keeps_sft(cartpole_expert, tmp_
     assert Path(summary["plot"]).name == "rlhf.png" and Path(summary["plot"]).is_file()
     again = il_json("eval", summary["run_dir"], "--member", "1")
     assert again["eval"] == members[1]["eval"]
-    one = il_json_optimized(*TINY, "--expert", cartpole_expert, "--seed", "1", "--kl-coef", "0")  # member k: seed s+k
-    assert one["eval"] == members[1]["eval"]
-    for name, value in one["reward_model"].items():  # (float sums in another order: last bits)
-        assert members[1]["reward_model"][name] == (pytest.approx(value, rel=1e-5) if isinstance(value, float) else value)
     sft = il_json("eval", summary["run_dir"], "--member", "1", "--stage", "sft")
     assert sft["eval"] == members[1]["sft"]["eval"] and sft["evaluated"] == "rlhf (sft stage)"
+
+
+@pytest.mark.slow  # a second PPO program (one member); the default run checks this for bc, dagger, expert and prefs
+def test_rlhf_member_k_is_the_run_with_seed_s_plus_k(cartpole_expert, tmp_runs):
+    sweep = il_json_optimized(*TINY, "--expert", cartpole_expert, "--seeds", "2", "--kl-coef", "0")
+    one = il_json_optimized(*TINY, "--expert", cartpole_expert, "--seed", "1", "--kl-coef", "0")
+    member = sweep["members"][1]
+    assert member["seed"] == 1 and one["eval"] == member["eval"]
+    for name, value in one["reward_model"].items():  # (float sums in another order: last bits)
+        assert member["reward_model"][name] == (pytest.approx(value, rel=1e-5) if isinstance(value, float) else value)
 
 
 def test_dpo_on_the_same_rankings_iterated(cartpole_expert, tmp_runs):

@@ -38,7 +38,7 @@ def member_data(cfg: BCConfig, run: Run, ui, member: int | None) -> MemberData:
     collect_key, split_key, _ = jax.random.split(root_key(cfg.seed), 3)
     path = run_demos(run, cfg.env, cfg.demos, cfg.episodes, lambda: get_expert(cfg.env, cfg.expert, ui),
                      collect_key, member)
-    header, obs, actions, lengths = load_dataset(path, cfg.env)
+    header, obs, actions, lengths = load_dataset(path, cfg.env)[:4]
     train_rows, held_rows, held_episodes = split_rows(lengths, cfg.holdout_frac, split_key)
     if train_rows is None:
         train_rows = np.arange(len(obs))
@@ -72,8 +72,10 @@ def run_bc(cfg: BCConfig, run: Run, ui) -> dict:
         paired = evaluate_against_expert(env, env_params, spec, actor, state.params, expert_run, keys,
                                          cfg.eval_episodes, cfg.eval_policy)
     else:  # the expert that made the demos is gone: its return as the dataset recorded it
-        ui.print(f"the expert {data[0].header.get('source')} is not here: the return gap uses the "
-                 f"return recorded in the dataset (not paired)")
+        source = data[0].header.get("source")
+        ui.print(f"the demonstrations come from {source}, not an il expert: the return gap uses their mean return "
+                 f"(not paired)" if "provenance" in data[0].header else f"the expert {source} is not here: the "
+                 f"return gap uses the return recorded in the dataset (not paired)")
     held_out_metrics = jax.jit(make_bc_metrics(spec, actor, cfg.eval_policy))
     all_params, keys = host((state.params, keys))  # every member's, on this host
     blocks = []

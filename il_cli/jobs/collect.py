@@ -44,12 +44,12 @@ def run_collect(cfg, run: Run, ui) -> dict:
     expert = get_expert(cfg.env, cfg.expert, ui)
     if cfg.prefs:
         return run_collect_prefs(cfg, run, expert, started)
-    obs, actions, returns, lengths, header, stats = collect_demos(expert, cfg.episodes, cfg.num_envs,
-                                                                  root_key(cfg.seed))
+    data, stats = collect_demos(expert, cfg.episodes, cfg.num_envs, root_key(cfg.seed))
     path = run.data_dir / "demos.npz"
-    header = save_dataset(path, obs, actions, returns, lengths, header)
+    header = save_dataset(path, data)
     summary = base_summary("collect", cfg.env, run, cfg.seed, started)
-    summary["dataset"] = {"path": str(path), **{k: header[k] for k in ("count", "episodes", "return_mean")}}
+    summary["dataset"] = {"path": str(path), **{k: header[k] for k in ("count", "episodes", "return_mean")},
+                          "terminated": int(data.terminated.sum())}
     summary["collect"] = stats
     summary["expert"] = {"run": str(expert.path), **expert.member_summary()["eval"]}
     run.write_summary(summary)
