@@ -74,6 +74,8 @@ def read_foreign(source: str, env_id: str | None) -> Dataset:
             dataset = minari.MinariDataset(path)
             metadata = dataset.storage.metadata
             episodes = list(dataset.iterate_episodes())
+    except ImportError as exc:  # an Arrow dataset without pyarrow
+        raise UserError(f"{source}: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # noqa: BLE001 (h5py's OSError for a torn file, Minari's ValueError and asserts, ...)
         detail = str(exc).splitlines()[0] if str(exc) else "no detail"
         raise UserError(f"{source} is not a readable Minari dataset ({exc.__class__.__name__}: {detail})") from None
