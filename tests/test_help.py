@@ -51,6 +51,7 @@ def test_every_field_has_an_option_that_shows_the_default_that_runs(command, cls
 def test_help_text_survives_rich_markup():
     out = CliRunner().invoke(app, ["bc", "--help"], env={"COLUMNS": "200"}).output
     assert "pip install -e '.[tb]'" in out
+    assert "pip install -e '.[minari]'" in CliRunner().invoke(app, ["data", "--help"], env={"COLUMNS": "200"}).output
 
 
 def test_runs_command_lists_every_command():

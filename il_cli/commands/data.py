@@ -4,12 +4,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from il_cli.commands.common import Json, user_errors
 from il_cli.ui import UI
 
-data_app = typer.Typer(no_args_is_help=True, help="Datasets in other tools' formats: Minari in and out "
-                                                  "(pip install -e \".[minari]\").")
+data_app = typer.Typer(no_args_is_help=True, help=escape("Datasets in other tools' formats: Minari in and out "
+                                                         "(pip install -e '.[minari]')."))
 
 
 def _dataset(path: Path) -> Path:
@@ -29,8 +30,7 @@ def export(
                                                             "recorded it, on which environment).")] = None,
     json: Json = False,
 ):
-    """Write an il dataset as a Minari dataset that minari.load_dataset reads (T+1 observations an episode,
-    terminations and truncations, gymnasium's spaces and env spec)."""
+    """Write an il dataset as a Minari dataset that minari.load_dataset reads (gymnasium's spaces and env spec)."""
     ui = UI(json)
     with user_errors(ui):
         from il_cli.interop import export_minari
@@ -51,8 +51,7 @@ def import_(
                                                                    "dataset was recorded on).")] = None,
     json: Json = False,
 ):
-    """Convert a Minari dataset into an il dataset (with its provenance in the header); `--demos minari:ID`
-    reads one directly."""
+    """Convert a Minari dataset into an il dataset, its provenance in the header (--demos minari:ID reads one)."""
     ui = UI(json)
     with user_errors(ui):
         from il_cli.data import load_dataset, save_dataset
