@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from il_cli.data import Dataset, check_finite, episode_returns, load_dataset, rows
+from il_cli.data import Dataset, check_finite, check_header, episode_returns, load_dataset, rows
+from il_cli.envs import ALL_ENV_IDS, is_custom
 from il_cli.errors import UserError
 
 # gymnasium's environments whose gymnax ports il runs (same dynamics, rewards and time limits;
@@ -74,15 +75,19 @@ def read_foreign(source: str, env_id: str | None) -> Dataset:
             dataset = minari.MinariDataset(path)
             metadata = dataset.storage.metadata
             episodes = list(dataset.iterate_episodes())
+            ours = json.loads(metadata.get("il_header", "{}"))  # a dataset il exported: its own header
+            if not isinstance(ours, dict):
+                raise ValueError("its il_header is not a JSON object")
     except ImportError as exc:  # an Arrow dataset without pyarrow
         raise UserError(f"{source}: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # noqa: BLE001 (h5py's OSError for a torn file, Minari's ValueError and asserts, ...)
         detail = str(exc).splitlines()[0] if str(exc) else "no detail"
         raise UserError(f"{source} is not a readable Minari dataset ({exc.__class__.__name__}: {detail})") from None
-    ours = json.loads(metadata.get("il_header", "{}"))  # a dataset il exported: its own header
     recorded = dataset.env_spec.id if dataset.env_spec is not None else None
     if ours.get("env_id"):
         env = ours["env_id"]
+        if not isinstance(env, str) or not (env in ALL_ENV_IDS or is_custom(env)):
+            raise UserError(f"{source}: its il_header's env_id {env!r} is not an environment il knows")
     elif recorded in GYMNASIUM_ENVS:
         env = recorded
     elif recorded is None:
@@ -126,11 +131,12 @@ def read_foreign(source: str, env_id: str | None) -> Dataset:
     header = {"env_id": env, "obs_shape": list(obs_shape), "action": {"discrete": discrete, "dim": dim},
               "source": source, "expert_return": float(np.mean(returns)),
               **{k: ours[k] for k in ("source", "expert_return", "expert_action_std") if k in ours},
-              "provenance": {"format": "minari", "dataset_id": dataset.id, "minari_version": dataset.minari_version,
+              "provenance": {"source": source, "format": "minari", "dataset_id": dataset.id, "minari_version": dataset.minari_version,
                              "data_format": metadata.get("data_format"), "path": str(path.resolve()),
                              "recorded_on": recorded, "author": sorted(metadata.get("author", [])),
                              **{k: metadata[k] for k in ("algorithm_name", "code_permalink") if k in metadata}},
               "count": int(len(obs)), "episodes": int(len(lengths)), "return_mean": float(np.mean(returns))}
+    check_header(source, header, len(obs), lengths)
     return Dataset(header, obs, actions, lengths, returns, rewards, terminated, final_obs)
 
 

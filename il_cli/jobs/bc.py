@@ -73,9 +73,10 @@ def run_bc(cfg: BCConfig, run: Run, ui) -> dict:
                                          cfg.eval_episodes, cfg.eval_policy)
     else:  # the expert that made the demos is gone: its return as the dataset recorded it
         source = data[0].header.get("source")
+        recorded = source == data[0].header.get("provenance", {}).get("source")  # imported, not an il expert's
         ui.print(f"the demonstrations come from {source}, not an il expert: the return gap uses their mean return "
-                 f"(not paired)" if "provenance" in data[0].header else f"the expert {source} is not here: the "
-                 f"return gap uses the return recorded in the dataset (not paired)")
+                 f"(not paired)" if recorded else f"the expert {source} is not here: the return gap uses the return "
+                 f"recorded in the dataset (not paired)")
     held_out_metrics = jax.jit(make_bc_metrics(spec, actor, cfg.eval_policy))
     all_params, keys = host((state.params, keys))  # every member's, on this host
     blocks = []
