@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import OPTIMIZED, assert_user_error, il, il_here, il_json, il_json_optimized
+from helpers import assert_user_error, il, il_here, il_json
 
 from il_cli import networks
 from il_cli.algos.ppo import Transition, ppo_loss
@@ -131,14 +131,15 @@ def test_the_dpo_kl_probe_has_its_own_keys():
 
 
 def test_rlhf_improves_on_sft_and_a_huge_kl_coef_keeps_sft(cartpole_expert, tmp_runs):
-    summary = il_json_optimized(*TINY, "--expert", cartpole_expert, "--seeds", "2", "--sweep", "kl_coef=0,100")
+    summary = il_json(*TINY, "--expert", cartpole_expert, "--seeds", "2", "--sweep", "kl_coef=0,100")
     free, held = summary["cells"]
     members = summary["members"]
     assert [m["hyper"]["kl_coef"] for m in members] == [0, 0, 100, 100]
     assert free["gold_gain"]["mean"] > 30  # PPO against r_θ beats SFT on the true return
     for m, pinned in zip(members[:2], members[2:]):  # β = 100: π_RL stays at π_SFT
         assert pinned["rl"]["kl"] < min(0.05, m["rl"]["kl"] / 5)
-        assert abs(pinned["gold_gain"]) < 0.5 * pinned["sft"]["eval"]["return_mean"]
+        assert pinned["gold_gain"] < m["gold_gain"]  # (CartPole's return is steep in π: 0.007 nats a step
+        # from π_SFT can double it, so how much the pinned policy gains is not itself a check)
     for m in members:
         rm = m["reward_model"]
         assert rm["gold_pair_accuracy"] >= 0.8 and rm["holdout"] == {"prompts": 13}
@@ -154,8 +155,8 @@ def test_rlhf_improves_on_sft_and_a_huge_kl_coef_keeps_sft(cartpole_expert, tmp_
 
 @pytest.mark.slow  # a second PPO program (one member); the default run checks this for bc, dagger, expert and prefs
 def test_rlhf_member_k_is_the_run_with_seed_s_plus_k(cartpole_expert, tmp_runs):
-    sweep = il_json_optimized(*TINY, "--expert", cartpole_expert, "--seeds", "2", "--kl-coef", "0")
-    one = il_json_optimized(*TINY, "--expert", cartpole_expert, "--seed", "1", "--kl-coef", "0")
+    sweep = il_json(*TINY, "--expert", cartpole_expert, "--seeds", "2", "--kl-coef", "0")
+    one = il_json(*TINY, "--expert", cartpole_expert, "--seed", "1", "--kl-coef", "0")
     member = sweep["members"][1]
     assert member["seed"] == 1 and one["eval"] == member["eval"]
     for name, value in one["reward_model"].items():  # (float sums in another order: last bits)
@@ -166,7 +167,7 @@ def test_dpo_on_the_same_rankings_iterated(cartpole_expert, tmp_runs):
     """--method dpo: no reward model, the policy fitted to two rounds of rankings; its implicit
     reward orders the responses as the true returns do, and the gold return rises. Nothing held
     out: the figures say they are measured on training prompts."""
-    summary = il_json_optimized(*TINY[:-4], "--expert", cartpole_expert, "--method", "dpo", "--kl-coef", "0.1",
+    summary = il_json(*TINY[:-4], "--expert", cartpole_expert, "--method", "dpo", "--kl-coef", "0.1",
                                 "--iterations", "2", "--dpo-steps", "400", "--eval-episodes", "20",
                                 "--holdout-frac", "0")
     rm, rl = summary["reward_model"], summary["rl"]
@@ -182,8 +183,7 @@ def test_dpo_on_the_same_rankings_iterated(cartpole_expert, tmp_runs):
 def test_ptx_with_given_pretraining_data_and_an_adaptive_kl_coef(cartpole_expert, tmp_runs, tmp_path):
     demos = il_json("collect", "--expert", cartpole_expert, "--episodes", "2", "--run-dir", tmp_path / "demos")
     proc = il(*TINY, "--expert", cartpole_expert, "--pretrain-data", demos["dataset"]["path"], "--ptx-coef", "1",
-              "--sweep", "kl_target=0.0001,10", "--total-timesteps", "8192", "--holdout-frac", "0", "--json",
-              env=OPTIMIZED)
+              "--sweep", "kl_target=0.0001,10", "--total-timesteps", "8192", "--holdout-frac", "0", "--json")
     low, high = json.loads(proc.stdout)["members"]
     assert low["rl"]["pretrain_data"] == demos["dataset"]["path"]
     # the adaptive β rises while the KL is above its target, and falls while below
