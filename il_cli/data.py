@@ -256,8 +256,9 @@ def check_fits(data: Dataset, path, spec):
     discrete actions are in range)."""
     action_shape = () if spec.discrete else (spec.action_dim,)
     action = data.header.get("action")
-    if isinstance(action, dict) and (action.get("discrete"), action.get("dim")) != (spec.discrete, spec.action_dim):
-        raise UserError(f"{path}: its actions are {describe_actions(action.get('discrete'), action.get('dim'))}, "
+    if isinstance(action, dict) and {"discrete", "dim"} <= action.keys() and \
+            (action["discrete"], action["dim"]) != (spec.discrete, spec.action_dim):
+        raise UserError(f"{path}: its actions are {describe_actions(action['discrete'], action['dim'])}, "
                         f"{spec.env_id}'s are {describe_actions(spec.discrete, spec.action_dim)}")
     if data.obs.shape[1:] != tuple(spec.obs_shape) or data.actions.shape[1:] != action_shape:
         raise UserError(f"{path}: observations {data.obs.shape[1:]} and actions {data.actions.shape[1:]} do not fit "

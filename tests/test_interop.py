@@ -16,7 +16,8 @@ from helpers import assert_user_error, il_here, il_json
 
 from il_cli.interop import GYMNASIUM_ENVS
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*is set to None")  # Minari's, for each metadata field left empty
+pytestmark = [pytest.mark.filterwarnings("ignore:.*is set to None"),  # Minari's, for each metadata field left
+              pytest.mark.filterwarnings("ignore:env_spec is None")]  # empty, and for a dataset of no environment
 
 
 @pytest.fixture
