@@ -76,7 +76,6 @@ def test_two_processes_run_one_sweep_like_one_process(cartpole_expert, tmp_path,
         for part in policy:
             a, b = a[part], b[part]
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5)  # (a gradient summed over two devices
-            # in another order: after training, parameters near 0 differ by up to 4e-6)
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
     rows = Run(tmp_path / "two").metrics()
     assert len(rows) == len(Run(tmp_path / "one").metrics())  # logged once, by process 0
