@@ -131,8 +131,9 @@ def read_foreign(source: str, env_id: str | None) -> Dataset:
     header = {"env_id": env, "obs_shape": list(obs_shape), "action": {"discrete": discrete, "dim": dim},
               "source": source, "expert_return": float(np.mean(returns)),
               **{k: ours[k] for k in ("source", "expert_return", "expert_action_std") if k in ours},
-              "provenance": {"source": source, "format": "minari", "dataset_id": dataset.id, "minari_version": dataset.minari_version,
-                             "data_format": metadata.get("data_format"), "path": str(path.resolve()),
+              "provenance": {"source": source, "format": "minari", "dataset_id": dataset.id,
+                             "minari_version": dataset.minari_version, "data_format": metadata.get("data_format"),
+                             "path": str(path.resolve()),
                              "recorded_on": recorded, "author": sorted(metadata.get("author", [])),
                              **{k: metadata[k] for k in ("algorithm_name", "code_permalink") if k in metadata}},
               "count": int(len(obs)), "episodes": int(len(lengths)), "return_mean": float(np.mean(returns))}
@@ -186,17 +187,19 @@ def export_minari(dataset: str, dataset_id: str, author: str | None, description
             truncations=ended & (not data.terminated[i]), infos={}))
     header = {k: data.header[k] for k in ("env_id", "source", "expert_return", "expert_action_std")
               if k in data.header}
+    algorithm = data.header.get("provenance", {}).get("algorithm_name") or f"il expert {data.header.get('source')}"
     try:
         with warnings.catch_warnings():  # (Minari warns about each metadata field left empty)
             warnings.simplefilter("ignore")
             written = minari.create_dataset_from_buffers(
                 dataset_id, buffers, env=gym_id, observation_space=obs_space, action_space=action_space,
-                algorithm_name=f"il expert {data.header.get('source')}", author=author,
-                description=description or (f"{len(buffers)} episodes of an il expert on gymnax's {env}"
+                algorithm_name=algorithm, author=author,
+                description=description or (f"{len(buffers)} episodes of {algorithm} on gymnax's {env}"
                                             + (f" (gymnasium's {gym_id}: the same dynamics)" if gym_id else "")))
         written.storage.update_metadata({"il_header": json.dumps(header)})
-    except ValueError as exc:
-        raise UserError(f"Minari refused {dataset_id}: {str(exc).splitlines()[0]}") from None
+    except (ValueError, AssertionError) as exc:  # (an id it cannot parse, metadata it will not take)
+        detail = str(exc).splitlines()[0] if str(exc) else "no detail"
+        raise UserError(f"Minari refused {dataset_id}: {detail}") from None
     return {"dataset_id": dataset_id, "path": str(get_dataset_path(dataset_id)), "env": gym_id or env,
             "episodes": len(buffers), "steps": int(len(data.obs)), "minari_version": minari.__version__,
             "load": f"minari.load_dataset({dataset_id!r})"}
