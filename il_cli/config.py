@@ -307,6 +307,12 @@ class CollectConfig(Teacher, Expert, Base):
     num_envs: int = opt(1024, "Environments stepped in parallel.", check=positive)
     prefs: int = opt(0, "Write N preference pairs (s, a, b, P(a ≻ b)) judged by a simulated teacher into "
                         "run/data/prefs.npz instead of demonstrations.", check=non_negative)
+    minari: str | None = opt(None, "Also write the demonstrations as this Minari dataset (like cartpole/il-expert-v0; "
+                                   "as `il data export`).")
+
+    def validate(self):
+        if self.minari and self.prefs:
+            raise UserError("--minari: preference pairs have no Minari form; it writes demonstrations")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -160,6 +160,16 @@ def _spaces(env_id: str):
     return obs, action, None
 
 
+def check_export_target(dataset_id: str):
+    """UserError unless Minari is installed and has no local dataset `dataset_id` yet."""
+    _minari()
+    from minari.storage import get_dataset_path
+
+    if get_dataset_path(dataset_id).exists():
+        raise UserError(f"a Minari dataset {dataset_id} already exists in {get_dataset_path()}; choose another "
+                        f"name or version (Minari never overwrites one)")
+
+
 def export_minari(dataset: str, dataset_id: str, author: str | None, description: str | None) -> dict:
     """Write the il dataset at `dataset` as the Minari dataset `dataset_id` in the local
     datasets directory; what was written."""
@@ -171,9 +181,7 @@ def export_minari(dataset: str, dataset_id: str, author: str | None, description
     from minari.data_collector import EpisodeBuffer
     from minari.storage import get_dataset_path
 
-    if get_dataset_path(dataset_id).exists():
-        raise UserError(f"a Minari dataset {dataset_id} already exists in {get_dataset_path()}; choose another "
-                        f"name or version (Minari never overwrites one)")
+    check_export_target(dataset_id)
     env = data.header["env_id"]
     obs_space, action_space, gym_id = _spaces(env)
     starts = np.concatenate([[0], np.cumsum(data.episode_lengths)])

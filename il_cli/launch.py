@@ -79,6 +79,10 @@ def check_inputs(cfg) -> dict:
         open_policy_run(cfg.expert, cfg.env)
     if getattr(cfg, "reward", None):
         open_policy_run(cfg.reward, cfg.env, ("airl", "gail"))
+    if getattr(cfg, "minari", None):  # a Minari dataset to write: the extra installed, the id free
+        from il_cli.interop import check_export_target
+
+        check_export_target(cfg.minari)
     if getattr(cfg, "rankings", None) and Path(cfg.rankings).exists():  # a person's, to rank or reuse
         from il_cli.text.human import check_rankings
 

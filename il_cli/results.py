@@ -55,7 +55,8 @@ def collect_rows(summary: dict) -> list[tuple]:
         return [("preference file", d["path"]), ("pairs", d["pairs"]), ("teacher queries", d["count"]),
                 ("teacher", teacher_text(d["teacher"])), ("states from", d["state_source"]),
                 ("labelled ½ (ties)", d["ties"]), ("wall time (s)", summary["wall_s"])]
-    return [("dataset", d["path"]), ("transitions", d["count"]), ("episodes", d["episodes"]),
+    minari = [("Minari dataset", f"{d['minari']['dataset_id']} ({d['minari']['path']})")] if "minari" in d else []
+    return [("dataset", d["path"]), *minari, ("transitions", d["count"]), ("episodes", d["episodes"]),
             ("demo return", d["return_mean"]), ("transitions / s", f"{c['transitions_per_s']:,.0f}"),
             ("compile (s)", c["compile_s"]), ("wall time (s)", summary["wall_s"])]
 

@@ -117,8 +117,8 @@ def test_il_datasets_go_through_minari_bit_for_bit(cartpole_expert, minari_home,
 
     expert = il_json("expert", "--env", "MountainCarContinuous", "--exact", "--eval-episodes", "2")
     collected = il_json("collect", "--env", "MountainCarContinuous", "--expert", expert["run_dir"], "--episodes", "2",
-                        "--num-envs", "2")
-    il_json("data", "export", collected["dataset"]["path"], "--minari", "mountaincar/exact-v0")
+                        "--num-envs", "2", "--minari", "mountaincar/exact-v0")  # (collect and export in one)
+    assert collected["dataset"]["minari"]["episodes"] == 2
     assert minari.load_dataset("mountaincar/exact-v0")[0].terminations[-1]  # the flag reached
     back = il_json("data", "import", "minari:mountaincar/exact-v0", "--out", tmp_path / "back.npz")
     native = npz_arrays(collected["dataset"]["path"])
@@ -149,6 +149,8 @@ def test_bad_minari_datasets_are_one_line(minari_home, tmp_path, tmp_runs, monke
     hdf5 = torn / "data" / "main_data.hdf5"
     hdf5.write_bytes(hdf5.read_bytes()[:2000])
     assert_user_error(il_here("bc", "--env", "Acrobot", "--demos", torn), f"{torn} is not a readable Minari dataset")
+    assert_user_error(il_here("collect", "--minari", "acrobot/random-v0"), "acrobot/random-v0 already exists")
+    assert_user_error(il_here("collect", "--prefs", "10", "--minari", "x/y-v0"), "preference pairs have no Minari form")
     assert not tmp_runs.exists() or not any(tmp_runs.iterdir())  # each refused before a run was made
     assert_user_error(il_here("data", "export", tmp_path / "none.npz", "--minari", "x/y-v0"), "does not exist")
     monkeypatch.setitem(sys.modules, "minari", None)  # an install without the extra

@@ -50,6 +50,10 @@ def run_collect(cfg, run: Run, ui) -> dict:
     summary = base_summary("collect", cfg.env, run, cfg.seed, started)
     summary["dataset"] = {"path": str(path), **{k: header[k] for k in ("count", "episodes", "return_mean")},
                           "terminated": int(data.terminated.sum())}
+    if cfg.minari:
+        from il_cli.interop import export_minari
+
+        summary["dataset"]["minari"] = export_minari(str(path), cfg.minari, None, None)
     summary["collect"] = stats
     summary["expert"] = {"run": str(expert.path), **expert.member_summary()["eval"]}
     run.write_summary(summary)
