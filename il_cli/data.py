@@ -208,21 +208,31 @@ def load_dataset(path, env_id: str | None = None) -> Dataset:
                         f"pass --env {env} or collect demos for {env_id}")
     if not isinstance(env, str) or not (env in ALL_ENV_IDS or is_custom(env)):
         raise UserError(f"{path}: its header's env_id {env!r} is not an environment il knows")
+    data = Dataset(header, obs, actions, lengths, returns, **ends)
+    check_arrays(path, data)
+    return data
+
+
+def check_arrays(path, data: Dataset):
+    """UserError unless a dataset's arrays agree: rows there, episode lengths that are the rows',
+    finite values, discrete actions stored as integers, the header's figures the arrays', the
+    EPISODE_ENDS' shapes (every dataset il reads, its own or imported, passes through here)."""
+    header, obs, actions, lengths = data.header, data.obs, data.actions, data.episode_lengths
     if not len(obs):
         raise UserError(f"{path} holds no transitions")
     if lengths is not None:
         check_episode_lengths(path, lengths, len(obs))
     check_finite(path, "obs", obs)
     check_finite(path, "actions", actions)
-    if actions.dtype.kind == "f" and not is_continuous(env):
+    if actions.dtype.kind == "f" and not is_continuous(header["env_id"]):
         whole = actions == np.round(actions)
         detail = (f"{rows(~whole)} are not whole numbers" if not whole.all()
                   else "convert them with actions.astype(np.int32)")
-        raise UserError(f"{path}: actions are {actions.dtype}, but {env}'s actions are discrete, stored as "
-                        f"integer indices; {detail}")
+        raise UserError(f"{path}: actions are {actions.dtype}, but {header['env_id']}'s actions are discrete, stored "
+                        f"as integer indices; {detail}")
     check_header(path, header, len(obs), lengths)
-    check_ends(path, ends, obs, lengths)
-    return Dataset(header, obs, actions, lengths, returns, **ends)
+    check_ends(path, {name: getattr(data, name) for name in EPISODE_ENDS if getattr(data, name) is not None},
+               obs, lengths)
 
 
 def check_ends(path, ends: dict, obs: np.ndarray, lengths: np.ndarray | None):

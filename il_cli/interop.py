@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from il_cli.data import Dataset, check_finite, check_header, episode_returns, load_dataset, rows
+from il_cli.data import Dataset, check_arrays, episode_returns, load_dataset, rows
 from il_cli.envs import ALL_ENV_IDS, is_custom
 from il_cli.errors import UserError
 
@@ -115,12 +115,10 @@ def read_foreign(source: str, env_id: str | None) -> Dataset:
                       bool(ep.terminations[-1]), observations[-1]))
     obs, actions, rewards, lengths, terminated, final_obs = (np.stack(x) if i > 2 else np.concatenate(x)
                                                              for i, x in enumerate(zip(*parts)))
-    float_obs = obs.dtype.kind == "f"
-    obs, final_obs = (a.astype(np.float32) if float_obs else a for a in (obs, final_obs))
+    if obs.dtype.kind == "f":
+        obs, final_obs = obs.astype(np.float32), final_obs.astype(np.float32)
     lengths = lengths.astype(np.int32)
-    check_finite(source, "observations", obs)
-    check_finite(source, "actions", actions)
-    if discrete:
+    if discrete:  # Minari keeps a Discrete space's actions as int64 (or as floats, written by hand)
         whole = actions == np.round(actions)
         if not whole.all():
             raise UserError(f"{source}: discrete actions that are not whole numbers in {rows(~whole)}")
@@ -137,8 +135,9 @@ def read_foreign(source: str, env_id: str | None) -> Dataset:
                              "recorded_on": recorded, "author": sorted(metadata.get("author", [])),
                              **{k: metadata[k] for k in ("algorithm_name", "code_permalink") if k in metadata}},
               "count": int(len(obs)), "episodes": int(len(lengths)), "return_mean": float(np.mean(returns))}
-    check_header(source, header, len(obs), lengths)
-    return Dataset(header, obs, actions, lengths, returns, rewards, terminated, final_obs)
+    data = Dataset(header, obs, actions, lengths, returns, rewards, terminated, final_obs)
+    check_arrays(source, data)
+    return data
 
 
 def _spaces(env_id: str):

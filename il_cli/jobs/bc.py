@@ -38,7 +38,8 @@ def member_data(cfg: BCConfig, run: Run, ui, member: int | None) -> MemberData:
     collect_key, split_key, _ = jax.random.split(root_key(cfg.seed), 3)
     path = run_demos(run, cfg.env, cfg.demos, cfg.episodes, lambda: get_expert(cfg.env, cfg.expert, ui),
                      collect_key, member)
-    header, obs, actions, lengths = load_dataset(path, cfg.env)[:4]
+    data = load_dataset(path, cfg.env)
+    header, obs, actions, lengths = data.header, data.obs, data.actions, data.episode_lengths
     train_rows, held_rows, held_episodes = split_rows(lengths, cfg.holdout_frac, split_key)
     if train_rows is None:
         train_rows = np.arange(len(obs))
