@@ -25,7 +25,7 @@ from il_cli.runs import Run, open_policy_run
 def _demo_rollout(env_id: str, actor, batch: int):
     env, env_params, spec = make_env(env_id)
     return jax.jit(rollout.make_episodes(env, env_params, spec, batch,
-                                         rollout.make_policy_act(spec, actor), record=True, ends=True))
+                                         rollout.make_policy_act(spec, actor), ends=True))
 
 
 def collect_demos(expert: Run, num_episodes: int, num_envs: int, key) -> tuple[Dataset, dict]:

@@ -129,10 +129,11 @@ def make_episodes(env, env_params, spec: EnvSpec, num_envs: int, act: Callable,
     episode ends are masked out. `act(params, obs, key)` chooses actions;
     `measure(params, obs, key) -> {name: [E]}`, if given, is averaged over every visited state
     (with a key of its own, so measuring does not change the episodes). `record` keeps the
-    observations and actions; `ends` also the rewards, how each episode ended and the
-    observation it ended in (what a dataset other tools read holds).
+    observations and actions; `ends` keeps them with the rewards, how each episode ended and
+    the observation it ended in (what a dataset other tools read holds).
     """
     horizon = int(max_steps or spec.max_steps)
+    record = record or ends
     reset, rollout = make_rollout(env, env_params, spec, num_envs)
 
     def episodes(params, key):
