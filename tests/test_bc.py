@@ -6,7 +6,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from helpers import il, il_json
+from helpers import il_here, il_json
 
 
 def test_bc_cartpole_reaches_expert_and_eval_reproduces(cartpole_expert, tmp_runs):
@@ -30,13 +30,13 @@ def test_bc_cartpole_reaches_expert_and_eval_reproduces(cartpole_expert, tmp_run
 
     again = il_json("eval", run)  # the run's own seed, episode count and policy: same number
     assert again["eval"] == summary["eval"]
-    other = il("eval", run, "--seed", "5", "--episodes", "10")
+    other = il_here("eval", run, "--seed", "5", "--episodes", "10")
     assert "episodes 10 (the run used 100)" in other.stdout and "seed 5 (the run used 0)" in other.stdout
     # the paired expert figure is the expert's own evaluation on the run's keys
     assert il_json("eval", expert["run"], "--seed", "0", "--episodes", "100")["eval"]["return_mean"] == \
         expert["return_mean"]
 
-    listing = il("runs", tmp_runs).stdout
+    listing = il_here("runs", tmp_runs).stdout
     assert run.name[:20] in listing and "bc" in listing
 
 

@@ -106,7 +106,7 @@ def test_plot_draws_one_band_per_cell_and_runs_group_pools_seed_blocks(cartpole_
     first, second = il_json(*args), il_json(*args, "--seed", "2")
     assert Path(first["curves"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = tmp_path / "plot.png"
-    proc = il("plot", first["run_dir"], second["run_dir"], "--metric", "loss", "--out", out)
+    proc = il_here("plot", first["run_dir"], second["run_dir"], "--metric", "loss", "--out", out)
     assert proc.stdout.strip() == str(out) and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from il_cli.plots import curves
     from il_cli.runs import Run
@@ -117,12 +117,12 @@ def test_plot_draws_one_band_per_cell_and_runs_group_pools_seed_blocks(cartpole_
     assert_user_error(il_here("plot", first["run_dir"], "--metric", "retrun"), "did you mean return")
 
     shutil.copytree(first["run_dir"], tmp_runs / "the-first-run-again")  # seeds 0 and 1 once more
-    groups = json.loads(il("runs", tmp_runs, "--group", "--json").stdout)["groups"]
+    groups = json.loads(il_here("runs", tmp_runs, "--group", "--json").stdout)["groups"]
     assert [(g["cell"], g["return"]["n"], g["repeats"]) for g in groups] == [("lr=0.001", 4, 2), ("lr=0.01", 4, 2)]
     assert groups[0]["seeds"] == [0, 1, 2, 3]
     pooled = [m["eval"]["return_mean"] for s in (first, second) for m in s["members"][:2]]
     assert groups[0]["return"]["mean"] == pytest.approx(sum(pooled) / 4)
-    table = il("runs", tmp_runs, "--group").stdout
+    table = il_here("runs", tmp_runs, "--group").stdout
     assert "IQM" in table and "4 members with a seed already counted left out" in table
 
 

@@ -1,11 +1,10 @@
 """An interrupted run continued with --resume ends bit for bit where an uninterrupted one does."""
 
-import json
 
 import jax
 import numpy as np
 import pytest
-from helpers import final_params, il, il_json, interrupt_after_first_checkpoint
+from helpers import final_params, il_here, il_json, interrupt_after_first_checkpoint
 
 from il_cli.runs import Run
 
@@ -52,9 +51,9 @@ def test_resume_matches_uninterrupted(args, tmp_path, cartpole_expert):
 
 
 def test_resume_of_finished_run_reprints_its_summary(cartpole_expert):
-    proc = il("expert", "--resume", cartpole_expert)
+    proc = il_here("expert", "--resume", cartpole_expert)
     assert "already finished" in proc.stdout and "500.00" in proc.stdout
-    assert json.loads(il("expert", "--resume", cartpole_expert, "--json").stdout) == Run(cartpole_expert).summary
+    assert il_json("expert", "--resume", cartpole_expert) == Run(cartpole_expert).summary
 
 
 def test_resume_after_the_last_checkpoint_reports_the_whole_training(cartpole_expert, tmp_path):
@@ -62,9 +61,9 @@ def test_resume_after_the_last_checkpoint_reports_the_whole_training(cartpole_ex
     reports the figures of the training that was done."""
     args = ("bc", "--expert", cartpole_expert, "--episodes", "2", "--num-steps", "400",
             "--eval-episodes", "4", "--run-dir", tmp_path / "run")
-    first = json.loads(il(*args, "--json").stdout)
+    first = il_json(*args)
     (tmp_path / "run" / "summary.json").unlink()
-    again = json.loads(il("bc", "--resume", tmp_path / "run", "--json").stdout)
+    again = il_json("bc", "--resume", tmp_path / "run")
     assert again["bc"]["train_loss"] == first["bc"]["train_loss"]
     assert again["bc"]["samples_per_s"] == first["bc"]["samples_per_s"] > 0
     assert again["eval"] == first["eval"] and again["bc"]["tv_expert_states"] == first["bc"]["tv_expert_states"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY, assert_user_error, il, il_here, il_json
+from helpers import TINY, assert_user_error, il_here, il_json
 
 from il_cli.runs import Run
 
@@ -95,16 +95,16 @@ def test_runs_filters_sorts_and_compares(cartpole_expert, tmp_runs):
     a = il_json(*TINY["bc"], "--expert", cartpole_expert, "--num-steps", "40", "--lr", "1e-4")
     b = il_json(*TINY["bc"], "--expert", cartpole_expert)
     il_json("collect", "--episodes", "1", "--expert", cartpole_expert)
-    rows = json.loads(il("runs", "--command", "bc", "--sort", "return", "--json").stdout)["runs"]
+    rows = json.loads(il_here("runs", "--command", "bc", "--sort", "return", "--json").stdout)["runs"]
     assert [r["run"] for r in rows] == sorted([a["run_dir"], b["run_dir"]],
                                               key=lambda p: -Run(p).summary["eval"]["return_mean"])
     assert rows[0]["return"] >= rows[1]["return"] and {r["command"] for r in rows} == {"bc"}
-    assert len(json.loads(il("runs", "--since", "1h", "--json").stdout)["runs"]) == 3
-    assert json.loads(il("runs", "--since", "2999-01-01", "--json").stdout)["runs"] == []
-    assert json.loads(il("runs", "--env", "acrobot", "--json").stdout)["runs"] == []
-    compared = json.loads(il("runs", "--compare", a["run_dir"], b["run_dir"], "--json").stdout)
+    assert len(json.loads(il_here("runs", "--since", "1h", "--json").stdout)["runs"]) == 3
+    assert json.loads(il_here("runs", "--since", "2999-01-01", "--json").stdout)["runs"] == []
+    assert json.loads(il_here("runs", "--env", "acrobot", "--json").stdout)["runs"] == []
+    compared = json.loads(il_here("runs", "--compare", a["run_dir"], b["run_dir"], "--json").stdout)
     assert compared["differences"] == ["lr", "num_steps"]
     assert compared["fields"]["lr"] == [1e-4, 1e-3]
-    assert "2 of" in il("runs", "--compare", a["run_dir"], b["run_dir"]).stdout
+    assert "2 of" in il_here("runs", "--compare", a["run_dir"], b["run_dir"]).stdout
     assert_user_error(il_here("runs", "--sort", "best"), "--sort must be time, return or wall")
     assert_user_error(il_here("runs", "--since", "yesterday"), "--since takes")
