@@ -100,7 +100,11 @@ def slope_with_ci(horizons, per_seed_gaps, num_resamples: int = 2000, seed: int 
     ci = None
     if p is not None and len(g) > 1:
         rng = np.random.default_rng(seed)
-        resampled, _ = power_fit(horizons, g[rng.integers(0, len(g), (num_resamples, len(g)))].mean(axis=1))
+        means = g[rng.integers(0, len(g), (num_resamples, len(g)))].mean(axis=1)
+        distinct, which = np.unique(means, axis=0, return_inverse=True)  # few seeds: few distinct resamples
+        blocks = [power_fit(horizons, distinct[i:i + 256])[0] for i in range(0, len(distinct), 256)]  # (one
+        # [resamples, SLOPE_GRID] array took seconds to allocate)
+        resampled = np.concatenate(blocks)[which.reshape(-1)]
         resampled = resampled[np.isfinite(resampled)]
         ci = [float(np.quantile(resampled, 0.025)), float(np.quantile(resampled, 0.975))] if len(resampled) else None
     return {"slope": p, "ci95": ci, "scale": c, "fit": SLOPE_FIT}
