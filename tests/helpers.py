@@ -20,14 +20,12 @@ os.environ["XLA_FLAGS"] = " ".join(  # as il_cli.loop.setup_jax does, for in-pro
     [os.environ.get("XLA_FLAGS", ""), "--xla_cpu_multi_thread_eigen=false"]).strip()
 # The tests compile far more than they run: XLA's CPU backend at -O0 with its older elemental
 # emitters instead of the fusion emitters (set by conftest.py) compiles about twice as fast;
-# the default run took 6:55 instead of 9:12 (7:54 at -O1). Results differ from il's default
-# flags in the last bits, and a vmapped member from its single run as well (see
-# test_sweep's member-k tests). The few tests that run more than they compile (PPO against a
+# the default run took 6:43 instead of 9:12 here (7:54 at -O1). Results differ from il's default
+# flags in the last bits. The few tests that run more than they compile (PPO against a
 # reward model) run at -O1 with il's emitters instead, in a subprocess (`il_json_optimized`):
 # the control RLHF test config takes 27 s there, 42 s at il's default -O2 and 49 s at -O0.
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
-USER_FLAGS = {"XLA_FLAGS": os.environ["XLA_FLAGS"]}  # il's own: for a subprocess that checks what a user gets
-OPTIMIZED = {"XLA_FLAGS": f"{USER_FLAGS['XLA_FLAGS']} --xla_backend_optimization_level=1"}
+OPTIMIZED = {"XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_backend_optimization_level=1"}
 
 
 def il(*args, check=True, timeout=600, env=None):
