@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import tomllib
 
-from il_cli import config as config_lib
+from il_cli import recipe as recipe_lib
 from il_cli.envs import resolve_env_id
 from il_cli.errors import UserError, suggest
 from il_cli.options import settable
 from il_cli.registry import COMMANDS
 
-SUITE_DIR = config_lib.RECIPE_DIR / "suites"
+SUITE_DIR = recipe_lib.RECIPE_DIR / "suites"
 PLAN = "plan.json"
 REPS = 2000  # bootstrap resamples (rliable's default is 50 000; the CIs' third digit moves at 2 000)
 BASELINE = "bc"
@@ -73,7 +73,7 @@ def make_plan(suite: str | None, algos: list | None, envs: list | None, seeds: i
         for key in cell["options"]:
             if key not in known:
                 raise UserError(f"suite {plan['suite']}: il {cell['algo']} has no setting '{key}'{suggest(key, known)}")
-        config_lib.build_config(cls, cell["algo"], None, **cell["options"])
+        recipe_lib.build_config(cls, cell["algo"], None, **cell["options"])
     return plan
 
 

@@ -171,11 +171,8 @@ def check_header(path, header: dict, n: int, lengths: np.ndarray | None):
 def load_dataset(path, env_id: str | None = None) -> Dataset:
     """The dataset at `path`; UserError if missing, corrupt, or from another environment, or
     if its arrays disagree: episode lengths that are not the rows', non-finite values,
-    discrete actions that are not integers, a header whose figures are not the arrays'."""
-    if is_foreign(path):
-        from il_cli.interop import read_foreign
-
-        return read_foreign(str(path), env_id)
+    discrete actions that are not integers, a header whose figures are not the arrays'.
+    (il_cli.interop.load_any also reads other tools' datasets.)"""
     path = Path(path)
     if not path.is_file():
         inside = sorted((path / DATA).glob("*.npz")) if path.is_dir() else []  # a collect run's
@@ -247,14 +244,6 @@ def check_ends(path, ends: dict, obs: np.ndarray, lengths: np.ndarray | None):
         if ends[name].shape != shapes[name]:
             raise UserError(f"{path}: {name} has shape {ends[name].shape}, not {shapes[name]}")
     check_finite(path, "rewards", ends["rewards"])
-
-
-def is_foreign(source) -> bool:
-    """A dataset in another tool's format (il_cli.interop): `minari:ID`, or a directory holding
-    a Minari dataset."""
-    path = Path(str(source))
-    return str(source).startswith("minari:") or (path.is_dir() and any(
-        (path / sub / "metadata.json").is_file() for sub in (".", "data")))
 
 
 def describe_actions(discrete, dim) -> str:

@@ -15,9 +15,10 @@ import numpy as np
 from il_cli import rollout
 from il_cli.algos.prefs import make_generate, stream_lengths
 from il_cli.config import TEACHER_HYPER
-from il_cli.data import Dataset, Preferences, episode_returns, is_foreign, load_dataset, save_dataset
+from il_cli.data import Dataset, Preferences, episode_returns, save_dataset
 from il_cli.envs import make_env
 from il_cli.evaluation import load_expert
+from il_cli.interop import is_foreign, load_any
 from il_cli.runs import Run, open_policy_run
 
 
@@ -74,7 +75,7 @@ def run_demos(run: Run, env_id: str, demos: str | None, episodes: int, expert, k
     if path.is_file():
         return path
     if demos:
-        data = load_dataset(demos, env_id)
+        data = load_any(demos, env_id)
         if is_foreign(demos):  # converted once, with its provenance: a resumed run reads this copy
             save_dataset(path, data)
         else:

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from il_cli import PROCESS_START
-from il_cli import config as config_lib
+from il_cli import recipe as recipe_lib
 from il_cli.algos.ppo import hyper_of, make_ppo
 from il_cli.config import PPOConfig, member_configs
 from il_cli.envs import env_param_values, make_env, with_params
@@ -162,9 +162,9 @@ def exact_expert(cfg: PPOConfig, run: Run) -> dict:
 
 def default_expert_config(env_id: str) -> PPOConfig:
     """The shipped recipe for this environment (recipes/<short name>.toml), else defaults."""
-    recipe = config_lib.shipped_recipe(env_id)
+    recipe = recipe_lib.shipped_recipe(env_id)
     if recipe:
-        return config_lib.build_config(PPOConfig, "expert", recipe, env=env_id)
+        return recipe_lib.build_config(PPOConfig, "expert", recipe, env=env_id)
     return PPOConfig(env=env_id)
 
 
@@ -223,7 +223,7 @@ def _train_cached_expert(env_id: str, cached, ui: UI) -> Run:
     ui.print(f"no cached expert for {env_id}: {how} into {cached}")
     tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    run = Run.create(tmp.parent, "expert", env_id, None, config_lib.to_json(cfg),
+    run = Run.create(tmp.parent, "expert", env_id, None, recipe_lib.to_json(cfg),
                      make_env(env_id)[2].to_json(), members(cfg.seed, 1, ()), run_dir=str(tmp),
                      policy_path=COMMANDS["expert"].policy_path({}))
     summary = train_expert(cfg, run, ui)

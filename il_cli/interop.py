@@ -63,6 +63,19 @@ def _space(space, what: str, source: str) -> tuple:
     raise UserError(f"{source}: its {what} space is {space}; il reads {kinds} {what}s")
 
 
+def is_foreign(source) -> bool:
+    """A dataset in another tool's format: `minari:ID`, or a directory holding a Minari dataset."""
+    path = Path(str(source))
+    return str(source).startswith("minari:") or (path.is_dir() and any(
+        (path / sub / "metadata.json").is_file() for sub in (".", "data")))
+
+
+def load_any(source, env_id: str | None = None) -> Dataset:
+    """The dataset at `source` (--demos, --pretrain-data, il data import): il's own file, or a
+    Minari dataset read as one (read_foreign)."""
+    return read_foreign(str(source), env_id) if is_foreign(source) else load_dataset(source, env_id)
+
+
 def read_foreign(source: str, env_id: str | None) -> Dataset:
     """The Minari dataset `source` as an il dataset for `env_id` (None: the one it was recorded
     on). UserError for a dataset of an environment il has no port of, of another environment

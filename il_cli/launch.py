@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from il_cli import config as config_lib
+from il_cli import recipe as recipe_lib
 from il_cli import signals
 from il_cli.errors import UserError, suggest
 from il_cli.options import fields_of, flag_of, settable
@@ -70,10 +71,10 @@ def sft_architecture(path) -> dict:
 def check_inputs(cfg) -> dict:
     """What a new run reads from outside that needs no JAX, checked before JAX starts: its
     datasets (returned by path), the expert, a person's rankings."""
-    from il_cli.data import load_dataset
+    from il_cli.interop import load_any
     from il_cli.runs import open_policy_run
 
-    datasets = {path: load_dataset(path, cfg.env) for path in (getattr(cfg, "demos", None),
+    datasets = {path: load_any(path, cfg.env) for path in (getattr(cfg, "demos", None),
                                                                getattr(cfg, "pretrain_data", None)) if path}
     if getattr(cfg, "expert", None):
         open_policy_run(cfg.expert, cfg.env)
@@ -130,7 +131,7 @@ def open_or_start(command: Command, flags: dict, ui, ctx: dict, *, recipe=None, 
     cls = choose_config(command, flags, resume)
     if resume:
         run, saved = open_resumed(resume, command.name)
-        cfg = config_lib.from_json(cls, saved)
+        cfg = recipe_lib.from_json(cls, saved)
         if run.summary is not None:
             ui.header(command.name, cfg.env, run.path, run.summary.get("device", ""))
             ui.print(f"{run.path} already finished: nothing to resume; its summary:")
@@ -145,8 +146,8 @@ def open_or_start(command: Command, flags: dict, ui, ctx: dict, *, recipe=None, 
                                 f"{architecture['hidden']}: π_RL starts from π_SFT, so it has its architecture")
             flags = {**flags, **architecture}
         if recipe is None and command.env_recipe:
-            recipe = config_lib.env_recipe(command.name, flags.get("env"))
-        cfg = config_lib.build_config(cls, command.name, recipe, **flags)
+            recipe = recipe_lib.env_recipe(command.name, flags.get("env"))
+        cfg = recipe_lib.build_config(cls, command.name, recipe, **flags)
         datasets = check_inputs(cfg)
     from il_cli.loop import device_description, setup_jax, shared_run
     from il_cli.paths import runs_root
@@ -168,11 +169,11 @@ def open_or_start(command: Command, flags: dict, ui, ctx: dict, *, recipe=None, 
     resume_line = f"il {command.name} --resume {{}}" if command.resumable else None
     if not resume:
         spec = check_against_env(cfg, datasets)
-        create = lambda: Run.create(runs_root(), command.name, cfg.env, name, config_lib.to_json(cfg),
+        create = lambda: Run.create(runs_root(), command.name, cfg.env, name, recipe_lib.to_json(cfg),
                                     {"task": cfg.task} if spec is None else spec.to_json(),
                                     members(cfg.seed, getattr(cfg, "seeds", 1), grid),
                                     run_dir=str(run_dir) if run_dir else None, programs=programs(grid),
-                                    policy_path=command.policy_path(config_lib.to_json(cfg)))
+                                    policy_path=command.policy_path(recipe_lib.to_json(cfg)))
         if distributed is None:
             with signals.uninterrupted():  # a Ctrl-C while the run is made is answered with its --resume
                 run = ctx["run"] = ctx["root"] = create()

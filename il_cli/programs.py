@@ -6,7 +6,7 @@ aggregates their members, numbered as in a run of one program (shape keys vary s
 
 import time
 
-from il_cli import config as config_lib
+from il_cli import recipe as recipe_lib
 from il_cli.plots import write_curves
 from il_cli.runs import CONFIG, Run
 from il_cli.summaries import run_summary
@@ -38,7 +38,7 @@ def open_program(parent: Run, program: dict, cfg) -> Run:
             if run.summary is None:
                 run.lock()
             return run
-        return Run.create(None, meta["command"], meta["env"], None, config_lib.to_json(cfg), meta["spec"],
+        return Run.create(None, meta["command"], meta["env"], None, recipe_lib.to_json(cfg), meta["spec"],
                           members(cfg.seed, cfg.seeds, cfg.sweep), run_dir=str(path), policy_path=meta["policy_path"])
 
     return make() if jax.process_count() == 1 else shared_run(make)

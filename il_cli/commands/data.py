@@ -54,10 +54,11 @@ def import_(
     """Convert a Minari dataset into an il dataset, its provenance in the header (--demos minari:ID reads one)."""
     ui = UI(json)
     with user_errors(ui):
-        from il_cli.data import load_dataset, save_dataset
+        from il_cli.data import save_dataset
         from il_cli.envs import resolve_env_id
+        from il_cli.interop import load_any
 
-        data = load_dataset(source, resolve_env_id(env) if env else None)
+        data = load_any(source, resolve_env_id(env) if env else None)
         header = save_dataset(out, data)
     ui.print(f"wrote {out}: {header['episodes']} episodes, {header['count']} steps of {header['env_id']}, "
              f"return {header['return_mean']:.1f} (from {source})")

@@ -94,8 +94,8 @@ def compare_runs(ui: UI, paths: tuple[Path, Path], json: bool):
 def envs():
     """List the environments (gymnax's and this package's own), their short aliases, the ones with a
     shipped expert recipe and their published PPO returns; your own: --env package.module:Class."""
-    from il_cli.config import shipped_recipe
     from il_cli.envs import ALIASES, ALL_ENV_IDS, EXACT_ENV_IDS, OWN_ENV_IDS, REFERENCE_RETURNS
+    from il_cli.recipe import shipped_recipe
 
     short = {v: k for k, v in ALIASES.items()}
     ui = UI()

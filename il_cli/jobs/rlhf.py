@@ -21,11 +21,11 @@ from il_cli.algos.rlhf import (
     rank,
 )
 from il_cli.config import TEXT_TASK, RLHFConfig, member_configs
-from il_cli.data import load_dataset
 from il_cli.envs import make_env
 from il_cli.evaluation import eval_key, evaluate, load_expert, load_policy, root_key, stack
 from il_cli.experts import get_expert
 from il_cli.holdout import NO_HOLDOUT, holdout_count
+from il_cli.interop import load_any
 from il_cli.loop import Timed, chunk_length, host, jit_members, replicate, run_chunks, shard_members
 from il_cli.plots import plot_rlhf, write_curves
 from il_cli.runs import Run, open_policy_run
@@ -122,7 +122,7 @@ def empty_labels(cfg: RLHFConfig, spec, num_members: int):
 
 def pretrain_data(cfg: RLHFConfig, num_members: int):
     """D_pretrain from --pretrain-data, (obs, actions, size) for every member."""
-    data = load_dataset(cfg.pretrain_data, cfg.env)
+    data = load_any(cfg.pretrain_data, cfg.env)
     obs, actions = jnp.asarray(data.obs), jnp.asarray(data.actions)
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_members, *x.shape)),
                         (obs, actions, jnp.int32(obs.shape[0])))

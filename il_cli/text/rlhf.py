@@ -149,8 +149,8 @@ def held_corpus_of(key):
 def evaluate_run(run: Run, stage: str | None = None) -> list[dict]:
     """Every member's figures on the run's held-out prompts and keys, for the final policy or
     an earlier `stage`'s (`il eval` of a text run reproduces the run's own numbers)."""
-    from il_cli.config import from_json
     from il_cli.evaluation import policy_tree, read_checkpoint
+    from il_cli.recipe import from_json
 
     cfg = from_json(TextRLHFConfig, run.meta["config"])
     tree = read_checkpoint(run)
