@@ -169,11 +169,12 @@ def open_or_start(command: Command, flags: dict, ui, ctx: dict, *, recipe=None, 
     resume_line = f"il {command.name} --resume {{}}" if command.resumable else None
     if not resume:
         spec = check_against_env(cfg, datasets)
-        create = lambda: Run.create(runs_root(), command.name, cfg.env, name, recipe_lib.to_json(cfg),
+        config_json = recipe_lib.to_json(cfg)
+        create = lambda: Run.create(runs_root(), command.name, cfg.env, name, config_json,
                                     {"task": cfg.task} if spec is None else spec.to_json(),
                                     members(cfg.seed, getattr(cfg, "seeds", 1), grid),
                                     run_dir=str(run_dir) if run_dir else None, programs=programs(grid),
-                                    policy_path=command.policy_path(recipe_lib.to_json(cfg)))
+                                    policy_path=command.policy_path(config_json))
         if distributed is None:
             with signals.uninterrupted():  # a Ctrl-C while the run is made is answered with its --resume
                 run = ctx["run"] = ctx["root"] = create()
